@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the authmilter configuration file. Every field has a default
+// that works with no file at all; see configs/authmilter.yaml.
+type Config struct {
+	Listen     string `yaml:"listen"`
+	AuthservID string `yaml:"authserv_id"`
+
+	Log     LogConfig     `yaml:"log"`
+	Metrics MetricsConfig `yaml:"metrics"`
+	DNS     DNSConfig     `yaml:"dns"`
+	SPF     SPFConfig     `yaml:"spf"`
+	DKIM    DKIMConfig    `yaml:"dkim"`
+	DMARC   DMARCConfig   `yaml:"dmarc"`
+	ARC     ARCConfig     `yaml:"arc"`
+	Policy  PolicyConfig  `yaml:"policy"`
+	Limits  LimitsConfig  `yaml:"limits"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// MetricsConfig enables the Prometheus endpoint.
+type MetricsConfig struct {
+	Listen string `yaml:"listen"` // e.g. 127.0.0.1:9895; empty: off
+}
+
+// DNSConfig configures the resolver (package dnscache).
+type DNSConfig struct {
+	Servers   []string      `yaml:"servers"` // default: /etc/resolv.conf
+	Timeout   time.Duration `yaml:"timeout"`
+	ZoneFile  string        `yaml:"zone_file"`
+	TrustAD   bool          `yaml:"trust_ad"`
+	CacheSize int           `yaml:"cache_size"`
+}
+
+// SPFConfig configures SPF evaluation.
+type SPFConfig struct {
+	ReceivedSPF bool `yaml:"received_spf_header"`
+}
+
+// DKIMConfig configures DKIM verification.
+type DKIMConfig struct {
+	MaxSignatures int `yaml:"max_signatures"`
+}
+
+// DMARCConfig configures DMARC evaluation.
+type DMARCConfig struct {
+	OrgDomain string `yaml:"org_domain"` // treewalk (RFC 9989) or psl (RFC 7489)
+}
+
+// ARCConfig configures ARC sealing and trust.
+type ARCConfig struct {
+	Seal           SealConfig `yaml:"seal"`
+	TrustedSealers []string   `yaml:"trusted_sealers"`
+}
+
+// SealConfig holds the ARC sealing key; sealing is on when KeyFile is set.
+type SealConfig struct {
+	Domain   string   `yaml:"domain"`
+	Selector string   `yaml:"selector"`
+	KeyFile  string   `yaml:"key_file"`
+	Headers  []string `yaml:"headers"`
+}
+
+// PolicyConfig holds what to do with the verdicts.
+type PolicyConfig struct {
+	// Enforce applies DMARC reject/quarantine; false only adds headers.
+	Enforce *bool `yaml:"enforce"`
+	// Quarantine is "hold" (the milter quarantine action: Postfix's hold
+	// queue) or "header" (only the Authentication-Results header).
+	Quarantine string `yaml:"quarantine"`
+	// Temperror is "tempfail" (451 4.7.x, the MTA retries) or "accept".
+	Temperror string `yaml:"temperror"`
+	// AllowNetworks: clients in these networks are accepted whatever the
+	// verdict (the header is still written).
+	AllowNetworks []string `yaml:"allow_networks"`
+	// AllowDomains: messages whose RFC5322.From domain is listed are never
+	// rejected or quarantined by DMARC (the header is still written).
+	AllowDomains []string `yaml:"allow_domains"`
+	// InternalNetworks and authenticated submissions are not judged.
+	InternalNetworks []string `yaml:"internal_networks"`
+	// SealInternal: also ARC-seal mail from internal networks and
+	// authenticated submissions.
+	SealInternal bool `yaml:"seal_internal"`
+}
+
+// LimitsConfig bounds the work one message can cause.
+type LimitsConfig struct {
+	MessageTimeout time.Duration `yaml:"message_timeout"`
+	MaxHeaderBytes int           `yaml:"max_header_bytes"`
+	MaxHeaders     int           `yaml:"max_headers"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+}
+
+// DefaultConfig returns the embedded default: listen on 127.0.0.1:8895,
+// authserv-id = host name, DMARC enforced, no sealing.
+func DefaultConfig() *Config {
+	enforce := true
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return &Config{
+		Listen:     "inet:127.0.0.1:8895",
+		AuthservID: host,
+		Log:        LogConfig{Level: "info", Format: "text"},
+		DNS:        DNSConfig{Timeout: 2 * time.Second, CacheSize: 10000},
+		DKIM:       DKIMConfig{MaxSignatures: 5},
+		DMARC:      DMARCConfig{OrgDomain: "treewalk"},
+		Policy: PolicyConfig{
+			Enforce:          &enforce,
+			Quarantine:       "hold",
+			Temperror:        "tempfail",
+			InternalNetworks: []string{"127.0.0.0/8", "::1/128"},
+		},
+		Limits: LimitsConfig{
+			MessageTimeout: 20 * time.Second,
+			MaxHeaderBytes: 1 << 20,
+			MaxHeaders:     1000,
+			IdleTimeout:    5 * time.Minute,
+		},
+	}
+}
+
+// LoadConfig reads the file at path over the defaults. Unknown keys and
+// invalid values are errors naming the file and line.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(data, path)
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+// ParseConfig parses configuration text; name is used in error messages.
+func ParseConfig(data []byte, name string) (*Config, error) {
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		// yaml reports "yaml: unmarshal errors:\n  line 3: field x not
+		// found in type main.Config": turn each into "file:3: field x …".
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		var lines []string
+		for _, l := range strings.Split(msg, "\n") {
+			l = strings.TrimSpace(l)
+			if m := yamlLine.FindStringSubmatch(l); m != nil {
+				l = name + ":" + m[1] + ": " + strings.Replace(l, m[0], "", 1)
+			} else {
+				l = name + ": " + l
+			}
+			l = strings.ReplaceAll(l, " in type main.", " in ")
+			lines = append(lines, l)
+		}
+		return nil, errors.New(strings.Join(lines, "\n"))
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.AuthservID == "" || strings.ContainsAny(c.AuthservID, " \t\r\n;()\"\\") {
+		add("authserv_id %q: must be a non-empty token (RFC 8601 §2.5)", c.AuthservID)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format %q: want text or json", c.Log.Format)
+	}
+	switch c.DMARC.OrgDomain {
+	case "treewalk", "psl":
+	default:
+		add("dmarc.org_domain %q: want treewalk (RFC 9989) or psl (RFC 7489)", c.DMARC.OrgDomain)
+	}
+	switch c.Policy.Quarantine {
+	case "hold", "header":
+	default:
+		add("policy.quarantine %q: want hold or header", c.Policy.Quarantine)
+	}
+	switch c.Policy.Temperror {
+	case "tempfail", "accept":
+	default:
+		add("policy.temperror %q: want tempfail or accept", c.Policy.Temperror)
+	}
+	for _, field := range []struct {
+		name string
+		list []string
+	}{{"policy.allow_networks", c.Policy.AllowNetworks}, {"policy.internal_networks", c.Policy.InternalNetworks}} {
+		for _, n := range field.list {
+			if _, err := parsePrefix(n); err != nil {
+				add("%s: %v", field.name, err)
+			}
+		}
+	}
+	if s := c.ARC.Seal; s.KeyFile != "" || s.Domain != "" || s.Selector != "" {
+		if s.KeyFile == "" || s.Domain == "" || s.Selector == "" {
+			add("arc.seal: domain, selector and key_file must all be set to seal")
+		}
+	}
+	if c.DKIM.MaxSignatures < 1 {
+		add("dkim.max_signatures %d: must be at least 1", c.DKIM.MaxSignatures)
+	}
+	if c.Limits.MessageTimeout <= 0 {
+		add("limits.message_timeout must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// parsePrefix accepts a CIDR prefix or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

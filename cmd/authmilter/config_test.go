@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := ParseConfig([]byte(`
+listen: unix:/run/authmilter/authmilter.sock
+authserv_id: mx.example.net
+dns:
+  servers: [127.0.0.1:53]
+  timeout: 1500ms
+arc:
+  trusted_sealers: [google.com]
+policy:
+  temperror: accept
+  allow_networks: [192.0.2.0/24, 2001:db8::1]
+`), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AuthservID != "mx.example.net" || cfg.DNS.Timeout != 1500*time.Millisecond ||
+		cfg.Policy.Temperror != "accept" || !*cfg.Policy.Enforce || cfg.DMARC.OrgDomain != "treewalk" {
+		t.Fatalf("unexpected config %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, text, want string }{
+		{"unknown key with line", "listen: inet:127.0.0.1:1\nlisten_port: 5\n", "cfg.yaml:2: field listen_port not found"},
+		{"nested unknown", "dns:\n  server: [1.1.1.1]\n", "cfg.yaml:2: field server not found"},
+		{"bad duration", "dns:\n  timeout: soon\n", "cfg.yaml:2:"},
+		{"bad enum", "policy:\n  temperror: maybe\n", "policy.temperror \"maybe\""},
+		{"bad network", "policy:\n  allow_networks: [10.0.0.0/33]\n", "policy.allow_networks"},
+		{"partial seal", "arc:\n  seal:\n    domain: example.com\n", "arc.seal"},
+		{"bad authserv", "authserv_id: \"a;b\"\n", "authserv_id"},
+	}
+	for _, tt := range tests {
+		_, err := ParseConfig([]byte(tt.text), "cfg.yaml")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestDefaultConfigValid(t *testing.T) {
+	t.Parallel()
+	if err := DefaultConfig().validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConfig(nil, "empty.yaml"); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}

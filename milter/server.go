@@ -1,0 +1,253 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+)
+
+// Server accepts milter connections from an MTA. Each connection gets its
+// own go-milter Server whose NewMilter closure holds the connection's facts
+// (client address, HELO), because go-milter calls NewMilter again after
+// every final response and the new Milter never sees Connect or Helo: this
+// way the second message on an SMTP connection keeps them whatever the
+// first one's verdict.
+type Server struct {
+	// NewSession returns the handler of one MTA connection.
+	NewSession func(c *Conn) gomilter.Milter
+	// Logger receives connection-level events.
+	Logger *slog.Logger
+	// IdleTimeout bounds the wait for the MTA's next command (default 5 min,
+	// more than Postfix's milter_content_timeout).
+	IdleTimeout time.Duration
+	// Actions and Protocol are negotiated with the MTA.
+	Actions  gomilter.OptAction
+	Protocol gomilter.OptProtocol
+	// SymList requests macros per stage.
+	SymList map[gomilter.Stage][]string
+
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	closing  bool
+	listener []net.Listener
+	wg       sync.WaitGroup
+}
+
+// Conn is one MTA connection: the facts that survive across its messages.
+type Conn struct {
+	ID     uint64
+	Remote string // the MTA's address
+	// Set by the session handler; read by the server only through Busy.
+	busy atomic.Bool
+	nc   net.Conn
+}
+
+// SetBusy marks the connection as inside a message (from MAIL FROM to the
+// end-of-message reply), so that a graceful shutdown waits for it.
+func (c *Conn) SetBusy(b bool) { c.busy.Store(b) }
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("milter: server closed")
+
+// Serve accepts connections on ln until Shutdown is called.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	if s.conns == nil {
+		s.conns = make(map[*Conn]struct{})
+	}
+	s.listener = append(s.listener, ln)
+	s.mu.Unlock()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if isTemporaryAccept(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.logger().Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := &Conn{ID: s.nextID.Add(1), Remote: nc.RemoteAddr().String()}
+		c.nc = &idleConn{Conn: nc, timeout: s.idleTimeout()}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// isTemporaryAccept reports accept errors worth retrying (EMFILE, ENFILE,
+// ECONNABORTED), which the net package still flags as temporary.
+func isTemporaryAccept(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return 5 * time.Minute
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (s *Server) serveConn(c *Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	ms := &gomilter.Server{
+		NewMilter: func() gomilter.Milter { return s.NewSession(c) },
+		Actions:   s.Actions,
+		Protocol:  s.Protocol,
+		SymList:   s.SymList,
+	}
+	// go-milter's Serve loops on Accept; a one-connection listener hands it
+	// this connection and then reports closed once the session has ended.
+	ln := newOneConnListener(c.nc)
+	_ = ms.Serve(ln)
+}
+
+// Shutdown stops accepting, closes connections that are between messages,
+// waits for messages in flight, and after ctx is done closes the rest.
+// Postfix applies milter_default_action to what it could not finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listener {
+		ln.Close()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.closeIdle(false)
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.closeIdle(true)
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) closeIdle(all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if all || !c.busy.Load() {
+			c.nc.Close()
+		}
+	}
+}
+
+// Active returns the number of open MTA connections.
+func (s *Server) Active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// idleConn sets a deadline before every read and write, so an MTA that goes
+// silent (or a peer that never speaks) cannot hold a session forever.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
+
+// oneConnListener returns its connection once, then blocks until that
+// connection is closed and reports io.EOF, ending go-milter's Serve loop.
+type oneConnListener struct {
+	conn   net.Conn
+	once   sync.Once
+	closed chan struct{}
+	ch     chan net.Conn
+}
+
+func newOneConnListener(c net.Conn) *oneConnListener {
+	l := &oneConnListener{closed: make(chan struct{}), ch: make(chan net.Conn, 1)}
+	l.conn = &notifyConn{Conn: c, l: l}
+	l.ch <- l.conn
+	return l
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, io.EOF
+	}
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
+
+// notifyConn closes its listener when the session closes the connection.
+type notifyConn struct {
+	net.Conn
+	l *oneConnListener
+}
+
+func (c *notifyConn) Close() error {
+	err := c.Conn.Close()
+	c.l.Close()
+	return err
+}
