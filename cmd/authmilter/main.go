@@ -1,0 +1,65 @@
+// Command authmilter is an inbound email authentication milter: SPF, DKIM,
+// DMARC and ARC for Postfix and Sendmail.
+//
+//	authmilter serve [--config FILE]     run the milter
+//	authmilter check [options] [FILE|-]  evaluate one message offline
+//	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// usageError marks errors caused by how the command was called (exit 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"keygen": runKeygen,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "authmilter: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if err := cmd(args[1:], stdout, stderr); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stderr, "authmilter: %v\n", err)
+			}
+			return 2
+		}
+		fmt.Fprintf(stderr, "authmilter: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+const usage = `usage:
+  authmilter serve [--config FILE]
+        run the milter (default: inet:127.0.0.1:8895, DMARC enforced, no sealing)
+  authmilter check [--config FILE] [--zone FILE] --client-ip IP --helo NAME
+        --mail-from ADDR [--rcpt ADDR] [--format json|text|message] [FILE|-]
+        evaluate one message exactly as the daemon would
+  authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
+        write a private key and print the DNS TXT record to publish
+`
