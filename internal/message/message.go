@@ -1,0 +1,195 @@
+// Package message splits an RFC 5322 message into raw header fields and a
+// body, keeping every byte as sent (needed for DKIM/ARC "simple"
+// canonicalisation), and rebuilds raw fields from what a milter receives.
+package message
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Field is one header field exactly as in the message: "Name:value" with
+// its folding and the final CRLF.
+type Field struct {
+	Name string // as written, without the colon
+	Raw  []byte
+}
+
+// Value returns the field's value: everything after the colon, without the
+// final CRLF (folding kept).
+func (f Field) Value() string {
+	v := f.Raw[len(f.Name)+1:]
+	return string(bytes.TrimSuffix(v, []byte("\r\n")))
+}
+
+// Limits bound what ReadHeader accepts.
+type Limits struct {
+	MaxBytes  int // total header bytes (0: 1 MiB)
+	MaxFields int // number of fields (0: 1000)
+}
+
+// Errors.
+var (
+	ErrHeaderTooLarge = errors.New("header section too large")
+	ErrTooManyFields  = errors.New("too many header fields")
+	ErrMalformed      = errors.New("malformed header field")
+)
+
+// ReadHeader reads header fields from r up to and including the blank line
+// that ends them, leaving r at the start of the body. Bare LF line ends are
+// converted to CRLF (messages stored with LF must be fed with CRLF). A line
+// without a colon before the blank line is an error; a message without a
+// body (EOF after the fields) is accepted.
+func ReadHeader(r *bufio.Reader, lim Limits) ([]Field, error) {
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = 1 << 20
+	}
+	if lim.MaxFields <= 0 {
+		lim.MaxFields = 1000
+	}
+	var fields []Field
+	var cur []byte
+	total := 0
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		i := bytes.IndexByte(cur, ':')
+		if i <= 0 {
+			return fmt.Errorf("%w: %q", ErrMalformed, truncate(cur))
+		}
+		name := string(bytes.TrimRight(cur[:i], " \t"))
+		if strings.ContainsAny(name, " \t") {
+			return fmt.Errorf("%w: %q", ErrMalformed, truncate(cur))
+		}
+		if len(fields) == lim.MaxFields {
+			return fmt.Errorf("%w: more than %d", ErrTooManyFields, lim.MaxFields)
+		}
+		fields = append(fields, Field{Name: name, Raw: cur})
+		cur = nil
+		return nil
+	}
+	for {
+		line, err := readLine(r, lim.MaxBytes-total)
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(line) == 0 {
+				return fields, flush()
+			}
+			if !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+		}
+		total += len(line)
+		if total > lim.MaxBytes {
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrHeaderTooLarge, lim.MaxBytes)
+		}
+		if string(line) == "\r\n" {
+			return fields, flush()
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if cur == nil {
+				return nil, fmt.Errorf("%w: continuation line before any field", ErrMalformed)
+			}
+			cur = append(cur, line...)
+			continue
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+		cur = append([]byte(nil), line...)
+	}
+}
+
+// readLine reads one line, normalising its end to CRLF (a final line
+// without a newline gets one). max bounds the line length.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > max {
+			return nil, fmt.Errorf("%w: line longer than the remaining %d bytes", ErrHeaderTooLarge, max)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if len(line) == 0 {
+				return nil, err
+			}
+			line = append(bytes.TrimRight(line, "\r"), '\r', '\n')
+			return line, io.EOF
+		}
+		break
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		line = append(line[:len(line)-1], '\r', '\n')
+	}
+	return line, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 60 {
+		return string(b[:60]) + "…"
+	}
+	return string(b)
+}
+
+// FromMilter rebuilds a raw field from the name and value a milter receives.
+// leadingSpace says the MTA kept the space after the colon (SMFIP_HDR_LEADSPC);
+// without it one space is put back, the usual form. Folded lines, which the
+// MTA joins with bare LF, get CRLF again.
+func FromMilter(name, value string, leadingSpace bool) Field {
+	var b bytes.Buffer
+	b.Grow(len(name) + len(value) + 4)
+	b.WriteString(name)
+	b.WriteByte(':')
+	if !leadingSpace {
+		b.WriteByte(' ')
+	}
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c == '\n' && (i == 0 || value[i-1] != '\r') {
+			b.WriteByte('\r')
+		}
+		b.WriteByte(c)
+	}
+	b.WriteString("\r\n")
+	return Field{Name: name, Raw: b.Bytes()}
+}
+
+// BodyCRLF copies a body from r to w converting bare LF line ends to CRLF,
+// in chunks of at most chunk bytes passed to w (as an MTA feeds a milter).
+func BodyCRLF(r io.Reader, chunk int, w func([]byte) error) error {
+	br := bufio.NewReaderSize(r, chunk)
+	buf := make([]byte, 0, chunk+1)
+	prevCR := false
+	for {
+		c, err := br.ReadByte()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if c == '\n' && !prevCR {
+			buf = append(buf, '\r')
+		}
+		buf = append(buf, c)
+		prevCR = c == '\r'
+		if len(buf) >= chunk {
+			if err := w(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	if len(buf) > 0 {
+		return w(buf)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package message
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestReadHeader(t *testing.T) {
+	t.Parallel()
+	msg := "From: a@example.com\nSubject: hello\n  world\nDKIM-Signature:v=1;\r\n\tb=x\r\n\r\nbody\n"
+	br := bufio.NewReader(strings.NewReader(msg))
+	fields, err := ReadHeader(br, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Field{
+		{"From", []byte("From: a@example.com\r\n")},
+		{"Subject", []byte("Subject: hello\r\n  world\r\n")},
+		{"DKIM-Signature", []byte("DKIM-Signature:v=1;\r\n\tb=x\r\n")},
+	}
+	if len(fields) != len(want) {
+		t.Fatalf("got %d fields", len(fields))
+	}
+	for i := range want {
+		if fields[i].Name != want[i].Name || !bytes.Equal(fields[i].Raw, want[i].Raw) {
+			t.Errorf("field %d = %q %q", i, fields[i].Name, fields[i].Raw)
+		}
+	}
+	if v := fields[1].Value(); v != " hello\r\n  world" {
+		t.Errorf("Value = %q", v)
+	}
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "body\n" {
+		t.Errorf("body = %q", rest)
+	}
+}
+
+func TestReadHeaderErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, msg string
+		lim       Limits
+		want      error
+	}{
+		{"no colon", "From a\r\n\r\n", Limits{}, ErrMalformed},
+		{"leading continuation", " x\r\nFrom: a\r\n\r\n", Limits{}, ErrMalformed},
+		{"too large", "Subject: " + strings.Repeat("x", 100) + "\r\n\r\n", Limits{MaxBytes: 50}, ErrHeaderTooLarge},
+		{"too many", strings.Repeat("X-A: 1\r\n", 5) + "\r\n", Limits{MaxFields: 4}, ErrTooManyFields},
+	}
+	for _, tt := range tests {
+		_, err := ReadHeader(bufio.NewReader(strings.NewReader(tt.msg)), tt.lim)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestHeaderOnlyMessage(t *testing.T) {
+	t.Parallel()
+	fields, err := ReadHeader(bufio.NewReader(strings.NewReader("From: a\r\nTo: b")), Limits{})
+	if err != nil || len(fields) != 2 || string(fields[1].Raw) != "To: b\r\n" {
+		t.Fatalf("%q %v", fields, err)
+	}
+}
+
+func TestFromMilter(t *testing.T) {
+	t.Parallel()
+	if f := FromMilter("Subject", " a\n\tb", true); string(f.Raw) != "Subject: a\r\n\tb\r\n" {
+		t.Errorf("leadspc: %q", f.Raw)
+	}
+	if f := FromMilter("Subject", "a", false); string(f.Raw) != "Subject: a\r\n" {
+		t.Errorf("no leadspc: %q", f.Raw)
+	}
+}
+
+func TestBodyCRLF(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	n := 0
+	err := BodyCRLF(strings.NewReader("a\nb\r\nc"), 2, func(b []byte) error { n++; out.Write(b); return nil })
+	if err != nil || out.String() != "a\r\nb\r\nc" || n < 3 {
+		t.Fatalf("%q %d %v", out.String(), n, err)
+	}
+}
+
+func FuzzReadHeader(f *testing.F) {
+	f.Add("From: a\r\nSubject: b\r\n c\r\n\r\nbody")
+	f.Add(" x\n:\n\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		fields, err := ReadHeader(bufio.NewReader(strings.NewReader(s)), Limits{MaxBytes: 4096, MaxFields: 50})
+		if err != nil {
+			return
+		}
+		for _, fl := range fields {
+			if !bytes.HasSuffix(fl.Raw, []byte("\r\n")) || !bytes.HasPrefix(fl.Raw, []byte(fl.Name+":")) {
+				t.Fatalf("bad field %q", fl.Raw)
+			}
+		}
+	})
+}
