@@ -163,8 +163,8 @@ func (h *Histogram) write(w io.Writer) {
 	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", h.name, cum, h.name, formatFloat(h.sum), h.name, h.n)
 }
 
-// WriteTo writes all metrics in the text exposition format.
-func (r *Registry) WriteTo(w io.Writer) {
+// Write writes all metrics in the text exposition format.
+func (r *Registry) Write(w io.Writer) {
 	r.mu.Lock()
 	ms := append([]metric(nil), r.metrics...)
 	r.mu.Unlock()
@@ -177,7 +177,7 @@ func (r *Registry) WriteTo(w io.Writer) {
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		r.WriteTo(w)
+		r.Write(w)
 	})
 }
 

@@ -22,7 +22,7 @@ func TestExposition(t *testing.T) {
 	h.Observe(0.0005)
 	h.Observe(1)
 	var b strings.Builder
-	r.WriteTo(&b)
+	r.Write(&b)
 	got := b.String()
 	for _, want := range []string{
 		`authmilter_messages_total{action="accept"} 10`,
