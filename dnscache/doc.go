@@ -6,4 +6,25 @@
 // values that unwrap to ErrNXDomain, ErrNoData or ErrTemporary, so callers
 // branch with errors.Is and libraries that type-assert (go-msgauth) see the
 // right IsNotFound/IsTemporary/IsTimeout flags.
+//
+// The pieces, from the wire up:
+//
+//   - Client asks the upstream recursive resolvers (UDP with EDNS0, TCP
+//     after truncation, every server in turn, Config.Attempts rounds),
+//     follows the CNAMEs in the answer and maps response codes to the
+//     error contract. It reports TTLs, including the RFC 2308 negative TTL.
+//   - Cache keeps answers for their TTL in a size-bounded LRU, negative
+//     answers per RFC 2308 and temporary failures briefly, and collapses
+//     concurrent identical lookups into one query.
+//   - Zone answers from an RFC 1035 master file; Overlay puts it in front
+//     of another Resolver for the names it covers.
+//   - New wires the three as the daemon runs them; TXTFunc adapts a
+//     Resolver to go-msgauth.
+//
+// Names are checked before any query: lower-cased, and refused with an
+// NXDOMAIN error (nothing is sent) when they cannot be DNS names (an empty
+// label, a label over 63 octets, over 253 octets, or bytes outside
+// printable ASCII). RFC 7208 §4.3 has SPF treat such names as non-existent,
+// and for DKIM and DMARC a missing record is the right outcome too.
+// Internationalised names must be converted to A-labels by the caller.
 package dnscache
