@@ -1,0 +1,20 @@
+package dmarc
+
+import "errors"
+
+// Errors carried in Result.Err, grouped by phase. Match them with errors.Is.
+var (
+	// Author Domain extraction (RFC 9989 §5.3.1). All give permerror.
+	ErrNoFrom         = errors.New("dmarc: no From header field")
+	ErrNoAuthor       = errors.New("dmarc: no author address in the From header field")
+	ErrFromSyntax     = errors.New("dmarc: unparseable From header field")
+	ErrAuthorDomain   = errors.New("dmarc: invalid author domain")
+	ErrTooManyAuthors = errors.New("dmarc: too many author domains")
+
+	// Lookups. ErrDNS gives temperror; the DNS error it wraps unwraps to
+	// dnscache.ErrTemporary.
+	ErrDNS = errors.New("dmarc: DNS lookup failed")
+
+	// Evaluation. ErrNoValidPolicy gives permerror (RFC 9989 §4.10.1).
+	ErrNoValidPolicy = errors.New("dmarc: record has no valid policy and no valid rua")
+)

@@ -1,0 +1,325 @@
+package dmarc
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/verify"
+)
+
+// Identity names the SPF identity whose result is given (RFC 7208 §2.3,
+// §2.4).
+type Identity string
+
+// The SPF identities.
+const (
+	// IdentityMailFrom is the RFC5321.MailFrom domain.
+	IdentityMailFrom Identity = "mailfrom"
+	// IdentityHELO is the HELO/EHLO domain, checked when MAIL FROM is
+	// the null path: RFC 7208 §2.4 then makes "postmaster@<HELO>" the
+	// MAIL FROM identity, which is what DMARC uses (RFC 9989 §3.2.4).
+	IdentityHELO Identity = "helo"
+)
+
+// SPF is the SPF result DMARC evaluates.
+type SPF struct {
+	Result   verify.Result
+	Domain   string   // the domain checked: MAIL FROM's, or HELO's for a null path
+	Identity Identity // which of the two Domain is
+}
+
+// DKIM is the result of one DKIM signature.
+type DKIM struct {
+	Result   verify.Result
+	Domain   string // d=
+	Selector string // s=, for reports
+}
+
+// Args are the inputs of a DMARC evaluation.
+type Args struct {
+	// From holds the value of every From header field of the message, in
+	// order, as received.
+	From []string
+	// SPF is the SPF result; a zero SPF means none was made.
+	SPF SPF
+	// DKIM holds one result per DKIM-Signature checked.
+	DKIM []DKIM
+}
+
+// DefaultMaxAuthorDomains bounds how many distinct Author Domains a message
+// may carry before it is refused with permerror (RFC 9989 §11.5).
+const DefaultMaxAuthorDomains = 5
+
+// Options tune Evaluate. A nil *Options means the defaults.
+type Options struct {
+	// Finder is the Organizational Domain method: TreeWalk{} (RFC 9989,
+	// the default) or PSL{} (RFC 7489).
+	Finder OrgDomainFinder
+	// Rand returns a pseudo-random integer in [0, n), for pct sampling.
+	// Nil means math/rand/v2.IntN.
+	Rand func(n int) int
+	// MaxAuthorDomains bounds the distinct Author Domains evaluated (0:
+	// DefaultMaxAuthorDomains).
+	MaxAuthorDomains int
+}
+
+// Evaluate performs DMARC validation of a message (RFC 9989 §5.3) given its
+// From header fields and its SPF and DKIM results, and decides the
+// disposition the Domain Owner asks for. Every DNS query goes through r.
+//
+// Decisions where the RFCs leave a choice (doc.go has the full list):
+//   - No From field, no address, or an unparseable one: permerror.
+//   - Several Author Domains (several addresses, or several From fields):
+//     each is evaluated and the strictest result is returned (RFC 9989
+//     §11.5, RFC 7489 §6.6.1), up to Options.MaxAuthorDomains; beyond that,
+//     permerror.
+//   - A temporary DNS failure anywhere discovery needs: temperror. During
+//     alignment only when nothing aligned and the failed lookup could have
+//     changed that (RFC 9989 §5.3.6).
+//
+// Evaluate keeps no state between calls and is safe for concurrent use
+// (given a resolver that is); within one call each _dmarc name is queried
+// at most once.
+func Evaluate(ctx context.Context, r dnscache.Resolver, args Args, opts *Options) Result {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Finder == nil {
+		o.Finder = TreeWalk{}
+	}
+	if o.Rand == nil {
+		o.Rand = rand.IntN
+	}
+	if o.MaxAuthorDomains <= 0 {
+		o.MaxAuthorDomains = DefaultMaxAuthorDomains
+	}
+
+	authors, err := AuthorDomains(args.From)
+	if err != nil {
+		return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+	}
+	if len(authors) > o.MaxAuthorDomains {
+		err := fmt.Errorf("%w: %d in From, at most %d are evaluated", ErrTooManyAuthors, len(authors), o.MaxAuthorDomains)
+		return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+	}
+
+	e := evaluator{opts: o, r: newMemoResolver(r)}
+	e.normalizeIdentifiers(args)
+	if len(authors) == 1 {
+		res := e.evaluateAuthor(ctx, authors[0])
+		if len(args.From) > 1 {
+			res.Reason += fmt.Sprintf(" (%d From header fields)", len(args.From))
+		}
+		return res
+	}
+	results := make([]Result, len(authors))
+	best := 0
+	for i, a := range authors {
+		results[i] = e.evaluateAuthor(ctx, a)
+		if rank(results[i]) > rank(results[best]) {
+			best = i
+		}
+	}
+	res := results[best]
+	res.Authors = results
+	res.Reason = fmt.Sprintf("strictest of %d author domains: %s", len(authors), res.Reason)
+	return res
+}
+
+// evaluator holds what one Evaluate call shares between Author Domains.
+type evaluator struct {
+	opts Options
+	r    dnscache.Resolver
+	spf  *Identifier
+	dkim []Identifier
+}
+
+// normalizeIdentifiers prepares the identifiers once. An identifier whose
+// domain is not a valid name keeps its result but can never align.
+func (e *evaluator) normalizeIdentifiers(args Args) {
+	if args.SPF.Result != "" {
+		id := Identifier{Method: "spf", Domain: args.SPF.Domain, Identity: args.SPF.Identity, Result: args.SPF.Result}
+		if id.Identity == "" {
+			id.Identity = IdentityMailFrom
+		}
+		id.Domain, id.Err = normalizeIdentifier(args.SPF.Domain)
+		e.spf = &id
+	}
+	for _, k := range args.DKIM {
+		id := Identifier{Method: "dkim", Domain: k.Domain, Selector: k.Selector, Result: k.Result}
+		id.Domain, id.Err = normalizeIdentifier(k.Domain)
+		e.dkim = append(e.dkim, id)
+	}
+}
+
+// normalizeIdentifier normalises an identifier's domain; an empty one
+// (e.g. no SPF domain for an SPF none) is left empty without error.
+func normalizeIdentifier(d string) (string, error) {
+	if strings.TrimSpace(d) == "" {
+		return "", nil
+	}
+	n, err := normalizeDomain(d)
+	if err != nil {
+		return d, err
+	}
+	return n, nil
+}
+
+// evaluateAuthor evaluates one Author Domain.
+func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
+	res := Result{AuthorDomain: author, Disposition: PolicyNone}
+	if e.spf != nil {
+		spf := *e.spf
+		res.SPF = &spf
+	}
+	res.DKIM = append([]Identifier(nil), e.dkim...)
+
+	// RFC 9989 §5.3.2, §4.10.1: policy discovery.
+	d, err := e.opts.Finder.Discover(ctx, e.r, author)
+	res.OrgDomain = d.OrgDomain
+	if err != nil {
+		return res.temperror(err)
+	}
+	if d.Record == nil {
+		res.Result = verify.ResultNone
+		res.Reason = "no DMARC policy record for " + author
+		if len(d.Discarded) > 0 {
+			res.Reason += "; several DMARC records discarded at _dmarc." + strings.Join(d.Discarded, ", _dmarc.")
+		}
+		return res
+	}
+	res.Record, res.PolicyDomain = d.Record, d.PolicyDomain
+
+	// RFC 9989 §4.10.1 (and RFC 7489 §6.6.3 step 6): a record without a
+	// valid p, or with an invalid sp or np, counts as p=none when it has a
+	// valid rua; otherwise no DMARC processing applies. The Result Names
+	// registry (RFC 9989 §9.2) calls that permerror: "an improperly
+	// formatted DMARC Policy Record".
+	p, sp, np := d.Record.Policy, d.Record.SubdomainPolicy, d.Record.NonexistentPolicy
+	if p == "" || d.Record.invalid("sp") || d.Record.invalid("np") {
+		what := "no valid p tag"
+		if p != "" {
+			what = "an invalid sp or np tag"
+		}
+		if !d.Record.HasValidRUA() {
+			res.Result = verify.ResultPermerror
+			res.Err = fmt.Errorf("%w: _dmarc.%s has %s", ErrNoValidPolicy, d.PolicyDomain, what)
+			res.Reason = res.Err.Error()
+			return res
+		}
+		p, sp, np = PolicyNone, "", ""
+		res.RecordNote = fmt.Sprintf("_dmarc.%s has %s and a valid rua: treated as p=none", d.PolicyDomain, what)
+	}
+
+	// RFC 9989 §4.10.1: p for the Author Domain's own record; for a record
+	// of the Organizational or Public Suffix Domain above it, np if the
+	// Author Domain does not exist, else sp, falling back to p.
+	res.Applied, res.Policy = TagP, p
+	if author != d.PolicyDomain {
+		if sp != "" {
+			res.Applied, res.Policy = TagSP, sp
+		}
+		if np != "" {
+			// The existence query is only needed when np could change the
+			// outcome; RFC 9989 §4.7: without np, sp (or p) applies to
+			// non-existent subdomains too.
+			exists, err := domainExists(ctx, e.r, author)
+			if err != nil {
+				return res.temperror(err)
+			}
+			if !exists {
+				res.Applied, res.Policy = TagNP, np
+			}
+		}
+	}
+
+	// RFC 9989 §5.3.3–5.3.5: alignment.
+	a := aligner{finder: e.opts.Finder, r: e.r, author: author, authorOrg: d.OrgDomain, orgs: map[string]string{}}
+	pass, tempErr := e.checkAlignment(ctx, &res, &a)
+	switch {
+	case pass != "":
+		res.Result = verify.ResultPass
+		res.Reason = pass
+		return res
+	case tempErr != nil:
+		return res.temperror(tempErr)
+	}
+
+	res.Result = verify.ResultFail
+	res.Reason = "no aligned SPF or DKIM pass for " + author
+	res.Disposition = res.Policy
+	e.reduce(&res)
+	return res
+}
+
+// checkAlignment fills the alignment of every identifier and returns a
+// description of the first that aligned, or else the temporary failure that
+// prevents a fail verdict.
+func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner) (string, error) {
+	rec := res.Record
+	var pass string
+	var lookupErr error
+	check := func(id *Identifier, mode Mode) {
+		id.Mode = mode
+		if id.Result != verify.ResultPass || id.Err != nil {
+			return
+		}
+		al, org, err := a.align(ctx, id.Domain, mode)
+		id.Alignment, id.OrgDomain = al, org
+		if err != nil {
+			id.Err = err
+			if lookupErr == nil {
+				lookupErr = err
+			}
+			return
+		}
+		if al != NotAligned && pass == "" {
+			pass = describe(id)
+		}
+	}
+	if res.SPF != nil {
+		check(res.SPF, rec.ASPF)
+	}
+	for i := range res.DKIM {
+		check(&res.DKIM[i], rec.ADKIM)
+	}
+	if pass != "" {
+		return pass, nil
+	}
+	if lookupErr != nil {
+		return "", lookupErr
+	}
+	// A temporary SPF or DKIM failure for an identifier that would align
+	// leaves the verdict open: a retry could pass (RFC 9989 §5.3.6).
+	var ids []*Identifier
+	if res.SPF != nil {
+		ids = append(ids, res.SPF)
+	}
+	for i := range res.DKIM {
+		ids = append(ids, &res.DKIM[i])
+	}
+	for _, id := range ids {
+		if id.Result != verify.ResultTemperror || id.Err != nil {
+			continue
+		}
+		al, _, err := a.align(ctx, id.Domain, id.Mode)
+		if err != nil {
+			return "", err
+		}
+		if al != NotAligned {
+			return "", fmt.Errorf("%w: %s temperror for %s, which would align", ErrDNS, strings.ToUpper(id.Method), id.Domain)
+		}
+	}
+	return "", nil
+}
+
+func describe(id *Identifier) string {
+	if id.Method == "spf" {
+		return fmt.Sprintf("SPF %s %s aligned (%s)", id.Identity, id.Domain, id.Alignment)
+	}
+	return fmt.Sprintf("DKIM d=%s s=%s aligned (%s)", id.Domain, id.Selector, id.Alignment)
+}

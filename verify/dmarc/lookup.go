@@ -1,0 +1,90 @@
+package dmarc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/authmilter/authmilter/dnscache"
+)
+
+// lookupRecord queries the TXT records at _dmarc.<domain> (RFC 9989 §4.5)
+// and keeps those that start with v=DMARC1 (§4.10 step 2). It returns the
+// record when exactly one remains, and the number that remained: 0 for
+// none, more than 1 when several were found (callers discard them all,
+// §4.10 step 2, or stop discovery, RFC 7489 §6.6.3 step 5).
+//
+// NXDOMAIN and NODATA mean "no record". Any other failure is returned
+// wrapped in ErrDNS (temperror).
+func lookupRecord(ctx context.Context, r dnscache.Resolver, domain string) (*Record, int, error) {
+	name := "_dmarc." + domain
+	txts, _, err := r.LookupTXT(ctx, name)
+	if err != nil {
+		if dnscache.IsNotFound(err) {
+			return nil, 0, nil
+		}
+		return nil, 0, fmt.Errorf("%w: TXT %s: %w", ErrDNS, name, err)
+	}
+	var rec *Record
+	n := 0
+	for _, txt := range txts {
+		p, err := ParseRecord(txt)
+		if err != nil {
+			continue // not a DMARC record: discarded (§4.10 step 2)
+		}
+		n++
+		rec = p
+	}
+	if n != 1 {
+		return nil, n, nil
+	}
+	return rec, 1, nil
+}
+
+// domainExists reports whether the domain exists in the sense of RFC 9989
+// §3.2.13 and Appendix A.4: it does not when a query for it is answered
+// NXDOMAIN (RFC 8020: then nothing exists at or below it); NODATA, or any
+// answer, means it exists. One A query decides.
+func domainExists(ctx context.Context, r dnscache.Resolver, domain string) (bool, error) {
+	_, _, err := r.LookupA(ctx, domain)
+	switch {
+	case err == nil, errors.Is(err, dnscache.ErrNoData):
+		return true, nil
+	case errors.Is(err, dnscache.ErrNXDomain):
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: A %s: %w", ErrDNS, domain, err)
+}
+
+// memoResolver remembers TXT answers for the length of one evaluation, so
+// that the tree walks for the Author Domain and the identifiers, which share
+// their upper names, query each name once (cases.yml: "an implementation
+// that caches may skip repeats"). It is not safe for concurrent use and is
+// never kept beyond one Evaluate call.
+type memoResolver struct {
+	dnscache.Resolver
+	txt map[string]memoTXT
+}
+
+type memoTXT struct {
+	txts []string
+	res  dnscache.Result
+	err  error
+}
+
+func newMemoResolver(r dnscache.Resolver) *memoResolver {
+	if m, ok := r.(*memoResolver); ok {
+		return m
+	}
+	return &memoResolver{Resolver: r, txt: map[string]memoTXT{}}
+}
+
+// LookupTXT implements dnscache.Resolver.
+func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+	if a, ok := m.txt[name]; ok {
+		return a.txts, a.res, a.err
+	}
+	txts, res, err := m.Resolver.LookupTXT(ctx, name)
+	m.txt[name] = memoTXT{txts, res, err}
+	return txts, res, err
+}
