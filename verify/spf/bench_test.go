@@ -124,3 +124,36 @@ func BenchmarkCheckHostDNSTest(b *testing.B) {
 		spf.Verify(ctx, z, args)
 	}
 }
+
+// BenchmarkCheckHostWarmCache is the same check through the resolver stack
+// the daemon runs (dnscache.New: client and cache), warmed by one check,
+// with a loopback DNS server behind it that is no longer asked.
+func BenchmarkCheckHostWarmCache(b *testing.B) {
+	w := benchResolver()
+	z := &dnstest.Resolver{TXT: w.txt, A: map[string][]string{}, MX: w.mx}
+	for n, a := range w.a {
+		z.A[n] = []string{a[0].String()}
+	}
+	r, err := dnscache.New(dnscache.Config{Servers: []string{dnstest.Serve(b, z)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	args := spf.Args{
+		IP:             netip.MustParseAddr("192.0.2.140"),
+		MailFromLocal:  "newsletter",
+		MailFromDomain: "example.com",
+		HELO:           "out.example.net",
+	}
+	ctx := context.Background()
+	if res := spf.Verify(ctx, r, args); res.Result != verify.ResultPass {
+		b.Fatalf("got %s (%v)", res.Result, res.Err)
+	}
+	asked := len(z.Queries())
+	b.ReportAllocs()
+	for b.Loop() {
+		spf.Verify(ctx, r, args)
+	}
+	if n := len(z.Queries()); n != asked {
+		b.Fatalf("the warm cache sent %d more queries upstream", n-asked)
+	}
+}
