@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/emersion/go-milter v0.5.0
+	github.com/emersion/go-msgauth v0.7.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/miekg/dns v1.1.73
 	go.yaml.in/yaml/v3 v3.0.6
@@ -13,5 +14,6 @@ require (
 
 require (
 	github.com/emersion/go-message v0.18.2 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )

@@ -1,0 +1,126 @@
+package dkim
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authmilter/authmilter/internal/tagvalue"
+	"github.com/authmilter/authmilter/verify"
+)
+
+// Signature is the outcome of one DKIM-Signature header field, with the
+// facts an Authentication-Results header (RFC 8601 §2.7.1, RFC 6008) or a
+// log line needs.
+type Signature struct {
+	Result     verify.Result
+	Domain     string // d= (SDID), FWS removed
+	Identifier string // i= (AUID) as given, FWS removed; empty when absent
+	Selector   string // s=, FWS removed
+	Algorithm  string // a=, e.g. "rsa-sha256"
+	B          string // full b= value, FWS removed (RFC 6008 picks a prefix)
+	KeyBits    int    // RSA modulus length, 256 for Ed25519; 0 when unknown
+	KeyTesting bool   // key record t=y: the domain is testing DKIM
+	KeyStrict  bool   // key record t=s: i= must be in d= itself
+	Reason     string // short, for logs and A-R comments ("body hash mismatch", ...)
+	Err        error  // nil on pass
+}
+
+// fieldName is the header field this package verifies (RFC 6376 §3.5).
+const fieldName = "DKIM-Signature"
+
+// sigTags is what this package reads from a DKIM-Signature itself, beyond
+// what go-msgauth reports.
+type sigTags struct {
+	domain, identifier, selector, algorithm, b string
+	hasLength                                  bool
+	hasExpiry                                  bool
+	expiry                                     int64 // x=, Unix seconds
+}
+
+// requiredTags are the tags RFC 6376 §3.5 marks REQUIRED.
+var requiredTags = [...]string{"v", "a", "b", "bh", "d", "h", "s"}
+
+// parseSignature parses the value of a DKIM-Signature field (everything
+// after the colon) with the shared RFC 6376 §3.2 tag-list parser. It fills
+// in what it can even when it returns an error, so that a permerror still
+// names d= and s=.
+func parseSignature(value string) (*sigTags, error) {
+	tags, err := tagvalue.Parse(value)
+	if err != nil {
+		return &sigTags{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	st := &sigTags{}
+	get := func(name string) string {
+		v, _ := tags.Get(name)
+		return tagvalue.StripFWS(v)
+	}
+	st.domain = get("d")
+	st.identifier = get("i")
+	st.selector = get("s")
+	st.algorithm = get("a")
+	st.b = get("b")
+	st.hasLength = tags.Has("l")
+	for _, name := range requiredTags {
+		if !tags.Has(name) {
+			return st, fmt.Errorf("%w: missing required tag %s=", ErrMalformed, name)
+		}
+	}
+	// RFC 6376 §3.5: v= MUST be "1"; a signature with another version is
+	// not understood and cannot be verified.
+	if v := get("v"); v != "1" {
+		return st, fmt.Errorf("%w: unsupported version v=%s", ErrMalformed, v)
+	}
+	if st.domain == "" || st.selector == "" || st.b == "" {
+		return st, fmt.Errorf("%w: empty d=, s= or b=", ErrMalformed)
+	}
+	// RFC 6376 §3.5: t= and x= are Unix times in decimal, and x= "MUST be
+	// greater than" t= when both are present.
+	var t int64
+	hasT := tags.Has("t")
+	if hasT {
+		if t, err = parseTime(get("t")); err != nil {
+			return st, fmt.Errorf("%w: t=: %v", ErrMalformed, err)
+		}
+	}
+	if tags.Has("x") {
+		if st.expiry, err = parseTime(get("x")); err != nil {
+			return st, fmt.Errorf("%w: x=: %v", ErrMalformed, err)
+		}
+		st.hasExpiry = true
+		if hasT && st.expiry <= t {
+			return st, fmt.Errorf("%w: x= is not after t=", ErrMalformed)
+		}
+	}
+	return st, nil
+}
+
+func parseTime(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a timestamp", s)
+	}
+	return n, nil
+}
+
+// identityDomain returns the domain part of i= (after the last "@").
+func (st *sigTags) identityDomain() string {
+	if st.identifier == "" {
+		return st.domain
+	}
+	return st.identifier[strings.LastIndexByte(st.identifier, '@')+1:]
+}
+
+// expired reports whether now is past x= (RFC 6376 §3.5).
+func (st *sigTags) expired(now time.Time) bool {
+	return st.hasExpiry && now.Unix() > st.expiry
+}
+
+func (st *sigTags) fill(s *Signature) {
+	s.Domain = st.domain
+	s.Identifier = st.identifier
+	s.Selector = st.selector
+	s.Algorithm = st.algorithm
+	s.B = st.b
+}
