@@ -8,6 +8,7 @@ import (
 
 	msgauth "github.com/emersion/go-msgauth/dkim"
 
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/verify"
 )
@@ -72,7 +73,12 @@ func classify(st *sigTags, in outcome, max int, now time.Time) Signature {
 		}
 		return set(verify.ResultPass, "", nil)
 	case msgauth.IsTempFail(err):
-		// RFC 6376 §6.1.2: key unavailable → TEMPFAIL.
+		// RFC 6376 §6.1.2: key unavailable → TEMPFAIL. go-msgauth keeps
+		// only the text of the DNS error; our own lookup's error unwraps to
+		// dnscache.ErrTemporary.
+		if dnscache.IsTemporary(in.key.err) {
+			err = in.key.err
+		}
 		return set(verify.ResultTemperror, "key lookup failed temporarily", err)
 	case msgauth.IsPermFail(err):
 		return set(verify.ResultPermerror, permReason(err, in.key), err)
