@@ -143,6 +143,7 @@ var permReasons = [...]struct{ prefix, reason string }{
 	{"key record error", "invalid key record"},
 	{"incompatible public key version", "invalid key record"},
 	{"unsupported key algorithm", "unsupported key type"},
+	{"invalid Ed25519 public key size", "invalid key record"},
 	{"signature has expired", "signature expired"},
 	{"From field not signed", "From not signed"},
 	{"domain mismatch", "i= not within d="},
