@@ -118,6 +118,8 @@ func NewValidator(ctx context.Context, r dnscache.Resolver, header []message.Fie
 	v.list = append(v.list, v.full)
 	if err := v.collect(header, opts.maxInstances()); err != nil {
 		v.early = v.failed(err)
+		v.n = highestInstance(header)
+		v.aars = nil
 		return v
 	}
 	if v.n == 0 {
@@ -286,6 +288,26 @@ func (v *Validator) Close() Result {
 	}
 	v.closed = &res
 	return res
+}
+
+// highestInstance returns the highest i= among the ARC fields of header
+// that carry a readable one, for a chain that failed to parse: a cv=fail
+// seal still goes on top of it (RFC 8617 §5.1.2).
+func highestInstance(header []message.Field) int {
+	n := 0
+	for _, f := range header {
+		switch {
+		case strings.EqualFold(f.Name, HeaderAAR):
+			if a, err := parseAAR(f, maxInstanceLimit); err == nil {
+				n = max(n, a.instance)
+			}
+		case strings.EqualFold(f.Name, HeaderAMS), strings.EqualFold(f.Name, HeaderSeal):
+			if _, i, err := parseTags(f, maxInstanceLimit); err == nil {
+				n = max(n, i)
+			}
+		}
+	}
+	return n
 }
 
 func (v *Validator) failed(err error) *Result {
