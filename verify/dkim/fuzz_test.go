@@ -1,0 +1,41 @@
+package dkim
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func FuzzParseSignature(f *testing.F) {
+	for _, seed := range []string{
+		" v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=sel;\r\n\th=From:To; bh=abc=; b=ab\r\n\t cd",
+		"v=1; a=ed25519-sha256; d=example.com; s=s; h=from; bh=x; b=y; t=1; x=2; l=10; i=@example.com",
+		"v=1; v=1",
+		"",
+		";;",
+		"a=\r\n",
+		"v=1; a=rsa-sha256; d=example.com; s=sel; h=From; bh=x; b=y; x=-1",
+		"i=foo@bar=2Ebaz; d=\x80",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		st, err := parseSignature(value)
+		if st == nil {
+			t.Fatal("nil result")
+		}
+		if err == nil {
+			if st.domain == "" || st.selector == "" || st.b == "" {
+				t.Errorf("accepted without d=, s= or b=: %q", value)
+			}
+			if strings.ContainsAny(st.b, " \t\r\n") {
+				t.Errorf("b= keeps whitespace: %q", st.b)
+			}
+		}
+		// The helpers must cope with whatever was parsed.
+		st.identityDomain()
+		st.expired(time.Unix(0, 0))
+		var s Signature
+		st.fill(&s)
+	})
+}
