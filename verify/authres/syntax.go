@@ -1,0 +1,219 @@
+package authres
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxLen bounds every value and text written, in octets, so that a line
+// stays far below the 998 octets of RFC 5322 §2.1.1.
+const maxLen = 512
+
+// tspecials of RFC 2045 §5.1.
+const tspecials = `()<>@,;:\"/[]?=`
+
+// isTokenChar reports whether c may appear in an RFC 2045 §5.1 token: any
+// US-ASCII CHAR except SPACE, CTLs and tspecials.
+func isTokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && strings.IndexByte(tspecials, c) < 0
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// isAtext: RFC 5322 §3.2.3.
+func isAtext(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// isDotAtomText: RFC 5322 §3.2.3 dot-atom-text = 1*atext *("." 1*atext).
+func isDotAtomText(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			if !isAtext(part[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isLDH reports whether s is Let-dig [Ldh-str] (RFC 5321 §4.1.2): letters,
+// digits and hyphens, starting and ending with a letter or digit. RFC 8601
+// §2.2 takes Keyword from the Ldh-str of RFC 5321; a leading hyphen, which
+// that production would allow, is refused here too.
+func isLDH(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && s[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isKeyword: RFC 8601 §2.2 Keyword = ldh-str.
+func isKeyword(s string) bool { return isLDH(s) }
+
+// isDomainName: RFC 6376 §3.5, which RFC 8601 §2.2 refers to:
+// sub-domain 1*("." sub-domain), sub-domain = Let-dig [Ldh-str].
+func isDomainName(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !isLDH(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// isAddrForm reports whether s is [[local-part] "@"] domain-name (RFC 8601
+// §2.2 pvalue), with a dot-atom local-part.
+func isAddrForm(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return isDomainName(s)
+	}
+	local := s[:at]
+	return (local == "" || isDotAtomText(local)) && isDomainName(s[at+1:])
+}
+
+// cleanValue makes s safe to write as a value: every control character,
+// invalid UTF-8 byte and non-printable character becomes "?", and s is cut
+// to maxLen octets.
+func cleanValue(s string) string {
+	return truncate(clean(s, false))
+}
+
+// cleanText makes s safe to write as free text (a comment or a reason): CR,
+// LF and HTAB become spaces, other unsafe characters "?", runs of spaces
+// are collapsed and the ends trimmed, and the result is cut to maxLen.
+func cleanText(s string) string {
+	return truncate(clean(s, true))
+}
+
+func clean(s string, text bool) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	space := true // at start: drop leading spaces in text
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		switch {
+		case text && (r == ' ' || r == '\t' || r == '\r' || r == '\n'):
+			if !space {
+				b.WriteByte(' ')
+				space = true
+			}
+			continue
+		case r == utf8.RuneError && n == 1, // invalid UTF-8
+			r < ' ', r == 0x7f, // C0 and DEL: CR, LF, NUL, ...
+			r >= 0x80 && !unicode.IsPrint(r): // C1, bidi controls, NBSP, U+2028, ...
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+		space = false
+	}
+	out := b.String()
+	if text {
+		out = strings.TrimRight(out, " ")
+	}
+	return out
+}
+
+// truncate cuts s to at most maxLen octets at a character boundary,
+// marking the cut with "...". The result is unchanged by a second call.
+func truncate(s string) string {
+	if len(s) <= maxLen {
+		return s
+	}
+	cut := maxLen - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.TrimRight(s[:cut], " ") + "..."
+}
+
+// quote writes s as an RFC 2045 quoted-string (RFC 822 §3.3 quoted-pair for
+// '"' and '\'). s must already be clean.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// value formats s as an RFC 2045 value: token, else quoted-string.
+func value(s string) string {
+	s = cleanValue(s)
+	if isToken(s) {
+		return s
+	}
+	return quote(s)
+}
+
+// pvalue formats s as an RFC 8601 §2.2 pvalue: token, the address form,
+// else quoted-string.
+func pvalue(s string) string {
+	s = cleanValue(s)
+	if isToken(s) || isAddrForm(s) {
+		return s
+	}
+	return quote(s)
+}
+
+// commentWords formats text as an RFC 5322 §3.2.2 comment, with '(', ')'
+// and '\' as quoted-pairs, split at its spaces into the words between which
+// the folder may fold (FWS is allowed anywhere between ctext). It returns
+// nil for empty text.
+func commentWords(text string) []string {
+	text = cleanText(text)
+	if text == "" {
+		return nil
+	}
+	var b strings.Builder
+	b.Grow(len(text) + 2)
+	b.WriteByte('(')
+	for i := 0; i < len(text); i++ {
+		switch text[i] {
+		case '(', ')', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(text[i])
+	}
+	b.WriteByte(')')
+	return strings.Split(b.String(), " ")
+}
