@@ -313,4 +313,3 @@ func TestInteropEd25519(t *testing.T) {
 	got, why := e.verifyDkimpy(msg)
 	t.Logf("dkimpy on an Ed25519 ARC seal (not required): %s (%s)", got, why)
 }
-
