@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,49 @@ type Conn struct {
 	// Set by the session handler; read by the server only through Busy.
 	busy atomic.Bool
 	nc   net.Conn
+
+	// The SMTP client's facts, set by the session at Connect and HELO and
+	// read by the sessions of later messages on the same connection.
+	mu      sync.Mutex
+	client  clientFacts
+	cleanup func() // releases the message in progress, if any
+}
+
+// clientFacts are what an SMTP connection tells about its client.
+type clientFacts struct {
+	ip   netip.Addr
+	name string
+	helo string
+}
+
+func (c *Conn) facts() clientFacts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.client
+}
+
+func (c *Conn) setFacts(f func(*clientFacts)) {
+	c.mu.Lock()
+	f(&c.client)
+	c.mu.Unlock()
+}
+
+// setCleanup registers what to release if the connection ends in the middle
+// of a message (nil when no message is in progress).
+func (c *Conn) setCleanup(f func()) {
+	c.mu.Lock()
+	c.cleanup = f
+	c.mu.Unlock()
+}
+
+func (c *Conn) runCleanup() {
+	c.mu.Lock()
+	f := c.cleanup
+	c.cleanup = nil
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // SetBusy marks the connection as inside a message (from MAIL FROM to the
@@ -143,6 +187,10 @@ func (s *Server) serveConn(c *Conn) {
 	// this connection and then reports closed once the session has ended.
 	ln := newOneConnListener(c.nc)
 	_ = ms.Serve(ln)
+	// go-milter says nothing to the Milter when the MTA goes away in the
+	// middle of a message: release what that message holds.
+	c.runCleanup()
+	c.SetBusy(false)
 }
 
 // Shutdown stops accepting, closes connections that are between messages,

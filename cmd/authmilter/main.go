@@ -21,6 +21,8 @@ func (e usageError) Unwrap() error { return e.error }
 
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"keygen": runKeygen,
+	"serve":  runServe,
+	"check":  runCheck,
 }
 
 func main() {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/milter"
+	"github.com/authmilter/authmilter/verify/dkim"
+	"github.com/authmilter/authmilter/verify/dmarc"
+)
+
+// dnsConfig turns the dns section into the resolver's configuration.
+func dnsConfig(c DNSConfig) dnscache.Config {
+	return dnscache.Config{
+		Servers:   c.Servers,
+		Timeout:   c.Timeout,
+		TrustAD:   c.TrustAD,
+		CacheSize: c.CacheSize,
+		ZoneFile:  c.ZoneFile,
+	}
+}
+
+// newEngine builds the evaluation engine of cfg over resolver r.
+func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *milter.Metrics) (*milter.Engine, error) {
+	pol := milter.Policy{
+		Enforce:        cfg.Policy.Enforce == nil || *cfg.Policy.Enforce,
+		Quarantine:     milter.QuarantineMode(cfg.Policy.Quarantine),
+		Temperror:      milter.TemperrorMode(cfg.Policy.Temperror),
+		AllowDomains:   lower(cfg.Policy.AllowDomains),
+		SealInternal:   cfg.Policy.SealInternal,
+		TrustedSealers: lower(cfg.ARC.TrustedSealers),
+	}
+	var err error
+	if pol.AllowNetworks, err = prefixes(cfg.Policy.AllowNetworks); err != nil {
+		return nil, fmt.Errorf("policy.allow_networks: %w", err)
+	}
+	if pol.InternalNetworks, err = prefixes(cfg.Policy.InternalNetworks); err != nil {
+		return nil, fmt.Errorf("policy.internal_networks: %w", err)
+	}
+	e := &milter.Engine{
+		Resolver:       r,
+		AuthservID:     cfg.AuthservID,
+		Policy:         pol,
+		DKIM:           &dkim.Options{MaxSignatures: cfg.DKIM.MaxSignatures},
+		DMARC:          &dmarc.Options{},
+		ARC:            &arc.Options{},
+		ReceivedSPF:    cfg.SPF.ReceivedSPF,
+		Timeout:        cfg.Limits.MessageTimeout,
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+		MaxHeaders:     cfg.Limits.MaxHeaders,
+		Logger:         logger,
+		Metrics:        m,
+	}
+	if cfg.DMARC.OrgDomain == "psl" {
+		e.DMARC.Finder = dmarc.PSL{}
+	}
+	if s := cfg.ARC.Seal; s.KeyFile != "" {
+		key, err := arc.LoadKey(s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("arc.seal.key_file: %w", err)
+		}
+		e.Sealer = &arc.Sealer{Domain: s.Domain, Selector: s.Selector, Key: key, Headers: s.Headers}
+	}
+	return e, nil
+}
+
+func lower(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+	}
+	return out
+}
+
+func prefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -1,0 +1,102 @@
+package milter
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/verify/dkim"
+	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/spf"
+)
+
+// Engine evaluates messages: it holds what every message shares (resolver,
+// authserv-id, options, policy). The milter session and the offline check
+// command drive it through the same Message type, so both judge a message
+// exactly alike. An Engine is immutable once in use and safe for concurrent
+// use; a configuration reload builds a new one.
+type Engine struct {
+	Resolver   dnscache.Resolver
+	AuthservID string
+	Policy     Policy
+
+	SPF   *spf.Options
+	DKIM  *dkim.Options
+	DMARC *dmarc.Options
+	ARC   *arc.Options
+	// Sealer, when set, adds an ARC set to every message passed on (for
+	// forwarders and mailing lists).
+	Sealer *arc.Sealer
+	// ReceivedSPF adds a Received-SPF header field (RFC 7208 §9.1).
+	ReceivedSPF bool
+
+	// Timeout bounds the wait at end of message for the results still
+	// outstanding (lookups started earlier run under the resolver's own
+	// timeouts). A result not in by then is a temperror. Default 20s.
+	Timeout time.Duration
+	// MaxHeaderBytes and MaxHeaders bound the header section kept for
+	// verification; a message over either is not verified (DKIM, ARC and
+	// DMARC give permerror with the reason) but never lost. Defaults 1 MiB
+	// and 1000.
+	MaxHeaderBytes int
+	MaxHeaders     int
+
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Envelope holds the SMTP facts of one message.
+type Envelope struct {
+	ClientIP   netip.Addr // invalid when unknown (e.g. a Unix-socket client)
+	ClientName string     // the MTA's name for the client ("unknown" or a verified PTR name)
+	HELO       string
+	MailFrom   string // without angle brackets; "" for the null reverse-path
+	Rcpts      []string
+	QueueID    string
+	AuthUser   string // {auth_authen}: set for authenticated submissions
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Engine) timeout() time.Duration {
+	if e.Timeout > 0 {
+		return e.Timeout
+	}
+	return 20 * time.Second
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Begin starts a message at MAIL FROM; env must hold the client, HELO and
+// MAIL FROM facts (recipients may be added later). SPF evaluation starts
+// now, in the background. The message holds resources until End or Abort.
+func (e *Engine) Begin(parent context.Context, env Envelope) *Message {
+	ctx, cancel := context.WithCancel(parent)
+	m := &Message{
+		e:      e,
+		env:    env,
+		ctx:    ctx,
+		cancel: cancel,
+		start:  e.now(),
+	}
+	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
+	if !m.internal {
+		m.startSPF()
+	}
+	return m
+}

@@ -1,0 +1,411 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/verify"
+	"github.com/authmilter/authmilter/verify/authres"
+	"github.com/authmilter/authmilter/verify/dkim"
+	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/spf"
+)
+
+// ErrHeaderLimit is the reason a message's header section was not
+// verified: it exceeded Engine.MaxHeaderBytes or Engine.MaxHeaders.
+var ErrHeaderLimit = errors.New("header section over the configured limit")
+
+// Message is the evaluation of one message, fed in the order an MTA sends
+// it: Begin (at MAIL FROM), AddRcpt, Header for each field, EndOfHeaders,
+// Body for each chunk, then End. Work starts as soon as its inputs exist:
+// SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
+// EndOfHeaders; body hashes as chunks arrive. A Message is used by one
+// goroutine at a time.
+type Message struct {
+	e        *Engine
+	env      Envelope
+	ctx      context.Context
+	cancel   context.CancelFunc
+	start    time.Time
+	internal bool
+
+	spfDone  chan struct{}
+	spfMail  spf.Result
+	spfHELO  spf.Result
+	heloDone bool // spfHELO holds a separate HELO check
+
+	fields      []message.Field
+	headerBytes int
+	limitErr    error
+	arSeen      int   // Authentication-Results fields seen so far
+	forged      []int // 1-based indexes of those claiming our authserv-id
+
+	eoh   bool
+	dkimV *dkim.Verifier
+	arcV  *arc.Validator
+	ended bool
+}
+
+// Envelope returns the message's SMTP facts.
+func (m *Message) Envelope() Envelope { return m.env }
+
+// AddRcpt records a recipient.
+func (m *Message) AddRcpt(rcpt string) { m.env.Rcpts = append(m.env.Rcpts, rcpt) }
+
+// SetQueueID records the MTA's queue id once known.
+func (m *Message) SetQueueID(id string) {
+	if id != "" {
+		m.env.QueueID = id
+	}
+}
+
+func (m *Message) startSPF() {
+	m.spfDone = make(chan struct{})
+	env := m.env
+	local, domain := spf.SplitSender(env.MailFrom)
+	args := spf.Args{
+		IP:             env.ClientIP,
+		MailFromLocal:  local,
+		MailFromDomain: domain,
+		HELO:           env.HELO,
+		Receiver:       m.e.AuthservID,
+	}
+	// RFC 7208 §2.3: the HELO identity is checked too; for a null
+	// reverse-path the MAIL FROM check already is that check (§2.4).
+	checkHELO := env.MailFrom != "" && env.HELO != ""
+	go func() {
+		defer close(m.spfDone)
+		m.spfMail = spf.VerifyWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		if checkHELO {
+			m.spfHELO = spf.VerifyHELOWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+			m.heloDone = true
+		}
+	}()
+}
+
+// Header adds one header field as received. Fields over the limits are not
+// kept, but Authentication-Results fields are still counted so that forged
+// ones can be removed.
+func (m *Message) Header(f message.Field) {
+	if strings.EqualFold(f.Name, "Authentication-Results") {
+		m.arSeen++
+		if id, err := authres.AuthServID(f.Value()); err == nil && authres.SameAuthServID(id, m.e.AuthservID) {
+			m.forged = append(m.forged, m.arSeen)
+		}
+	}
+	if m.limitErr != nil {
+		return
+	}
+	m.headerBytes += len(f.Raw)
+	maxBytes, maxFields := m.e.MaxHeaderBytes, m.e.MaxHeaders
+	if maxBytes <= 0 {
+		maxBytes = 1 << 20
+	}
+	if maxFields <= 0 {
+		maxFields = 1000
+	}
+	switch {
+	case m.headerBytes > maxBytes:
+		m.limitErr = fmt.Errorf("%w: more than %d bytes", ErrHeaderLimit, maxBytes)
+	case len(m.fields) >= maxFields:
+		m.limitErr = fmt.Errorf("%w: more than %d fields", ErrHeaderLimit, maxFields)
+	default:
+		m.fields = append(m.fields, f)
+		return
+	}
+	m.fields = nil
+}
+
+// EndOfHeaders starts DKIM verification, ARC validation (their key lookups
+// run now) and DMARC policy discovery for the From domains, in the
+// background.
+func (m *Message) EndOfHeaders() {
+	if m.eoh {
+		return
+	}
+	m.eoh = true
+	if m.limitErr != nil {
+		return
+	}
+	if m.internal {
+		if m.e.Sealer != nil && m.e.Policy.SealInternal {
+			m.arcV = arc.NewValidator(m.ctx, m.e.Resolver, m.fields, m.e.ARC)
+		}
+		return
+	}
+	m.dkimV = dkim.NewVerifier(m.ctx, m.e.Resolver, m.fields, m.e.DKIM)
+	m.arcV = arc.NewValidator(m.ctx, m.e.Resolver, m.fields, m.e.ARC)
+	from := m.fieldValues("From")
+	if authors, err := dmarc.AuthorDomains(from); err == nil {
+		finder := dmarc.OrgDomainFinder(dmarc.TreeWalk{})
+		if m.e.DMARC != nil && m.e.DMARC.Finder != nil {
+			finder = m.e.DMARC.Finder
+		}
+		// Warm the cache: the evaluation at End asks the same questions.
+		go func() {
+			for _, a := range authors {
+				_, _ = finder.Discover(m.ctx, m.e.Resolver, a)
+			}
+		}()
+	}
+}
+
+func (m *Message) fieldValues(name string) []string {
+	var out []string
+	for _, f := range m.fields {
+		if strings.EqualFold(f.Name, name) {
+			out = append(out, f.Value())
+		}
+	}
+	return out
+}
+
+// Body feeds a chunk of the body (CRLF line ends).
+func (m *Message) Body(chunk []byte) {
+	if !m.eoh {
+		m.EndOfHeaders()
+	}
+	if m.dkimV != nil {
+		_, _ = m.dkimV.Write(chunk)
+	}
+	if m.arcV != nil {
+		_, _ = m.arcV.Write(chunk)
+	}
+}
+
+// Abort ends the message without a verdict (the MTA aborted it) and
+// releases everything it holds. It is safe to call after End.
+func (m *Message) Abort() {
+	if m.dkimV != nil {
+		m.dkimV.Abort()
+	}
+	if m.arcV != nil {
+		// Close after cancel returns at once.
+		m.cancel()
+		m.arcV.Close()
+	}
+	m.cancel()
+	m.ended = true
+}
+
+// Verdict is the outcome of a message: the action, the SMTP reply, the
+// header changes, and every result for logs and the check command.
+type Verdict struct {
+	Action Action
+	Reply  string // for reject and tempfail
+	// QuarantineReason is given to the MTA with the quarantine action.
+	QuarantineReason string
+	// Override names the local policy that overrode DMARC, if any.
+	Override string
+	// Internal: the message was not judged (internal network or
+	// authenticated submission).
+	Internal bool
+
+	// RemoveAR lists the 1-based indexes, among the message's
+	// Authentication-Results fields, of those that claim our authserv-id
+	// (forged, RFC 8601 §5), highest first so that each removal leaves the
+	// other indexes valid.
+	RemoveAR []int
+	// Insert holds the fields to add at the top of the header, in their
+	// final order from the top: ARC set (when sealing), then
+	// Authentication-Results, then Received-SPF.
+	Insert []message.Field
+	// AuthResults is the value of our Authentication-Results field ("" when
+	// the message was not judged).
+	AuthResults string
+
+	SPF      *spf.Result // the MAIL FROM identity (nil when not judged)
+	HELO     *spf.Result // the HELO identity, when checked separately
+	DKIM     []dkim.Signature
+	DMARC    *dmarc.Result
+	ARC      *arc.Result
+	SealErr  error // why an ARC set could not be added
+	Sealed   bool
+	LimitErr error // the header section exceeded a limit
+	Elapsed  time.Duration
+}
+
+// End finishes the message: it waits (at most Engine.Timeout) for the
+// results still outstanding, evaluates DMARC, applies the policy, and
+// returns the verdict. The Message must not be used afterwards.
+func (m *Message) End() *Verdict {
+	if !m.eoh {
+		m.EndOfHeaders()
+	}
+	stop := time.AfterFunc(m.e.timeout(), m.cancel)
+	defer stop.Stop()
+	defer m.cancel()
+	m.ended = true
+
+	v := &Verdict{Action: ActionAccept, Internal: m.internal, LimitErr: m.limitErr}
+	for i := len(m.forged) - 1; i >= 0; i-- {
+		v.RemoveAR = append(v.RemoveAR, m.forged[i])
+	}
+
+	if m.internal {
+		if m.arcV != nil {
+			r := m.arcV.Close()
+			v.ARC = &r
+			m.seal(v, nil)
+		}
+		v.Elapsed = m.e.now().Sub(m.start)
+		m.finish(v)
+		return v
+	}
+
+	// SPF, started at MAIL FROM.
+	select {
+	case <-m.spfDone:
+	case <-m.ctx.Done():
+		<-m.spfDone // every lookup honours the context: this is short
+	}
+	v.SPF = &m.spfMail
+	if m.heloDone {
+		v.HELO = &m.spfHELO
+	}
+
+	var results []authres.Result
+	results = append(results, authres.FromSPF(m.spfMail))
+	if v.HELO != nil {
+		results = append(results, authres.FromSPF(*v.HELO))
+	}
+
+	var dr dmarc.Result
+	if m.limitErr != nil {
+		v.ARC = &arc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		dr = dmarc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		results = append(results, authres.Result{Method: "dkim", Value: verify.ResultPermerror, Reason: m.limitErr.Error()})
+	} else {
+		v.DKIM = m.dkimV.Close()
+		ar := m.arcV.Close()
+		v.ARC = &ar
+		var allB []string
+		for _, s := range v.DKIM {
+			allB = append(allB, s.B)
+		}
+		if len(v.DKIM) == 0 {
+			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
+		}
+		for _, s := range v.DKIM {
+			results = append(results, authres.FromDKIM(s, allB))
+		}
+		dr = dmarc.Evaluate(m.ctx, m.e.Resolver, m.dmarcArgs(v), m.e.DMARC)
+	}
+	v.DMARC = &dr
+
+	d := m.e.Policy.Decide(m.env.ClientIP, &dr, v.ARC)
+	v.Action, v.Reply, v.Override = d.Action, d.Reply, d.Override
+	if v.Action == ActionQuarantine {
+		v.QuarantineReason = "DMARC policy of " + dr.PolicyDomain + " is quarantine"
+	}
+	dres := authres.FromDMARC(dr)
+	if d.Override != "" {
+		dres.Comment = joinComment(dres.Comment, "override "+d.Override)
+	}
+	results = append(results, dres)
+	results = append(results, authres.FromARC(*v.ARC, m.env.ClientIP))
+
+	v.AuthResults = authres.Format(m.e.AuthservID, results)
+	if v.Action != ActionReject && v.Action != ActionTempfail {
+		m.seal(v, results)
+		v.Insert = append(v.Insert, authres.Field(m.e.AuthservID, results))
+		if m.e.ReceivedSPF {
+			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", authres.ReceivedSPF(m.spfMail, m.e.AuthservID), false))
+		}
+	}
+	v.Elapsed = m.e.now().Sub(m.start)
+	m.finish(v)
+	return v
+}
+
+func joinComment(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func (m *Message) dmarcArgs(v *Verdict) dmarc.Args {
+	args := dmarc.Args{From: m.fieldValues("From")}
+	s := m.spfMail
+	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
+	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {
+		args.SPF.Identity = dmarc.IdentityHELO
+	}
+	for _, sig := range v.DKIM {
+		args.DKIM = append(args.DKIM, dmarc.DKIM{Result: sig.Result, Domain: sig.Domain, Selector: sig.Selector})
+	}
+	return args
+}
+
+// seal adds an ARC set when a sealer is configured. results are this hop's
+// results (nil for a message that was not judged).
+func (m *Message) seal(v *Verdict, results []authres.Result) {
+	s := m.e.Sealer
+	if s == nil || m.arcV == nil || v.ARC == nil {
+		return
+	}
+	if v.ARC.Result == verify.ResultTemperror {
+		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
+		return
+	}
+	// The header as passed on: without the forged fields we remove.
+	hdr := m.fields
+	if len(m.forged) > 0 {
+		hdr = make([]message.Field, 0, len(m.fields))
+		n := 0
+		for _, f := range m.fields {
+			if strings.EqualFold(f.Name, "Authentication-Results") {
+				n++
+				if containsInt(m.forged, n) {
+					continue
+				}
+			}
+			hdr = append(hdr, f)
+		}
+	}
+	text := "none"
+	if len(results) > 0 {
+		text = authres.FormatResults(results)
+	}
+	set, err := s.Seal(hdr, m.arcV.BodyHash(), *v.ARC, m.e.AuthservID, text)
+	if err != nil {
+		v.SealErr = err
+		return
+	}
+	v.Sealed = true
+	v.Insert = append(set, v.Insert...)
+}
+
+func containsInt(list []int, n int) bool {
+	for _, x := range list {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplyHeader returns fields as the MTA passes them on after the verdict's
+// header changes: forged Authentication-Results removed, new fields at the
+// top. It is what the check command prints; the milter session sends the
+// same changes through the protocol.
+func ApplyHeader(fields []message.Field, v *Verdict) []message.Field {
+	out := append([]message.Field(nil), v.Insert...)
+	n := 0
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, "Authentication-Results") {
+			n++
+			if containsInt(v.RemoveAR, n) {
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+package milter
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/authmilter/authmilter/internal/metrics"
+	"github.com/authmilter/authmilter/verify/dmarc"
+)
+
+// Metrics are the milter's Prometheus metrics.
+type Metrics struct {
+	Messages *metrics.CounterVec // by action and DMARC result
+	Results  *metrics.CounterVec // by method and result
+	Latency  *metrics.Histogram  // seconds from MAIL FROM to verdict
+	Errors   *metrics.CounterVec // by kind
+}
+
+// NewMetrics registers the milter's metrics in reg.
+func NewMetrics(reg *metrics.Registry) *Metrics {
+	return &Metrics{
+		Messages: reg.NewCounterVec("authmilter_messages_total", "Messages judged, by action and DMARC result.", "action", "dmarc"),
+		Results:  reg.NewCounterVec("authmilter_results_total", "Authentication results, by method and result.", "method", "result"),
+		Latency: reg.NewHistogram("authmilter_message_seconds", "Time from MAIL FROM to the verdict.",
+			[]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
+		Errors: reg.NewCounterVec("authmilter_errors_total", "Errors, by kind.", "kind"),
+	}
+}
+
+// finish writes the message's log line and counts it.
+func (m *Message) finish(v *Verdict) {
+	if mt := m.e.Metrics; mt != nil {
+		dres := "none"
+		if v.DMARC != nil {
+			dres = string(v.DMARC.Result)
+		}
+		if v.Internal {
+			dres = "internal"
+		}
+		mt.Messages.Inc(string(v.Action), dres)
+		mt.Latency.Observe(v.Elapsed.Seconds())
+		if v.SPF != nil {
+			mt.Results.Inc("spf", string(v.SPF.Result))
+		}
+		for _, s := range v.DKIM {
+			mt.Results.Inc("dkim", string(s.Result))
+		}
+		if v.DMARC != nil {
+			mt.Results.Inc("dmarc", string(v.DMARC.Result))
+		}
+		if v.ARC != nil {
+			mt.Results.Inc("arc", string(v.ARC.Result))
+		}
+		if v.SealErr != nil {
+			mt.Errors.Inc("seal")
+		}
+		if v.LimitErr != nil {
+			mt.Errors.Inc("header_limit")
+		}
+	}
+	attrs := []slog.Attr{
+		slog.String("queue_id", m.env.QueueID),
+		slog.String("client_ip", addrString(m.env)),
+		slog.String("helo", m.env.HELO),
+		slog.String("mail_from", m.env.MailFrom),
+	}
+	if v.Internal {
+		attrs = append(attrs, slog.Bool("internal", true))
+	}
+	if v.SPF != nil {
+		attrs = append(attrs, slog.String("spf", string(v.SPF.Result)))
+	}
+	if v.HELO != nil {
+		attrs = append(attrs, slog.String("spf_helo", string(v.HELO.Result)))
+	}
+	if len(v.DKIM) > 0 {
+		parts := make([]string, 0, len(v.DKIM))
+		for _, s := range v.DKIM {
+			p := s.Domain + ":" + string(s.Result)
+			if s.Reason != "" && s.Result != "pass" {
+				p += "(" + s.Reason + ")"
+			}
+			parts = append(parts, p)
+		}
+		attrs = append(attrs, slog.String("dkim", strings.Join(parts, " ")))
+	}
+	if d := v.DMARC; d != nil {
+		attrs = append(attrs, slog.String("from_domain", d.AuthorDomain), slog.String("dmarc", string(d.Result)))
+		if d.Policy != "" {
+			attrs = append(attrs, slog.String("dmarc_policy", string(d.Policy)))
+		}
+		if d.Result == "fail" {
+			attrs = append(attrs, slog.String("dmarc_disposition", string(d.Disposition)))
+		}
+		if d.Reason != "" && d.Result != "pass" {
+			attrs = append(attrs, slog.String("dmarc_reason", d.Reason))
+		}
+	}
+	if a := v.ARC; a != nil && (a.Result != "none" || a.Instances > 0) {
+		attrs = append(attrs, slog.String("arc", string(a.Result)), slog.Int("arc_instances", a.Instances))
+		if a.Reason != "" && a.Result != "pass" {
+			attrs = append(attrs, slog.String("arc_reason", a.Reason))
+		}
+	}
+	if v.Override != "" {
+		attrs = append(attrs, slog.String("override", v.Override))
+	}
+	if len(v.RemoveAR) > 0 {
+		attrs = append(attrs, slog.Int("forged_ar_removed", len(v.RemoveAR)))
+	}
+	if v.Sealed {
+		attrs = append(attrs, slog.Bool("sealed", true))
+	}
+	if v.SealErr != nil {
+		attrs = append(attrs, slog.String("seal_error", v.SealErr.Error()))
+	}
+	if v.LimitErr != nil {
+		attrs = append(attrs, slog.String("limit", v.LimitErr.Error()))
+	}
+	attrs = append(attrs, slog.String("action", string(v.Action)))
+	if v.Reply != "" {
+		attrs = append(attrs, slog.String("reply", v.Reply))
+	}
+	attrs = append(attrs, slog.Duration("elapsed", v.Elapsed))
+	level := slog.LevelInfo
+	if v.SealErr != nil || v.LimitErr != nil {
+		level = slog.LevelWarn
+	}
+	m.e.logger().LogAttrs(m.ctx, level, "message", attrs...)
+}
+
+func addrString(env Envelope) string {
+	if env.ClientIP.IsValid() {
+		return env.ClientIP.Unmap().String()
+	}
+	return ""
+}
+
+// dispositionWord is the DMARC disposition for text output.
+func dispositionWord(d *dmarc.Result) string {
+	if d == nil || d.Disposition == "" {
+		return "none"
+	}
+	return string(d.Disposition)
+}
