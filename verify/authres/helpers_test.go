@@ -9,8 +9,8 @@ import (
 // checkFieldText reports the first way s could break a header field: a CR
 // or LF that is not part of CRLF followed by a space or TAB (folding), a
 // fold that leaves a line of white space only, any other control character,
-// or a line over the 998 octets of RFC 5322 §2.1.1.
-func checkFieldText(s string) error {
+// or a line over maxLine octets (998 in RFC 5322 §2.1.1).
+func checkFieldText(s string, maxLine int) error {
 	lineStart := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -22,7 +22,7 @@ func checkFieldText(s string) error {
 			if strings.TrimLeft(s[lineStart:i], " \t") == "" {
 				return fmt.Errorf("offset %d: line of white space only in %q", i, s)
 			}
-			if i-lineStart > 998 {
+			if i-lineStart > maxLine {
 				return fmt.Errorf("offset %d: line of %d octets", i, i-lineStart)
 			}
 			i += 2
@@ -37,7 +37,7 @@ func checkFieldText(s string) error {
 			return fmt.Errorf("offset %d: control character %#x in %q", i, c, s)
 		}
 	}
-	if len(s)-lineStart > 998 {
+	if len(s)-lineStart > maxLine {
 		return fmt.Errorf("last line of %d octets", len(s)-lineStart)
 	}
 	return nil

@@ -126,7 +126,7 @@ func normalise(rs []Result) []Result {
 	var out []Result
 	for _, r := range rs {
 		n := Result{Method: strings.ToLower(r.Method), Value: verify.Result(strings.ToLower(string(r.Value))),
-			Reason: cleanText(r.Reason), Comment: cleanText(r.Comment)}
+			Reason: keptValue(cleanText(r.Reason)), Comment: keptText(r.Comment)}
 		if n.Value == "" {
 			n.Value = verify.ResultNone
 		}
@@ -134,7 +134,7 @@ func normalise(rs []Result) []Result {
 			continue
 		}
 		for _, p := range r.Props {
-			p = Property{strings.ToLower(p.Type), strings.ToLower(p.Name), cleanValue(p.Value)}
+			p = Property{strings.ToLower(p.Type), strings.ToLower(p.Name), keptValue(p.Value)}
 			if isKeyword(p.Type) && isKeyword(p.Name) {
 				n.Props = append(n.Props, p)
 			}

@@ -74,8 +74,12 @@ func isLDH(s string) bool {
 	return true
 }
 
-// isKeyword: RFC 8601 §2.2 Keyword = ldh-str.
-func isKeyword(s string) bool { return isLDH(s) }
+// maxKeyword bounds the Keywords written (method, result, ptype,
+// property), which keeps every word of a field well under 998 octets.
+const maxKeyword = 64
+
+// isKeyword: RFC 8601 §2.2 Keyword = ldh-str, at most maxKeyword octets.
+func isKeyword(s string) bool { return len(s) <= maxKeyword && isLDH(s) }
 
 // isDomainName: RFC 6376 §3.5, which RFC 8601 §2.2 refers to:
 // sub-domain 1*("." sub-domain), sub-domain = Let-dig [Ldh-str].
@@ -176,9 +180,50 @@ func quote(s string) string {
 	return b.String()
 }
 
+// keptValue is what is written of a value: cleanValue(s), cut further so
+// that it stays within maxLen octets once quoted-pairs are added.
+func keptValue(s string) string { return cutEscaped(cleanValue(s), `"\`) }
+
+// keptText is what is written of a comment's text: cleanText(s), cut
+// further so that it stays within maxLen octets once escaped.
+func keptText(s string) string { return cutEscaped(cleanText(s), `()\`) }
+
+// cutEscaped returns s if s, with a backslash before every byte in
+// special, fits in maxLen octets; otherwise the longest prefix of s (at a
+// character boundary) that fits with "..." appended. The result is
+// unchanged by a second call.
+func cutEscaped(s, special string) string {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(special, s[i]) >= 0 {
+			n++
+		}
+	}
+	if n <= maxLen {
+		return s
+	}
+	n = 0
+	cut := 0
+	for i, r := range s {
+		w := utf8.RuneLen(r)
+		if w < 0 {
+			w = 1
+		}
+		if r < utf8.RuneSelf && strings.IndexByte(special, byte(r)) >= 0 {
+			w++
+		}
+		if n+w > maxLen-3 {
+			break
+		}
+		n += w
+		cut = i + utf8.RuneLen(r)
+	}
+	return s[:cut] + "..."
+}
+
 // value formats s as an RFC 2045 value: token, else quoted-string.
 func value(s string) string {
-	s = cleanValue(s)
+	s = keptValue(s)
 	if isToken(s) {
 		return s
 	}
@@ -188,7 +233,7 @@ func value(s string) string {
 // pvalue formats s as an RFC 8601 §2.2 pvalue: token, the address form,
 // else quoted-string.
 func pvalue(s string) string {
-	s = cleanValue(s)
+	s = keptValue(s)
 	if isToken(s) || isAddrForm(s) {
 		return s
 	}
@@ -200,7 +245,7 @@ func pvalue(s string) string {
 // the folder may fold (FWS is allowed anywhere between ctext). It returns
 // nil for empty text.
 func commentWords(text string) []string {
-	text = cleanText(text)
+	text = keptText(text)
 	if text == "" {
 		return nil
 	}
