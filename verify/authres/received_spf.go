@@ -1,6 +1,8 @@
 package authres
 
 import (
+	"strings"
+
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/spf"
 )
@@ -77,10 +79,12 @@ func ReceivedSPF(r spf.Result, receiver string) string {
 	return f.b.String()
 }
 
-// dotAtomValue formats s as dot-atom / quoted-string (RFC 7208 §9.1).
+// dotAtomValue formats s as dot-atom / quoted-string (RFC 7208 §9.1). A
+// value with '=', which atext allows, is quoted all the same, so that
+// readers that split at the first '=' cannot be misled.
 func dotAtomValue(s string) string {
-	s = cleanValue(s)
-	if isDotAtomText(s) {
+	s = keptValue(s)
+	if isDotAtomText(s) && !strings.Contains(s, "=") {
 		return s
 	}
 	return quote(s)
