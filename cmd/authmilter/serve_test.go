@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/authmilter/authmilter/dnscache/dnstest"
+)
+
+// milterMessage sends one message through the milter at addr from client
+// ip and returns the final action and our inserted Authentication-Results.
+func milterMessage(t *testing.T, addr, ip, mailFrom, from string) (*gomilter.Action, string) {
+	t.Helper()
+	c := gomilter.NewClientWithOptions("tcp", addr, gomilter.ClientOptions{
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	step := func(_ *gomilter.Action, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(s.Conn("client.example", gomilter.FamilyInet, 40000, ip))
+	step(s.Helo("client.example"))
+	step(s.Mail("<"+mailFrom+">", nil))
+	step(s.Rcpt("<bob@example.net>", nil))
+	step(s.HeaderField("From", " <alice@"+from+">"))
+	step(s.HeaderField("Subject", " test"))
+	step(s.HeaderEnd())
+	step(s.BodyChunk([]byte("Hello.\r\n")))
+	mods, act, err := s.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := ""
+	for _, m := range mods {
+		if m.Code == gomilter.ActInsertHeader && m.HeaderName == "Authentication-Results" {
+			ar = strings.TrimSpace(m.HeaderValue)
+		}
+	}
+	return act, ar
+}
+
+// TestServeReload: SIGHUP applies a good file and keeps the running
+// configuration when the new file is bad.
+func TestServeReload(t *testing.T) {
+	t.Parallel()
+	dns := dnstest.Serve(t, &dnstest.Resolver{TXT: map[string][]string{
+		"example.com":        {"v=spf1 ip4:192.0.2.0/24 -all"},
+		"_dmarc.example.com": {"v=DMARC1; p=reject"},
+	}})
+	cfgText := func(id string) string {
+		return "listen: inet:127.0.0.1:0\nauthserv_id: " + id + "\npolicy: {internal_networks: []}\ndns: {servers: [\"" + dns + "\"]}\n"
+	}
+	path := writeConfig(t, cfgText("first.test"))
+	logs := &syncBuffer{}
+	hup := make(chan os.Signal, 1)
+	ready := make(chan net.Addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, path, logs, hup, func(a net.Addr) { ready <- a }) }()
+	var addr string
+	select {
+	case a := <-ready:
+		addr = a.String()
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	waitLog := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log never said %q:\n%s", s, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if _, ar := milterMessage(t, addr, "192.0.2.1", "a@example.com", "example.com"); !strings.HasPrefix(ar, "first.test;") {
+		t.Fatalf("A-R %q", ar)
+	}
+
+	os.WriteFile(path, []byte(cfgText("second.test")), 0o600)
+	hup <- syscall.SIGHUP
+	waitLog("configuration reloaded")
+	if _, ar := milterMessage(t, addr, "192.0.2.1", "a@example.com", "example.com"); !strings.HasPrefix(ar, "second.test;") {
+		t.Fatalf("after reload, A-R %q", ar)
+	}
+
+	os.WriteFile(path, []byte(cfgText("third.test")+"bogus_key: 1\n"), 0o600)
+	hup <- syscall.SIGHUP
+	waitLog("configuration not reloaded")
+	if !strings.Contains(logs.String(), "authmilter.yaml:5") {
+		t.Errorf("the reload error does not name file and line:\n%s", logs.String())
+	}
+	if _, ar := milterMessage(t, addr, "192.0.2.1", "a@example.com", "example.com"); !strings.HasPrefix(ar, "second.test;") {
+		t.Fatalf("after a bad reload, A-R %q (old config not kept)", ar)
+	}
+	// One log line per message, with the facts an administrator greps for.
+	for _, s := range []string{"msg=message", "client_ip=192.0.2.1", "from_domain=example.com", "spf=pass", "dmarc=pass", "action=accept", "elapsed="} {
+		if !strings.Contains(logs.String(), s) {
+			t.Errorf("message log lacks %q:\n%s", s, logs.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+func TestServeMetrics(t *testing.T) {
+	t.Parallel()
+	dns := dnstest.Serve(t, &dnstest.Resolver{TXT: map[string][]string{"example.com": {"v=spf1 -all"}, "_dmarc.example.com": {"v=DMARC1; p=reject"}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	path := writeConfig(t, "listen: inet:127.0.0.1:0\nauthserv_id: m.test\npolicy: {internal_networks: []}\ndns: {servers: [\""+dns+"\"]}\nmetrics: {listen: \""+metricsAddr+"\"}\n")
+	ready := make(chan net.Addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, path, io.Discard, nil, func(a net.Addr) { ready <- a }) }()
+	addr := (<-ready).String()
+	act, _ := milterMessage(t, addr, "198.51.100.1", "a@example.com", "example.com")
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 550 {
+		t.Fatalf("action %+v, want 550", act)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, s := range []string{
+		`authmilter_messages_total{action="reject",dmarc="fail"} 1`,
+		`authmilter_results_total{method="spf",result="fail"} 1`,
+		`authmilter_message_seconds_count 1`,
+		`authmilter_dns_cache_misses_total`,
+	} {
+		if !strings.Contains(string(body), s) {
+			t.Errorf("metrics lack %q:\n%s", s, body)
+		}
+	}
+	cancel()
+	<-done
+}
+
+// TestServeDefaultBinary runs README's command as a newcomer would: the
+// built binary, no configuration file, on inet:127.0.0.1:8895; a message
+// goes through; SIGTERM ends it with status 0.
+func TestServeDefaultBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:8895", 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("127.0.0.1:8895 is in use here; the default run cannot be tested")
+	}
+	bin := filepath.Join(t.TempDir(), "authmilter")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:8895", 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the default daemon is not listening on 127.0.0.1:8895:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Loopback is an internal network by default: accepted unjudged,
+	// without DNS.
+	act, _ := milterMessage(t, "127.0.0.1:8895", "127.0.0.1", "alice@example.com", "example.com")
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("action %+v", act)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.Wait() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit 10s after SIGTERM:\n%s", logs.String())
+	}
+	for _, s := range []string{"authmilter listening", "listen=inet:127.0.0.1:8895", "(embedded defaults)", "internal=true", "stopped"} {
+		if !strings.Contains(logs.String(), s) {
+			t.Errorf("log lacks %q:\n%s", s, logs.String())
+		}
+	}
+}
