@@ -11,9 +11,10 @@ import (
 //	dmarc=<result> (p=reject dis=quarantine, lowered by t=y) reason="<why>"
 //	    header.from=<author domain> policy.dmarc=<policy published>
 //
-// header.from is the property RFC 7489 §11.2 registers; policy.dmarc
-// carries the policy published for the message (after sp/np selection,
-// before t=y and pct), as several receivers write it. The comment gives the
+// header.from is the property RFC 7489 §11.1 registers for the method;
+// policy.dmarc (a property of the policy ptype, RFC 8601 §2.3) carries the
+// policy published for the message: after sp/np selection, before t=y and
+// pct. The comment gives the
 // tag that applied with its policy, the disposition, and why the
 // disposition is less strict than the policy; the reason is
 // dmarc.Result.Reason with any RecordNote.

@@ -33,9 +33,12 @@
 //     §2.2, the ldh-str of RFC 5321); they are chosen by the program, not by
 //     the message. A resinfo whose method or result is not a Keyword, and a
 //     property whose type or name is not, is left out rather than mangled.
-//   - Values and texts longer than 512 octets are cut (at a character
-//     boundary) and end in "...", so that no line exceeds the 998 octets of
-//     RFC 5322 §2.1.1.
+//   - Values and texts longer than 512 octets, counting the quoted-pairs
+//     escaping adds, are cut (at a character boundary) and end in "...", and
+//     names longer than 64 octets are refused, so that no line exceeds the
+//     998 octets of RFC 5322 §2.1.1. A cut property value no longer names
+//     the identity checked; SMTP bounds paths to 256 octets (RFC 5321
+//     §4.5.3.1.3), so only a value that is invalid anyway is cut.
 //
 // Non-ASCII text: valid UTF-8 is kept inside quoted-strings and comments,
 // as RFC 6532 §3.2 allows (RFC 8601 §2.2 takes "value" from RFC 2045, whose
