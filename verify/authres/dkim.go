@@ -9,10 +9,10 @@ const minHeaderB = 8
 // b= tag is b, given the b= values of all the signatures on the message
 // (all may include b itself). RFC 6008 §4: the value is a prefix of b of at
 // least 8 characters (all of b when shorter) that is long enough to tell
-// the signature apart from every other one; when another signature has the
-// same b= value, nothing short of the whole value will do, and the whole
-// value is returned. White space within the b= values (folding, RFC 6376
-// §3.5) is removed first.
+// the signature apart from every other one (all of b when b is a prefix of
+// another value). A value in all equal to b is taken to be b itself: two
+// signatures with the same b= cannot be told apart by any prefix. White
+// space within the b= values (folding, RFC 6376 §3.5) is removed first.
 func HeaderB(b string, all []string) string {
 	b = stripFWS(b)
 	n := min(minHeaderB, len(b))

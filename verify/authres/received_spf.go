@@ -14,10 +14,10 @@ const ReceivedSPFName = "Received-SPF"
 // 7208 §9.1), without the field name and final CRLF, folded with CRLF+TAB
 // to 78 columns like Format:
 //
-//	pass (mx.example.org: domain of a@example.com designates 192.0.2.1 as
-//		permitted sender) client-ip=192.0.2.1; envelope-from="a@example.com";
-//		helo=mail.example.com; receiver=mx.example.org; identity=mailfrom;
-//		mechanism="ip4:192.0.2.0/24"
+//	fail (mx.example.org: domain of bob@example.com does not
+//		designate 198.51.100.9 as permitted sender) client-ip=198.51.100.9;
+//		envelope-from="bob@example.com"; helo=host.example.net;
+//		receiver=mx.example.org; identity=mailfrom; mechanism=-all
 //
 // receiver is the name of the host that did the check; it prefixes the
 // comment and becomes receiver= when not empty. problem= carries the error
