@@ -17,18 +17,20 @@ import (
 //
 // Each server is tried in turn, and the round repeated Config.Attempts
 // times, as long as the servers fail temporarily (timeout, network error,
-// SERVFAIL, REFUSED, any other error code, or a malformed reply); an
+// SERVFAIL, REFUSED, any other error code, a malformed reply, or one over
+// Config.MaxAnswerBytes); an
 // answer, NXDOMAIN or NODATA ends the lookup.
 type Client struct {
 	servers  []string
 	timeout  time.Duration
 	attempts int
 	trustAD  bool
+	maxBytes int // Config.MaxAnswerBytes
 }
 
 // NewClient returns a Client for cfg.Servers, or for the nameservers of
 // cfg.ResolvConf when there are none. It reads Timeout, Attempts and
-// TrustAD from cfg; the cache fields are ignored.
+// TrustAD and MaxAnswerBytes from cfg; the cache fields are ignored.
 func NewClient(cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	servers := cfg.Servers
@@ -44,7 +46,7 @@ func NewClient(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("dnscache: %s: no nameserver line", cfg.ResolvConf)
 		}
 	}
-	c := &Client{timeout: cfg.Timeout, attempts: cfg.Attempts, trustAD: cfg.TrustAD}
+	c := &Client{timeout: cfg.Timeout, attempts: cfg.Attempts, trustAD: cfg.TrustAD, maxBytes: cfg.MaxAnswerBytes}
 	for _, s := range servers {
 		addr, err := ParseServer(s)
 		if err != nil {
@@ -110,11 +112,11 @@ func (c *Client) query(ctx context.Context, qtype uint16, name string) (*answer,
 func (c *Client) askServer(ctx context.Context, server string, qtype uint16, name string) (a *answer, done bool, err error) {
 	deadline := time.Now().Add(c.timeout)
 	q := newQuery(qtype, name)
-	r, err := exchange(ctx, "udp", server, q, deadline)
+	r, err := exchange(ctx, "udp", server, q, deadline, c.maxBytes)
 	if err == nil && r.Truncated {
 		// RFC 7766 §5 (RFC 1035 §4.2.1): a truncated UDP reply is retried
 		// over TCP, at the same server.
-		r, err = exchange(ctx, "tcp", server, q, deadline)
+		r, err = exchange(ctx, "tcp", server, q, deadline, c.maxBytes)
 		if err == nil && r.Truncated {
 			err = errMalformed("truncated reply over TCP")
 		}

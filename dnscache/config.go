@@ -25,6 +25,16 @@ type Config struct {
 	// over a trusted path (typically a local resolver on loopback), so that
 	// the AD bit of their answers sets Result.Authentic (RFC 6840 §5.8).
 	TrustAD bool
+	// MaxAnswerBytes bounds the size of one reply, in octets on the wire
+	// (UDP datagram or TCP message). A larger reply is not unpacked: the
+	// lookup fails with a temporary error (ErrTemporary), as for a reply
+	// that cannot be used, so that no verifier turns an answer it never
+	// saw into "no record" (RFC 7208 §4.4 temperror, RFC 6376 §6.1.2
+	// TEMPFAIL, RFC 9989 temperror). Default: 65535, the most a DNS
+	// message can hold over TCP (RFC 1035 §4.2.2), so that only a lower
+	// setting refuses anything; values under 512 (RFC 1035 §2.3.4) are
+	// raised to 512.
+	MaxAnswerBytes int
 
 	// CacheSize is the number of answers (positive or negative) kept.
 	// Default: 10000. A negative value turns the cache off.
@@ -65,6 +75,10 @@ const (
 	DefaultNegativeTTL    = 5 * time.Minute
 	DefaultMaxNegativeTTL = time.Hour
 	DefaultTempFailTTL    = 2 * time.Second
+	DefaultMaxAnswerBytes = 65535
+	// MinMaxAnswerBytes is the smallest MaxAnswerBytes honoured: the DNS
+	// message size every implementation must accept (RFC 1035 §2.3.4).
+	MinMaxAnswerBytes = 512
 )
 
 // withDefaults returns cfg with every zero field set to its default and
@@ -78,6 +92,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = DefaultAttempts
+	}
+	switch {
+	case cfg.MaxAnswerBytes <= 0:
+		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
+	case cfg.MaxAnswerBytes < MinMaxAnswerBytes:
+		cfg.MaxAnswerBytes = MinMaxAnswerBytes
 	}
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize

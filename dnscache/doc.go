@@ -12,7 +12,8 @@
 //   - Client asks the upstream recursive resolvers (UDP with EDNS0, TCP
 //     after truncation, every server in turn, Config.Attempts rounds),
 //     follows the CNAMEs in the answer and maps response codes to the
-//     error contract. It reports TTLs, including the RFC 2308 negative TTL.
+//     error contract. A reply over Config.MaxAnswerBytes is refused as a
+//     temporary failure. It reports TTLs, including the RFC 2308 negative TTL.
 //   - Cache keeps answers for their TTL in a size-bounded LRU, negative
 //     answers per RFC 2308 and temporary failures briefly, and collapses
 //     concurrent identical lookups into one query.

@@ -2,6 +2,9 @@ package dnscache
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -14,7 +17,8 @@ import (
 const udpBufferSize = 4096
 
 // exchange sends q to server over network ("udp" or "tcp") and returns the
-// reply, before deadline and until ctx ends.
+// reply, before deadline and until ctx ends. A reply of more than maxBytes
+// octets is not unpacked (errTooLarge).
 //
 // miekg/dns's Client.Exchange obeys a context's deadline but not its
 // cancellation, so the exchange is done here on a dns.Conn whose deadline
@@ -22,7 +26,7 @@ const udpBufferSize = 4096
 // Each exchange dials a new socket, so UDP queries leave from a fresh
 // random port (RFC 5452 §9.2); the socket is connected, so only the
 // server's datagrams arrive.
-func exchange(ctx context.Context, network, server string, q *dns.Msg, deadline time.Time) (*dns.Msg, error) {
+func exchange(ctx context.Context, network, server string, q *dns.Msg, deadline time.Time, maxBytes int) (*dns.Msg, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -44,7 +48,7 @@ func exchange(ctx context.Context, network, server string, q *dns.Msg, deadline 
 	}
 	udp := network == "udp"
 	for {
-		r, err := co.ReadMsg()
+		r, err := readReply(co, maxBytes)
 		if err != nil && r == nil {
 			return nil, err // network error or timeout
 		}
@@ -53,6 +57,10 @@ func exchange(ctx context.Context, network, server string, q *dns.Msg, deadline 
 				continue // a late reply to an earlier query, or a forgery
 			}
 			return nil, errMalformed("reply ID does not match the query")
+		}
+		var tooLarge errTooLarge
+		if errors.As(err, &tooLarge) {
+			return nil, err
 		}
 		if err != nil {
 			// The header was read but the rest did not unpack. A truncated
@@ -71,6 +79,36 @@ func exchange(ctx context.Context, network, server string, q *dns.Msg, deadline 
 		}
 		return r, nil
 	}
+}
+
+// errTooLarge is a reply over Config.MaxAnswerBytes.
+type errTooLarge struct{ size, max int }
+
+func (e errTooLarge) Error() string {
+	return fmt.Sprintf("reply of %d octets over the limit of %d (max_answer_bytes)", e.size, e.max)
+}
+
+// readReply reads one message from co, as dns.Conn.ReadMsg does, but does
+// not unpack a message longer than maxBytes: it returns errTooLarge with
+// only the ID filled in, so that a stray datagram still counts as one.
+// The read itself is bounded by the transport: UDP by the receive buffer,
+// TCP by its 16-bit length prefix (RFC 1035 §4.2.2).
+func readReply(co *dns.Conn, maxBytes int) (*dns.Msg, error) {
+	p, err := co.ReadMsgHeader(nil)
+	if err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg)
+	if len(p) > maxBytes {
+		if len(p) >= 2 {
+			m.Id = binary.BigEndian.Uint16(p)
+		}
+		return m, errTooLarge{len(p), maxBytes}
+	}
+	if err := m.Unpack(p); err != nil {
+		return m, err
+	}
+	return m, nil
 }
 
 // sameQuestion reports whether reply r answers the question of q
