@@ -1,8 +1,11 @@
 package canon
 
 import (
+	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"testing"
 )
 
@@ -35,8 +38,69 @@ func FuzzBodyChunking(f *testing.F) {
 			if wantLen := min(l, int64(len(full))); lh.Len() != wantLen {
 				t.Fatalf("%v: l=%d hashed %d octets, want %d", c, l, lh.Len(), wantLen)
 			}
+			// The streaming canonicaliser agrees with the line-by-line
+			// reference, in any chunking and under l=.
+			ref := refBody(c, string(body))
+			if full != ref {
+				t.Fatalf("%v: %q canonicalised to %q, reference %q", c, body, full, ref)
+			}
+			if got := canonChunks(c, body, int(size)%17+1); got != ref {
+				t.Fatalf("%v: chunks of %d canonicalised %q to %q, reference %q", c, int(size)%17+1, body, got, ref)
+			}
+			wantL := sha256.Sum256([]byte(ref[:min(int(l), len(ref))]))
+			if !bytes.Equal(lh.Sum(), wantL[:]) {
+				t.Fatalf("%v: l=%d hash differs from the reference", c, l)
+			}
 		}
 	})
+}
+
+// refBody is a deliberately naive reading of RFC 6376 §3.4.3 and §3.4.4,
+// line by line, to check the streaming BodyHasher against.
+func refBody(c Canon, body string) string {
+	lines := strings.Split(body, "\r\n") // the last element: an unterminated line
+	if c == Relaxed {
+		for i, l := range lines {
+			// §3.4.4 a: WSP runs become one SP; b: WSP at line end goes.
+			var b strings.Builder
+			inWSP := false
+			for j := 0; j < len(l); j++ {
+				if l[j] == ' ' || l[j] == '\t' {
+					inWSP = true
+					continue
+				}
+				if inWSP {
+					b.WriteByte(' ')
+					inWSP = false
+				}
+				b.WriteByte(l[j])
+			}
+			lines[i] = b.String()
+		}
+	}
+	// Trailing empty lines are ignored (both algorithms).
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) == 0 {
+		if c == Simple {
+			return "\r\n"
+		}
+		return ""
+	}
+	return strings.Join(lines, "\r\n") + "\r\n"
+}
+
+func canonChunks(c Canon, body []byte, n int) string {
+	var buf bytes.Buffer
+	b := &BodyHasher{c: c, h: &recorder{&buf}, limit: -1}
+	for len(body) > 0 {
+		k := min(n, len(body))
+		b.Write(body[:k])
+		body = body[k:]
+	}
+	b.Sum()
+	return buf.String()
 }
 
 func mustHex(s string) []byte {
