@@ -1,0 +1,184 @@
+// Command milterload replays a corpus of messages to a milter as Postfix
+// drives one (option negotiation, connect and HELO with their macros, MAIL,
+// RCPT, each header field, end of headers, the body in chunks of at most
+// 65535 bytes, end of message, QUIT), at a chosen number of concurrent
+// sessions, and reports messages per second, the latency from MAIL to the
+// final reply (p50, p95, p99), the mix of actions and, given the milter's
+// process id, its CPU time per message and memory from /proc. It checks
+// nothing about the answers beyond recording them.
+//
+// Usage:
+//
+//	milterload [flags] CORPUS-DIR
+//	milterload gen [flags] -o DIR
+//
+// A corpus is a directory of NAME.eml files, each with a NAME.env sidecar
+// holding its envelope as JSON: {"client_ip", "helo", "mail_from",
+// "rcpts", and optionally "class"}. Runs are always bounded (-d, default
+// 10s, caps every run) and only loopback addresses or Unix sockets are
+// accepted as targets.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "gen" {
+		err = genMain(os.Args[2:], os.Stdout)
+	} else {
+		err = loadMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "milterload:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// Limits that keep every run bounded.
+const (
+	maxDuration    = time.Hour
+	maxConcurrency = 1024
+)
+
+func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("milterload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload gen [flags] -o DIR\n\nflags:")
+		fs.PrintDefaults()
+	}
+	target := fs.String("milter", "inet:127.0.0.1:8895", "milter socket: inet:HOST:PORT, inet:[::1]:PORT, inet:PORT@HOST or unix:PATH (loopback and unix only)")
+	conc := fs.Int("c", 1, "concurrent sessions")
+	count := fs.Int("n", 0, "messages to send (0: as many as fit in -d)")
+	dur := fs.Duration("d", 10*time.Second, "longest run (caps -n too)")
+	reuse := fs.Int("reuse", 1, "messages per milter connection (1: one connection per message, as Postfix with one message per SMTP session); later messages of a connection keep the first one's client address and HELO")
+	pid := fs.Int("pid", 0, "the milter's process id: report its CPU time per message and its memory from /proc")
+	match := fs.String("match", "", "only messages whose name matches this regular expression (e.g. '\\.20KB\\.')")
+	asJSON := fs.Bool("json", false, "write the report as JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "longest wait for one protocol read or write")
+	noReceived := fs.Bool("no-received", false, "do not send the Received field Postfix adds at the top of the header")
+	mta := fs.String("mta-name", "mx.inbound.example", "the MTA's host name ({j} and its Received field)")
+	warmup := fs.Int("warmup", 0, "messages sent (one session) before measuring, to fill the milter's caches")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("want one corpus directory")
+	}
+	switch {
+	case *conc < 1 || *conc > maxConcurrency:
+		return fmt.Errorf("-c %d: want 1 to %d", *conc, maxConcurrency)
+	case *dur <= 0 || *dur > maxDuration:
+		return fmt.Errorf("-d %v: want more than 0 and at most %v", *dur, maxDuration)
+	case *count < 0:
+		return fmt.Errorf("-n %d: want 0 or more", *count)
+	case *reuse < 1:
+		return fmt.Errorf("--reuse %d: want 1 or more", *reuse)
+	case *warmup < 0 || *warmup > 100000:
+		return fmt.Errorf("--warmup %d: want 0 to 100000", *warmup)
+	}
+	network, addr, err := parseTarget(ctx, *target)
+	if err != nil {
+		return err
+	}
+	var re *regexp.Regexp
+	if *match != "" {
+		if re, err = regexp.Compile(*match); err != nil {
+			return fmt.Errorf("--match: %w", err)
+		}
+	}
+	corpus, err := loadCorpus(fs.Arg(0), re)
+	if err != nil {
+		return err
+	}
+	cfg := runConfig{
+		network: network, addr: addr, concurrency: *conc, count: *count, duration: *dur,
+		reuse: *reuse, timeout: *timeout, received: !*noReceived, mta: *mta,
+	}
+	if *warmup > 0 {
+		wc := cfg
+		wc.concurrency, wc.count = 1, *warmup
+		if s, _ := run(ctx, wc, corpus); summarize(s, 0).Errors > 0 {
+			return fmt.Errorf("warm-up: %s", summarize(s, 0).FirstError)
+		}
+	}
+	rep, err := measure(ctx, cfg, corpus, *pid)
+	if err != nil {
+		return err
+	}
+	rep.Target = *target
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.writeText(stdout)
+	return nil
+}
+
+// measure runs the load and, with pid, reads the milter's /proc figures
+// around it.
+func measure(ctx context.Context, cfg runConfig, corpus []*mail, pid int) (*Report, error) {
+	var before procSnapshot
+	if pid > 0 {
+		var err error
+		if before, err = readProc(pid); err != nil {
+			return nil, fmt.Errorf("--pid %d: %w", pid, err)
+		}
+	}
+	cpu0 := selfCPU()
+	samples, wall := run(ctx, cfg, corpus)
+	cpu := selfCPU() - cpu0
+	rep := summarize(samples, wall)
+	rep.Concurrency, rep.Reuse, rep.CorpusSize = cfg.concurrency, cfg.reuse, len(corpus)
+	done := rep.Messages - rep.Errors
+	if done > 0 {
+		rep.ClientCPUPerMsg = ms(cpu) / float64(done)
+	}
+	if pid > 0 {
+		after, err := readProc(pid)
+		if err != nil {
+			return nil, fmt.Errorf("--pid %d after the run: %w", pid, err)
+		}
+		hz := clockTicks()
+		m := &MilterReport{
+			PID: pid, ClockTicks: hz,
+			CPUms:        float64(after.ticks-before.ticks) * 1000 / float64(hz),
+			CPUTickError: 1000 / float64(hz),
+			RSSBeforeKB:  before.rssKB, RSSAfterKB: after.rssKB, RSSPeakKB: after.peakKB,
+		}
+		if done > 0 {
+			m.CPUmsPerMsg = m.CPUms / float64(done)
+		}
+		rep.Milter = m
+	}
+	return rep, nil
+}
+
+// splitList splits a comma-separated flag value.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

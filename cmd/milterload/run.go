@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// runConfig is what one load run does.
+type runConfig struct {
+	network, addr string
+	concurrency   int
+	count         int           // messages to send; 0: until duration
+	duration      time.Duration // always bounds the run
+	reuse         int           // messages per connection (≥ 1)
+	timeout       time.Duration // per protocol read or write
+	received      bool          // prepend Postfix's Received field
+	mta           string        // the MTA's name ({j}, the Received field)
+}
+
+// sample is the record of one message.
+type sample struct {
+	mail    *mail
+	latency time.Duration
+	action  string // accept, reject, tempfail, quarantine, discard, other, error
+	headers int
+	err     error
+}
+
+// run replays corpus against the milter and returns one sample per message
+// attempted, and the wall time of the run.
+func run(ctx context.Context, cfg runConfig, corpus []*mail) ([]sample, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.duration)
+	defer cancel()
+	var next atomic.Uint64
+	var mu sync.Mutex
+	var all []sample
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range cfg.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := worker(ctx, cfg, corpus, &next)
+			mu.Lock()
+			all = append(all, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all, time.Since(start)
+}
+
+func worker(ctx context.Context, cfg runConfig, corpus []*mail, next *atomic.Uint64) []sample {
+	var out []sample
+	var c *conn
+	var connOutcome *outcome // a final answer at connect or HELO
+	used := 0
+	closeConn := func() {
+		if c != nil {
+			c.quit()
+		}
+		c, connOutcome, used = nil, nil, 0
+	}
+	defer closeConn()
+	for ctx.Err() == nil {
+		i := next.Add(1) - 1
+		if cfg.count > 0 && i >= uint64(cfg.count) {
+			break
+		}
+		m := corpus[i%uint64(len(corpus))]
+		s := sample{mail: m}
+		start := time.Now()
+		if c == nil {
+			var err error
+			c, err = dialMilter(cfg.network, cfg.addr, cfg.timeout)
+			if err == nil {
+				var done bool
+				var o outcome
+				done, o, err = c.connect(m, cfg.mta)
+				if done && err == nil {
+					connOutcome = &o
+				}
+			}
+			if err != nil {
+				if c != nil {
+					c.close()
+					c = nil
+				}
+				s.action, s.err, s.latency = "error", err, time.Since(start)
+				out = append(out, s)
+				continue
+			}
+		}
+		var o outcome
+		var err error
+		if connOutcome != nil {
+			o = *connOutcome
+		} else {
+			o, s.latency, err = c.transaction(m, queueID(i), cfg.mta, cfg.received)
+		}
+		s.action, s.headers = classify(o.action), o.headers
+		if err != nil {
+			s.action, s.err = "error", err
+		}
+		out = append(out, s)
+		used++
+		if err != nil {
+			c.close()
+			c, connOutcome, used = nil, nil, 0
+		} else if used >= cfg.reuse {
+			closeConn()
+		}
+	}
+	return out
+}
+
+// classify maps an answer to the reported action mix.
+func classify(a string) string {
+	switch a {
+	case "accept", "reject", "tempfail", "quarantine":
+		return a
+	}
+	return "other" // discard, skip at end of message, 2xx/3xx reply codes
+}
+
+// percentile returns the p-th percentile (0–100) of sorted durations, by
+// the nearest-rank method.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(float64(len(sorted))*p/100+0.999999) - 1
+	return sorted[max(0, min(rank, len(sorted)-1))]
+}
+
+func sortedLatencies(samples []sample) []time.Duration {
+	var l []time.Duration
+	for _, s := range samples {
+		if s.err == nil {
+			l = append(l, s.latency)
+		}
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	return l
+}
