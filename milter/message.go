@@ -92,6 +92,9 @@ func (m *Message) startSPF() {
 // kept, but Authentication-Results fields are still counted so that forged
 // ones can be removed.
 func (m *Message) Header(f message.Field) {
+	// RFC 5322 §4.5.3: WSP may precede the colon, and an MTA may pass the
+	// name with it; the field is still the one named.
+	f.Name = strings.TrimRight(f.Name, " \t")
 	if strings.EqualFold(f.Name, "Authentication-Results") {
 		m.arSeen++
 		if id, err := authres.AuthServID(f.Value()); err == nil && authres.SameAuthServID(id, m.e.AuthservID) {

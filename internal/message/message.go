@@ -20,9 +20,14 @@ type Field struct {
 }
 
 // Value returns the field's value: everything after the colon, without the
-// final CRLF (folding kept).
+// final CRLF (folding kept). The colon is searched for, not assumed right
+// after Name: RFC 5322 §4.5.3 (obs-optional) allows WSP before it, which Name
+// does not hold.
 func (f Field) Value() string {
-	v := f.Raw[len(f.Name)+1:]
+	v := f.Raw
+	if i := bytes.IndexByte(v, ':'); i >= 0 {
+		v = v[i+1:]
+	}
 	return string(bytes.TrimSuffix(v, []byte("\r\n")))
 }
 

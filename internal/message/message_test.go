@@ -90,15 +90,34 @@ func TestBodyCRLF(t *testing.T) {
 func FuzzReadHeader(f *testing.F) {
 	f.Add("From: a\r\nSubject: b\r\n c\r\n\r\nbody")
 	f.Add(" x\n:\n\n")
+	f.Add("From \t: a@example.com\r\nAuthentication-Results : mx; none\r\n\r\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		fields, err := ReadHeader(bufio.NewReader(strings.NewReader(s)), Limits{MaxBytes: 4096, MaxFields: 50})
 		if err != nil {
 			return
 		}
 		for _, fl := range fields {
-			if !bytes.HasSuffix(fl.Raw, []byte("\r\n")) || !bytes.HasPrefix(fl.Raw, []byte(fl.Name+":")) {
+			// RFC 5322 §4.5.3: WSP may come between the name and the colon.
+			rest, ok := bytes.CutPrefix(fl.Raw, []byte(fl.Name))
+			if !bytes.HasSuffix(fl.Raw, []byte("\r\n")) || !ok || !bytes.HasPrefix(bytes.TrimLeft(rest, " \t"), []byte(":")) {
 				t.Fatalf("bad field %q", fl.Raw)
+			}
+			if v := fl.Value(); !bytes.HasSuffix(fl.Raw, []byte(":"+v+"\r\n")) {
+				t.Fatalf("Value %q of %q", v, fl.Raw)
 			}
 		}
 	})
+}
+
+// TestValueSpaceBeforeColon: RFC 5322 §4.5.3 obs-optional, WSP between the
+// name and the colon; the value is what follows the colon.
+func TestValueSpaceBeforeColon(t *testing.T) {
+	t.Parallel()
+	fields, err := ReadHeader(bufio.NewReader(strings.NewReader("From \t: a@example.com\r\n\r\n")), Limits{})
+	if err != nil || len(fields) != 1 || fields[0].Name != "From" || fields[0].Value() != " a@example.com" {
+		t.Fatalf("%+v %q %v", fields, fields[0].Value(), err)
+	}
+	if f := (Field{Name: "From", Raw: []byte("From : b\r\n")}); f.Value() != " b" {
+		t.Fatalf("Value %q", f.Value())
+	}
 }
