@@ -91,5 +91,19 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 			return nil, fmt.Errorf("%w: PKCS#8 key of type %T (want RSA or Ed25519)", ErrKeyFormat, k)
 		}
 	}
-	return nil, fmt.Errorf("%w: PEM block %q", ErrKeyFormat, block.Type)
+	return nil, fmt.Errorf("%w: PEM block %s", ErrKeyFormat, pemLabel(block.Type))
+}
+
+// pemLabel quotes a PEM block type for an error message when it looks like
+// one (RFC 7468 §2 labels: upper-case words); anything else, such as key
+// text pasted onto the BEGIN line, is not repeated.
+func pemLabel(t string) string {
+	ok := len(t) <= 40
+	for _, c := range t {
+		ok = ok && (c == ' ' || c == '-' || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9'))
+	}
+	if !ok {
+		return "of an unrecognised type"
+	}
+	return fmt.Sprintf("%q", t)
 }
