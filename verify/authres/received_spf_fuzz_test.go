@@ -1,0 +1,42 @@
+package authres
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/authmilter/authmilter/verify"
+	"github.com/authmilter/authmilter/verify/spf"
+)
+
+// FuzzReceivedSPF: whatever the result word, the envelope, the explanation
+// from DNS and the error text, the Received-SPF value is folded only with
+// CRLF+WSP, holds no control character, keeps its lines within 998 octets,
+// and starts with one of the seven results of RFC 7208 §2.6.
+func FuzzReceivedSPF(f *testing.F) {
+	f.Add("pass", "myname@example.com", "example.com", "foo.example.com", "ip4:192.0.2.0/24", "", "", "mybox.example.org")
+	f.Add("fail", "bob@example.com", "example.com", "host.example.net", "-all", "bad\r\nX-Injected: yes", "", "mx.example.org")
+	f.Add("permerror", "postmaster@h.example", "h.example", "h.example", "foo", "", "unknown mechanism \"foo\";\r\n", "mx")
+	f.Add("pass\r\nX: y", "a;b=c\"@d", "d(", "(helo)", "a=b; c", "\x00\x1b\u202e", "\xff", "r\\\"")
+	f.Fuzz(func(t *testing.T, result, sender, domain, helo, mech, expl, problem, receiver string) {
+		r := spf.Result{
+			Result: verify.Result(result), Identity: spf.IdentityMailFrom, Sender: sender, Domain: domain,
+			IP: netip.MustParseAddr("192.0.2.1"), HELO: helo, Mechanism: mech, Explanation: expl,
+		}
+		if problem != "" {
+			r.Err = errors.New(problem)
+		}
+		out := ReceivedSPF(r, receiver)
+		if err := checkFieldText(out, 998); err != nil {
+			t.Fatal(err)
+		}
+		word, _, _ := strings.Cut(out, " ")
+		switch verify.Result(word) {
+		case verify.ResultPass, verify.ResultFail, verify.ResultSoftfail, verify.ResultNeutral,
+			verify.ResultNone, verify.ResultTemperror, verify.ResultPermerror:
+		default:
+			t.Fatalf("result word %q in %q", word, out)
+		}
+	})
+}
