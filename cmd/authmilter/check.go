@@ -87,7 +87,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		r = z
-	} else if r, err = dnscache.New(dnsConfig(cfg.DNS)); err != nil {
+	} else if r, err = dnscache.New(dnsConfig(cfg)); err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/authmilter/authmilter/dnscache"
 )
 
 // Config is the authmilter configuration file. Every field has a default
@@ -102,12 +104,23 @@ type PolicyConfig struct {
 	SealInternal bool `yaml:"seal_internal"`
 }
 
-// LimitsConfig bounds the work one message can cause.
+// LimitsConfig bounds the work one message can cause. Each bound has a
+// defined outcome when exceeded (see configs/authmilter.yaml).
 type LimitsConfig struct {
 	MessageTimeout time.Duration `yaml:"message_timeout"`
 	MaxHeaderBytes int           `yaml:"max_header_bytes"`
 	MaxHeaders     int           `yaml:"max_headers"`
 	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	// MaxAnswerBytes bounds one DNS reply (dnscache.Config.MaxAnswerBytes):
+	// a larger one is a temporary DNS failure (temperror).
+	MaxAnswerBytes int `yaml:"max_answer_bytes"`
+	// MaxARCInstances bounds the ARC sets validated (arc.Options.MaxInstances,
+	// at most RFC 8617 §4.2.1's 50): a longer chain is arc=fail.
+	MaxARCInstances int `yaml:"max_arc_instances"`
+	// SPFMaxLookups and SPFMaxVoidLookups are the RFC 7208 §4.6.4 limits
+	// (10 and 2): going over is spf=permerror.
+	SPFMaxLookups     int `yaml:"spf_max_lookups"`
+	SPFMaxVoidLookups int `yaml:"spf_max_void_lookups"`
 }
 
 // DefaultConfig returns the embedded default: listen on 127.0.0.1:8895,
@@ -132,10 +145,14 @@ func DefaultConfig() *Config {
 			InternalNetworks: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Limits: LimitsConfig{
-			MessageTimeout: 20 * time.Second,
-			MaxHeaderBytes: 1 << 20,
-			MaxHeaders:     1000,
-			IdleTimeout:    5 * time.Minute,
+			MessageTimeout:    20 * time.Second,
+			MaxHeaderBytes:    1 << 20,
+			MaxHeaders:        1000,
+			IdleTimeout:       5 * time.Minute,
+			MaxAnswerBytes:    dnscache.DefaultMaxAnswerBytes,
+			MaxARCInstances:   50,
+			SPFMaxLookups:     10,
+			SPFMaxVoidLookups: 2,
 		},
 	}
 }
@@ -232,6 +249,18 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MessageTimeout <= 0 {
 		add("limits.message_timeout must be positive")
+	}
+	if n := c.Limits.MaxAnswerBytes; n < dnscache.MinMaxAnswerBytes || n > dnscache.DefaultMaxAnswerBytes {
+		add("limits.max_answer_bytes %d: want %d to %d (RFC 1035 §2.3.4, §4.2.2)", n, dnscache.MinMaxAnswerBytes, dnscache.DefaultMaxAnswerBytes)
+	}
+	if n := c.Limits.MaxARCInstances; n < 1 || n > 50 {
+		add("limits.max_arc_instances %d: want 1 to 50 (RFC 8617 §4.2.1)", n)
+	}
+	if n := c.Limits.SPFMaxLookups; n < 1 || n > 10 {
+		add("limits.spf_max_lookups %d: want 1 to 10 (RFC 7208 §4.6.4)", n)
+	}
+	if c.Limits.SPFMaxVoidLookups < 1 {
+		add("limits.spf_max_void_lookups %d: must be at least 1", c.Limits.SPFMaxVoidLookups)
 	}
 	return errors.Join(errs...)
 }

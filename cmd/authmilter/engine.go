@@ -11,16 +11,20 @@ import (
 	"github.com/authmilter/authmilter/milter"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/spf"
 )
 
-// dnsConfig turns the dns section into the resolver's configuration.
-func dnsConfig(c DNSConfig) dnscache.Config {
+// dnsConfig turns the dns section (and limits.max_answer_bytes) into the
+// resolver's configuration.
+func dnsConfig(cfg *Config) dnscache.Config {
+	c := cfg.DNS
 	return dnscache.Config{
-		Servers:   c.Servers,
-		Timeout:   c.Timeout,
-		TrustAD:   c.TrustAD,
-		CacheSize: c.CacheSize,
-		ZoneFile:  c.ZoneFile,
+		Servers:        c.Servers,
+		Timeout:        c.Timeout,
+		TrustAD:        c.TrustAD,
+		CacheSize:      c.CacheSize,
+		ZoneFile:       c.ZoneFile,
+		MaxAnswerBytes: cfg.Limits.MaxAnswerBytes,
 	}
 }
 
@@ -46,8 +50,9 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *milter.
 		AuthservID:     cfg.AuthservID,
 		Policy:         pol,
 		DKIM:           &dkim.Options{MaxSignatures: cfg.DKIM.MaxSignatures},
+		SPF:            &spf.Options{MaxLookups: cfg.Limits.SPFMaxLookups, MaxVoidLookups: cfg.Limits.SPFMaxVoidLookups},
 		DMARC:          &dmarc.Options{},
-		ARC:            &arc.Options{},
+		ARC:            &arc.Options{MaxInstances: cfg.Limits.MaxARCInstances},
 		ReceivedSPF:    cfg.SPF.ReceivedSPF,
 		Timeout:        cfg.Limits.MessageTimeout,
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,

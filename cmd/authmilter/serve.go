@@ -186,7 +186,7 @@ func (d *daemon) apply(cfg *Config) error {
 	r := d.resolver
 	if r == nil || !reflect.DeepEqual(d.cfg.DNS, cfg.DNS) {
 		var err error
-		if r, err = dnscache.New(dnsConfig(cfg.DNS)); err != nil {
+		if r, err = dnscache.New(dnsConfig(cfg)); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
 	}
