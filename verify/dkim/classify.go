@@ -1,12 +1,12 @@
 package dkim
 
 import (
+	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	msgauth "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/dkimkey"
@@ -15,149 +15,135 @@ import (
 
 // outcome gathers what is known about one signature when the body ends.
 type outcome struct {
-	parseErr error     // from parseSignature
-	checked  bool      // within Options.MaxSignatures
-	verified bool      // go-msgauth returned a verdict
-	err      error     // go-msgauth's verdict (nil: pass)
-	runErr   error     // go-msgauth stopped without a verdict
-	key      keyResult // our own key lookup, for size and flags
+	sig     *sigState
+	checked bool // within Options.MaxSignatures
+	keyDone bool // the key lookup ended before the context did
 }
 
-// classify turns an outcome into a Signature. The order of the checks is
-// the order of RFC 6376 §6.1: the signature field (§6.1.1), the key
-// (§6.1.2), then the hashes (§6.1.3).
-func classify(st *sigTags, in outcome, max int, now time.Time) Signature {
-	var s Signature
-	st.fill(&s)
-	if k := in.key.key; k != nil {
-		s.KeyBits = k.Bits
-		s.KeyTesting = k.Testing()
-		s.KeyStrict = k.Strict()
+// classify verifies one signature and turns the outcome into a Signature.
+// The order of the checks is the order of RFC 6376 §6.1: the signature
+// field (§6.1.1), the key (§6.1.2), then the hashes (§6.1.3).
+func classify(in outcome, max int, now time.Time) Signature {
+	s := in.sig
+	st := s.tags
+	var out Signature
+	st.fill(&out)
+	var key *dkimkey.Key
+	var keyErr error
+	if in.keyDone {
+		key, keyErr = s.key.key, s.key.err
+	}
+	if key != nil {
+		out.KeyBits = key.Bits
+		out.KeyTesting = key.Testing()
+		out.KeyStrict = key.Strict()
 	}
 	set := func(r verify.Result, reason string, err error) Signature {
-		s.Result, s.Reason = r, reason
+		out.Result, out.Reason = r, reason
 		if err != nil {
-			s.Err = fmt.Errorf("dkim: d=%s s=%s: %w", s.Domain, s.Selector, err)
+			out.Err = fmt.Errorf("dkim: d=%s s=%s: %w", out.Domain, out.Selector, err)
 		}
-		return s
+		return out
 	}
+	perm := func(err error) Signature { return set(verify.ResultPermerror, reasonOf(err), err) }
 
+	// §6.1.1: the signature field.
 	switch {
-	case in.parseErr != nil:
-		// RFC 6376 §6.1.1: a signature that does not parse, or lacks a
-		// required tag, is PERMFAIL.
-		return set(verify.ResultPermerror, reasonOf(in.parseErr), in.parseErr)
+	case s.parseErr != nil:
+		// A signature that does not parse, or lacks a required tag, is
+		// PERMFAIL.
+		return perm(s.parseErr)
 	case !in.checked:
-		// RFC 6376 §6.1: a verifier MAY limit the signatures it checks;
-		// the others are reported, not dropped.
+		// §6.1: a verifier MAY limit the signatures it checks; the
+		// others are reported, not dropped.
 		reason := fmt.Sprintf("not checked: more than %d signatures", max)
 		return set(verify.ResultPolicy, reason, fmt.Errorf("%w: more than %d signatures", ErrNotChecked, max))
-	case !in.verified && in.runErr != nil:
-		return set(verify.ResultTemperror, "verification error", in.runErr)
-	case !in.verified:
-		return set(verify.ResultTemperror, "verification not finished in time", ErrUnfinished)
+	case s.checkErr != nil:
+		return perm(s.checkErr)
+	case st.expired(now):
+		// §6.1.1: "Verifiers MAY ignore the DKIM-Signature header field
+		// and return PERMFAIL (signature expired)".
+		return set(verify.ResultPermerror, "signature expired", fmt.Errorf("%w: x=%d", ErrExpired, st.expiry))
 	}
 
-	err := in.err
+	// §6.1.2: the key.
 	switch {
-	case err == nil:
-		// go-msgauth checks neither t=s nor our clock; both only turn a
-		// pass into a permerror.
-		if st.expired(now) {
-			return set(verify.ResultPermerror, "signature expired", fmt.Errorf("%w: x=%d", ErrExpired, st.expiry))
-		}
-		// RFC 6376 §3.6.1 t=s: the i= domain MUST be d= itself, not a
-		// subdomain.
-		if s.KeyStrict && !strings.EqualFold(st.identityDomain(), st.domain) {
-			return set(verify.ResultPermerror, "i= not in d= itself (key t=s)", ErrStrictIdentity)
-		}
-		return set(verify.ResultPass, "", nil)
-	case msgauth.IsTempFail(err):
-		// RFC 6376 §6.1.2: key unavailable → TEMPFAIL. go-msgauth keeps
-		// only the text of the DNS error; our own lookup's error unwraps to
-		// dnscache.ErrTemporary.
-		if dnscache.IsTemporary(in.key.err) {
-			err = in.key.err
-		}
-		return set(verify.ResultTemperror, "key lookup failed temporarily", err)
-	case msgauth.IsPermFail(err):
-		return set(verify.ResultPermerror, permReason(err, in.key), err)
+	case !in.keyDone:
+		return set(verify.ResultTemperror, "verification not finished in time", ErrUnfinished)
+	case dnscache.IsTemporary(keyErr):
+		// Step 2: the query timed out or failed temporarily: TEMPFAIL.
+		return set(verify.ResultTemperror, "key lookup failed temporarily", keyErr)
+	case keyErr != nil:
+		// Steps 3, 4 and 6: no key, a key record that does not parse, a
+		// revoked key; and RFC 8301 §3.2's minimum RSA size.
+		return set(verify.ResultPermerror, keyReason(keyErr), keyErr)
+	}
+	keyAlg, hashAlg := st.algorithms()
+	switch {
+	case !key.AllowsHash(hashAlg):
+		// Step 5: the key's h= does not list the hash of a=.
+		return set(verify.ResultPermerror, "hash not allowed by key h=",
+			fmt.Errorf("%w: %w", ErrAlgorithm, dkimkey.ErrHashNotAllowed))
+	case hashAlg == "sha1" && keyAlg == "rsa":
+		// RFC 8301 §3.1: rsa-sha1 MUST NOT be considered valid.
+		return perm(ErrWeakAlgorithm)
+	case hashAlg != "sha256" || keyAlg != "rsa" && keyAlg != "ed25519":
+		return set(verify.ResultPermerror, "unsupported algorithm", fmt.Errorf("%w: a=%s", ErrAlgorithm, st.algorithm))
+	case keyAlg != key.Type:
+		// Step 7: the key is not for the algorithm of a= (RFC 8463 §4.1
+		// for ed25519).
+		return set(verify.ResultPermerror, "a= does not match key type",
+			fmt.Errorf("%w: a=%s with a k=%s key", ErrAlgorithm, st.algorithm, key.Type))
+	case st.canonErr != nil:
+		return perm(fmt.Errorf("%w: %v", ErrCanonicalization, st.canonErr))
 	case st.hasLength:
-		// go-msgauth fails every l= signature before hashing the body.
 		// RFC 6376 §8.2: content can be appended past l=; we do not
 		// accept such a signature, and say so with policy rather than
 		// fail (the signature may well be valid for what it covers).
 		return set(verify.ResultPolicy, ErrBodyLength.Error(), ErrBodyLength)
-	default:
-		return set(verify.ResultFail, failReason(err), err)
 	}
+	bh, ok1 := decode64(st.bh)
+	sig, ok2 := decode64(st.b)
+	if !ok1 || !ok2 {
+		return perm(fmt.Errorf("%w: b= or bh= is not base64", ErrMalformed))
+	}
+
+	// §6.1.3: the hashes.
+	if !bytes.Equal(s.body.Sum(), bh) {
+		return set(verify.ResultFail, "body hash mismatch", ErrBodyHash)
+	}
+	// RSASSA-PKCS1-v1_5 over the SHA-256 of the header data (RFC 6376
+	// §3.3.1), or for an ed25519 key, Ed25519 over that SHA-256 digest
+	// (RFC 8463 §3): the key type decides.
+	if err := key.Verify(crypto.SHA256, s.digest[:], sig); err != nil {
+		return set(verify.ResultFail, "signature mismatch", ErrSignature)
+	}
+	// RFC 6376 §3.6.1 t=s: the i= domain MUST be d= itself, not a
+	// subdomain. Only a signature that verifies is judged on it.
+	if key.Strict() && !strings.EqualFold(st.identityDomain(), st.domain) {
+		return set(verify.ResultPermerror, "i= not in d= itself (key t=s)", ErrStrictIdentity)
+	}
+	return set(verify.ResultPass, "", nil)
 }
 
-// msgauthMessage returns go-msgauth's error text without its "dkim: "
-// prefix. go-msgauth's error types are unexported, so the text is all that
-// distinguishes, say, a revoked key from a missing one; the reasons below
-// are tested against v0.7.0.
-func msgauthMessage(err error) string {
-	return strings.TrimPrefix(err.Error(), "dkim: ")
-}
-
-// failReason names what did not verify (RFC 6376 §6.1.3).
-func failReason(err error) string {
-	m := msgauthMessage(err)
+// keyReason names a key problem (RFC 6376 §6.1.2, RFC 8301 §3.2).
+func keyReason(err error) string {
 	switch {
-	case strings.HasPrefix(m, "body hash did not verify"):
-		return "body hash mismatch"
-	case strings.HasPrefix(m, "signature did not verify"):
-		return "signature mismatch"
+	case errors.Is(err, dkimkey.ErrNoKey):
+		return "key not found"
+	case errors.Is(err, dkimkey.ErrRevoked):
+		return "key revoked"
+	case errors.Is(err, dkimkey.ErrKeyTooSmall):
+		// "RSA key shorter than 1024 bits: 512 bits (RFC 8301)"
+		return unwrapText(err, dkimkey.ErrKeyTooSmall) + " (RFC 8301)"
+	case errors.Is(err, dkimkey.ErrKeyType):
+		return "unsupported key type"
+	case errors.Is(err, dkimkey.ErrService):
+		return "key not for email (s=)"
+	case errors.Is(err, dkimkey.ErrSyntax), errors.Is(err, dkimkey.ErrVersion), errors.Is(err, dkimkey.ErrBadKey):
+		return "invalid key record"
 	}
-	return m
-}
-
-// permReason names the permanent failure from go-msgauth's message; for a
-// short key it takes the size from our own key lookup.
-func permReason(err error, key keyResult) string {
-	m := msgauthMessage(err)
-	for _, p := range permReasons {
-		if !strings.HasPrefix(m, p.prefix) {
-			continue
-		}
-		if p.reason == reasonShortKey && errors.Is(key.err, dkimkey.ErrKeyTooSmall) {
-			// "RSA key shorter than 1024 bits: 512 bits (RFC 8301)"
-			return unwrapText(key.err, dkimkey.ErrKeyTooSmall) + " (RFC 8301)"
-		}
-		return p.reason
-	}
-	return m
-}
-
-const reasonShortKey = "RSA key shorter than 1024 bits (RFC 8301)"
-
-var permReasons = [...]struct{ prefix, reason string }{
-	{"hash algorithm too weak", "rsa-sha1 not accepted (RFC 8301)"},
-	{"key is too short", reasonShortKey},
-	{"no key for signature", "key not found"},
-	{"no valid key found", "key not found"},
-	{"key revoked", "key revoked"},
-	{"multiple TXT records found for key", "more than one key record"},
-	{"key syntax error", "invalid key record"},
-	{"key record error", "invalid key record"},
-	{"incompatible public key version", "invalid key record"},
-	{"unsupported key algorithm", "unsupported key type"},
-	{"invalid Ed25519 public key size", "invalid key record"},
-	{"signature has expired", "signature expired"},
-	{"From field not signed", "From not signed"},
-	{"domain mismatch", "i= not within d="},
-	{"inappropriate hash algorithm", "hash not allowed by key h="},
-	{"inappropriate key algorithm", "a= does not match key type"},
-	{"inappropriate service", "key not for email (s=)"},
-	{"unsupported hash algorithm", "unsupported algorithm"},
-	{"malformed algorithm name", "unsupported algorithm"},
-	{"unsupported public key query method", "unsupported q= method"},
-	{"unsupported header canonicalization", "unsupported canonicalization"},
-	{"unsupported body canonicalization", "unsupported canonicalization"},
-	{"malformed", "malformed signature"},
-	{"incompatible signature version", "unsupported version"},
-	{"signature missing required tag", "missing required tag"},
+	return "key lookup failed"
 }
 
 // unwrapText returns the part of err's text from sentinel's text on.
@@ -169,11 +155,34 @@ func unwrapText(err, sentinel error) string {
 	return sentinel.Error()
 }
 
-// reasonOf gives the short reason for one of our own errors.
+// reasonOf gives the short reason for one of this package's errors:
+// "malformed signature: ..." for ErrMalformed, the sentinel's words
+// otherwise.
 func reasonOf(err error) string {
 	m := err.Error()
-	if i := strings.Index(m, ": "); i >= 0 && errors.Is(err, ErrMalformed) {
-		return "malformed signature: " + m[i+2:]
+	if errors.Is(err, ErrMalformed) {
+		if i := strings.Index(m, ": "); i >= 0 {
+			return "malformed signature: " + m[i+2:]
+		}
+		return "malformed signature"
+	}
+	for _, r := range shortReasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
 	}
 	return m
+}
+
+// shortReasons are the Signature.Reason words of the permanent errors, as
+// go-msgauth-based versions of this package reported them.
+var shortReasons = [...]struct {
+	err    error
+	reason string
+}{
+	{ErrWeakAlgorithm, "rsa-sha1 not accepted (RFC 8301)"},
+	{ErrDomainMismatch, "i= not within d="},
+	{ErrFromNotSigned, "From not signed"},
+	{ErrQueryMethod, "unsupported q= method"},
+	{ErrCanonicalization, "unsupported canonicalization"},
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/tagvalue"
 	"github.com/authmilter/authmilter/verify"
 )
@@ -30,13 +31,19 @@ type Signature struct {
 // fieldName is the header field this package verifies (RFC 6376 §3.5).
 const fieldName = "DKIM-Signature"
 
-// sigTags is what this package reads from a DKIM-Signature itself, beyond
-// what go-msgauth reports.
+// sigTags is a parsed DKIM-Signature (RFC 6376 §3.5).
 type sigTags struct {
 	domain, identifier, selector, algorithm, b string
 	hasLength                                  bool
 	hasExpiry                                  bool
 	expiry                                     int64 // x=, Unix seconds
+
+	bh       string   // bh=, FWS removed, still base64
+	headers  []string // h=, in order, FWS removed
+	query    string   // q=, FWS removed; "" when absent
+	hasQuery bool
+	hc, bc   canon.Canon // c=; simple/simple when absent
+	canonErr error       // c= names an algorithm this package lacks
 }
 
 // requiredTags are the tags RFC 6376 §3.5 marks REQUIRED.
@@ -61,7 +68,21 @@ func parseSignature(value string) (*sigTags, error) {
 	st.selector = get("s")
 	st.algorithm = get("a")
 	st.b = get("b")
+	st.bh = get("bh")
 	st.hasLength = tags.Has("l")
+	for _, h := range strings.Split(get("h"), ":") {
+		if h != "" {
+			st.headers = append(st.headers, h)
+		}
+	}
+	st.query, st.hasQuery = tags.Get("q")
+	st.query = tagvalue.StripFWS(st.query)
+	if c, ok := tags.Get("c"); ok {
+		// RFC 6376 §3.5: "header/body", body defaulting to simple; an
+		// unknown algorithm is reported once the key is known (§6.1.2
+		// order), so it is kept here rather than failing the parse.
+		st.hc, st.bc, st.canonErr = canon.ParseAlgorithms(tagvalue.StripFWS(c))
+	}
 	for _, name := range requiredTags {
 		if !tags.Has(name) {
 			return st, fmt.Errorf("%w: missing required tag %s=", ErrMalformed, name)
@@ -110,6 +131,58 @@ func (st *sigTags) identityDomain() string {
 		return st.domain
 	}
 	return st.identifier[strings.LastIndexByte(st.identifier, '@')+1:]
+}
+
+// algorithms splits a= into its key type and hash (RFC 6376 §3.5:
+// sig-a-tag-k "-" sig-a-tag-h).
+func (st *sigTags) algorithms() (key, hash string) {
+	key, hash, _ = strings.Cut(st.algorithm, "-")
+	return key, hash
+}
+
+// checkSignature applies the checks of RFC 6376 §6.1.1 that need neither
+// the key nor the clock, in the order go-msgauth applied them (so that a
+// signature wrong in several ways keeps its reason): i= within d=, From in
+// h=, then q=.
+func (st *sigTags) checkSignature() error {
+	// §6.1.1: "the domain specified in the d= tag is the same as or a
+	// parent domain of the domain part of the i= tag". i= is
+	// [local-part] "@" domain (§3.5); domains compare case-insensitively.
+	if st.identifier != "" {
+		at := strings.LastIndexByte(st.identifier, '@')
+		id, d := strings.ToLower(st.identifier[at+1:]), strings.ToLower(st.domain)
+		if at < 0 || id != d && !strings.HasSuffix(id, "."+d) {
+			return fmt.Errorf("%w: i=%s", ErrDomainMismatch, st.identifier)
+		}
+	}
+	// §6.1.1: "If the h= tag does not include the From header field, the
+	// Verifier MUST ignore the DKIM-Signature header field and return
+	// PERMFAIL (From field not signed)."
+	from := false
+	for _, h := range st.headers {
+		if strings.EqualFold(h, "From") {
+			from = true
+			break
+		}
+	}
+	if !from {
+		return ErrFromNotSigned
+	}
+	// §3.5 q=: "dns/txt" is the only method defined; a list without it
+	// leaves no way to get the key (§6.1.1: unsupported query method).
+	if st.hasQuery {
+		ok := false
+		for _, q := range strings.Split(st.query, ":") {
+			if q == "dns/txt" {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%w: q=%s", ErrQueryMethod, st.query)
+		}
+	}
+	return nil
 }
 
 // expired reports whether now is past x= (RFC 6376 §3.5).

@@ -1,17 +1,17 @@
 package dkim
 
 import (
-	"bytes"
 	"context"
-	"io"
+	"crypto"
+	"crypto/sha256"
+	"encoding/base64"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	msgauth "github.com/emersion/go-msgauth/dkim"
-
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/message"
 )
@@ -26,9 +26,8 @@ type Options struct {
 	// rest are reported as policy ("not checked: more than N signatures").
 	// 0 means DefaultMaxSignatures.
 	MaxSignatures int
-	// Now is the clock x= (signature expiry) is checked against; nil means
-	// time.Now. go-msgauth also checks x= against the wall clock, which
-	// cannot be replaced: a signature expired by either clock is permerror.
+	// Now is the clock x= (signature expiry) is checked against when the
+	// body ends; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -55,8 +54,9 @@ const (
 
 // Verifier verifies the DKIM signatures of one message fed to it in
 // pieces: the header to NewVerifier, the body to Write, then Close. The
-// body is streamed through go-msgauth's per-signature hashers and never
-// held in memory. Write, Close and Abort may be called from different
+// body is canonicalised and hashed as it is written, on the caller's
+// goroutine, and never held in memory; key lookups run in the background
+// from NewVerifier on. Write, Close and Abort may be called from different
 // goroutines, but Write calls must not overlap one another.
 type Verifier struct {
 	ctx    context.Context
@@ -64,45 +64,65 @@ type Verifier struct {
 	opts   *Options
 	max    int
 
-	sigs   []*sigTags // one per DKIM-Signature field, header order
-	perr   []error    // parse error per field
-	nCheck int        // fields handed to go-msgauth: min(len(sigs), max)
+	sigs   []*sigState // one per DKIM-Signature field, header order
+	nCheck int         // the first nCheck are verified: min(len(sigs), max)
 
 	state atomic.Int32
-	pw    *io.PipeWriter // nil when there is nothing to verify
+	mu    sync.Mutex     // held by Write while hashing, and by Close
+	body  *canon.BodySet // private, or shared with an ARC validator
+	fed   int64          // body octets written to this Verifier
 
-	// Written by the goroutines before they close their channel.
-	done   chan struct{} // go-msgauth finished and the body is drained
-	verifs []*msgauth.Verification
-	verr   error
-	keys   []keyResult
+	keys   map[string]*keyFuture
 	keysWG sync.WaitGroup
-	keysOK chan struct{}
 
 	closeMu sync.Mutex
 	result  []Signature
 }
 
-type keyResult struct {
-	key *dkimkey.Key
-	err error
+// sigState is one signature while the message is verified.
+type sigState struct {
+	tags     *sigTags
+	parseErr error             // RFC 6376 §3.2/§3.5 syntax, from parseSignature
+	checkErr error             // RFC 6376 §6.1.1 checks that need neither key nor clock
+	key      *keyFuture        // nil when not checked
+	body     *canon.BodyHasher // nil when the body hash is never needed
+	digest   [sha256.Size]byte // SHA-256 of the signed header data (RFC 6376 §3.7)
+}
+
+// keyFuture is one key lookup running in the background.
+type keyFuture struct {
+	done chan struct{}
+	key  *dkimkey.Key
+	err  error
 }
 
 // NewVerifier starts verifying a message whose header fields (raw, with
 // CRLF, in order) are given. Key lookups start at once, on ctx, which also
-// bounds Close; r is typically the daemon's caching resolver, so the
-// second lookup of each key (for its size and flags) is answered from the
-// cache. opts may be nil.
+// bounds Close; r is typically the daemon's caching resolver. opts may be
+// nil. The Verifier keeps no reference to header.
 func NewVerifier(ctx context.Context, r dnscache.Resolver, header []message.Field, opts *Options) *Verifier {
+	return NewVerifierWithBody(ctx, r, header, canon.NewBodySet(), opts)
+}
+
+// NewVerifierWithBody is NewVerifier taking its body hashes from body, a
+// set shared with the other verifiers of the same message (the ARC
+// validator): a signature that needs the same canonicalisation, hash and
+// length as another shares its body hash (see canon.BodySet). The body may
+// be written to the set directly or to any of its consumers, including
+// this Verifier; either way it is hashed once.
+func NewVerifierWithBody(ctx context.Context, r dnscache.Resolver, header []message.Field, body *canon.BodySet, opts *Options) *Verifier {
 	ctx, cancel := context.WithCancel(ctx)
-	v := &Verifier{ctx: ctx, cancel: cancel, opts: opts, max: opts.max()}
+	v := &Verifier{ctx: ctx, cancel: cancel, opts: opts, max: opts.max(), body: body}
 	for _, f := range header {
 		if !strings.EqualFold(f.Name, fieldName) {
 			continue
 		}
 		st, err := parseSignature(f.Value())
-		v.sigs = append(v.sigs, st)
-		v.perr = append(v.perr, err)
+		s := &sigState{tags: st, parseErr: err}
+		if err == nil {
+			s.checkErr = st.checkSignature()
+		}
+		v.sigs = append(v.sigs, s)
 	}
 	v.nCheck = min(len(v.sigs), v.max)
 	if len(v.sigs) == 0 {
@@ -110,58 +130,76 @@ func NewVerifier(ctx context.Context, r dnscache.Resolver, header []message.Fiel
 		return v
 	}
 
-	// go-msgauth reads the header, looks the keys up, then hashes the body
-	// as it arrives through the pipe. MaxVerifications makes it verify the
-	// first N signatures only (RFC 6376 §6.1 allows a limit) and leaves
-	// the header intact, so signatures that cover other DKIM-Signature
-	// fields still verify.
-	var hdr bytes.Buffer
+	// RFC 6376 §6.1 allows a limit on the signatures verified; the header
+	// is taken whole, so a signature that covers another DKIM-Signature
+	// field still verifies. Only signatures that can still pass get a
+	// body hash and a header hash.
+	var scratch []byte
+	i := 0
 	for _, f := range header {
-		hdr.Write(f.Raw)
-	}
-	hdr.WriteString("\r\n")
-	pr, pw := io.Pipe()
-	v.pw = pw
-	v.done = make(chan struct{})
-	vopts := &msgauth.VerifyOptions{
-		LookupTXT:        dnscache.TXTFunc(ctx, r),
-		MaxVerifications: v.max,
-	}
-	go func() {
-		defer close(v.done)
-		v.verifs, v.verr = msgauth.VerifyWithOptions(io.MultiReader(&hdr, pr), vopts)
-		// go-msgauth may stop reading early (a key error with a single
-		// signature); keep consuming so that Write never blocks. The
-		// pipe is never closed with an error: go-msgauth's parallel path
-		// leaks its goroutines on a read error.
-		io.Copy(io.Discard, pr)
-	}()
-
-	// Our own lookup of each key, for its size and t= flags, which
-	// go-msgauth does not report (RFC 6376 §3.6.1).
-	v.keys = make([]keyResult, v.nCheck)
-	v.keysOK = make(chan struct{})
-	for i := 0; i < v.nCheck; i++ {
-		if v.perr[i] != nil {
+		if !strings.EqualFold(f.Name, fieldName) {
 			continue
 		}
-		v.keysWG.Add(1)
-		go func(i int, st *sigTags) {
-			defer v.keysWG.Done()
-			k, err := dkimkey.Lookup(ctx, r, st.selector, st.domain)
-			v.keys[i] = keyResult{k, err}
-		}(i, v.sigs[i])
+		s := v.sigs[i]
+		i++
+		if i > v.nCheck || s.parseErr != nil {
+			continue
+		}
+		// Every checked signature gets its key: Signature reports the
+		// key's size and flags even when the signature fails.
+		s.key = v.lookup(r, s.tags.selector, s.tags.domain)
+		st := s.tags
+		if s.checkErr != nil || st.canonErr != nil || st.hasLength {
+			continue
+		}
+		if _, h := st.algorithms(); h != "sha256" {
+			// rsa-sha1 is refused before hashing (RFC 8301 §3.1); other
+			// hashes are unknown.
+			continue
+		}
+		s.body = body.Hasher(st.bc, crypto.SHA256, -1)
+		scratch = headerData(scratch[:0], header, st, f)
+		s.digest = sha256.Sum256(scratch)
 	}
-	go func() {
-		v.keysWG.Wait()
-		close(v.keysOK)
-	}()
 	return v
 }
 
-// Write passes body bytes (CRLF line ends, any chunking) to the hashers. It
-// returns ErrAborted after Abort and ErrClosed after Close. It waits while
-// the hashers catch up, which bounded work and the context keep short.
+// headerData appends the data a signature covers besides the body hash
+// (RFC 6376 §3.7): the fields h= selects (§5.4.2), canonicalised with the
+// header algorithm of c=, then the DKIM-Signature field itself with b=
+// empty and without its final CRLF.
+func headerData(buf []byte, header []message.Field, st *sigTags, self message.Field) []byte {
+	for _, f := range canon.Select(header, st.headers) {
+		buf = canon.AppendHeader(buf, st.hc, f.Raw)
+	}
+	buf = canon.AppendHeader(buf, st.hc, canon.StripSignature(self.Raw))
+	return buf[:len(buf)-2]
+}
+
+// lookup starts the lookup of a key, or returns the one already started
+// for the same selector and domain.
+func (v *Verifier) lookup(r dnscache.Resolver, selector, domain string) *keyFuture {
+	id := strings.ToLower(dkimkey.Name(selector, domain))
+	if f := v.keys[id]; f != nil {
+		return f
+	}
+	if v.keys == nil {
+		v.keys = map[string]*keyFuture{}
+	}
+	f := &keyFuture{done: make(chan struct{})}
+	v.keys[id] = f
+	v.keysWG.Add(1)
+	go func() {
+		defer v.keysWG.Done()
+		defer close(f.done)
+		f.key, f.err = dkimkey.Lookup(v.ctx, r, selector, domain)
+	}()
+	return f
+}
+
+// Write passes body bytes (CRLF line ends, any chunking) to the body
+// hashes, on the caller's goroutine. It returns ErrAborted after Abort
+// and ErrClosed after Close; it never waits for a key lookup.
 func (v *Verifier) Write(body []byte) (int, error) {
 	switch v.state.Load() {
 	case stateAborted:
@@ -169,23 +207,17 @@ func (v *Verifier) Write(body []byte) (int, error) {
 	case stateClosed:
 		return 0, ErrClosed
 	}
-	if v.pw == nil {
-		return len(body), nil
-	}
-	n, err := v.pw.Write(body)
-	if err != nil {
-		if v.state.Load() == stateAborted {
-			return n, ErrAborted
-		}
-		return n, ErrClosed
-	}
-	return n, nil
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.fed = v.body.WriteFrom(v.fed, body)
+	return len(body), nil
 }
 
 // Close ends the body and returns one Signature per DKIM-Signature field,
 // in header order (an empty slice when there is none). It does not wait
-// past the context's end: signatures not verified by then are temperror.
-// Calling Close again returns the same results; after Abort it returns nil.
+// past the context's end: signatures whose key has not arrived by then are
+// temperror. Calling Close again returns the same results; after Abort it
+// returns nil.
 func (v *Verifier) Close() []Signature {
 	v.closeMu.Lock()
 	defer v.closeMu.Unlock()
@@ -196,30 +228,21 @@ func (v *Verifier) Close() []Signature {
 		return nil // aborted
 	}
 	defer v.cancel()
-	if v.pw == nil {
-		v.result = []Signature{}
-		return v.result
+	v.mu.Lock()
+	for _, s := range v.sigs {
+		if s.body != nil {
+			s.body.Sum()
+		}
 	}
-	v.pw.Close()
-	finished, keysFinished := waitDone(v.ctx, v.done), waitDone(v.ctx, v.keysOK)
+	v.mu.Unlock()
 	now := v.opts.now()
 	out := make([]Signature, len(v.sigs))
-	for i, st := range v.sigs {
-		var in outcome
-		in.parseErr = v.perr[i]
-		in.checked = i < v.nCheck
-		if in.checked && finished {
-			if i < len(v.verifs) && v.verifs[i] != nil {
-				in.verified = true
-				in.err = v.verifs[i].Err
-			} else {
-				in.runErr = v.verr
-			}
+	for i, s := range v.sigs {
+		in := outcome{sig: s, checked: i < v.nCheck}
+		if s.key != nil {
+			in.keyDone = waitDone(v.ctx, s.key.done)
 		}
-		if in.checked && keysFinished {
-			in.key = v.keys[i]
-		}
-		out[i] = classify(st, in, v.max, now)
+		out[i] = classify(in, v.max, now)
 	}
 	v.result = out
 	return out
@@ -241,19 +264,18 @@ func waitDone(ctx context.Context, ch chan struct{}) bool {
 	}
 }
 
-// Abort abandons the message: lookups are cancelled, a pending or later
-// Write returns ErrAborted, and Abort returns once the verifier's
-// goroutines have ended (promptly, since their lookups take the cancelled
-// context). It is safe to call more than once and after Close.
+// Abort abandons the message: lookups are cancelled, a later Write
+// returns ErrAborted, and Abort returns once the verifier's goroutines
+// have ended (promptly, since their lookups take the cancelled context).
+// It is safe to call more than once and after Close.
 func (v *Verifier) Abort() {
 	v.state.CompareAndSwap(stateOpen, stateAborted)
 	v.cancel()
-	if v.pw == nil {
-		return
-	}
-	// A clean EOF, not an error: go-msgauth finishes on the truncated
-	// body and its result is discarded.
-	v.pw.Close()
-	<-v.done
-	<-v.keysOK
+	v.keysWG.Wait()
+}
+
+// decode64 decodes a b= or bh= value (FWS already removed, RFC 6376 §3.5).
+func decode64(s string) ([]byte, bool) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return b, err == nil
 }
