@@ -347,3 +347,25 @@ func TestEngineTrustedSealerOverride(t *testing.T) {
 		t.Errorf("A-R does not record the override: %s", v.AuthResults)
 	}
 }
+
+func TestEngineHeaderBytesLimitAndLateForgery(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	e := w.engine(func(e *Engine) { e.MaxHeaderBytes = 200 })
+	// The forged field comes after the limit is hit: it must still go.
+	msg := msgText("example.com", "X-Padding: "+strings.Repeat("p", 300)+"\r\n", "Hi.\r\n")
+	msg = strings.Replace(msg, "\r\n\r\n", "\r\nAuthentication-Results: mx.test; dmarc=pass\r\n\r\n", 1)
+	v, _, _ := run(t, e, env("198.51.100.7", "x.example.net", "alice@example.com"), msg)
+	if v.LimitErr == nil || !strings.Contains(v.LimitErr.Error(), "200 bytes") {
+		t.Fatalf("limit error %v", v.LimitErr)
+	}
+	if v.Action != ActionAccept || v.DMARC.Result != verify.ResultPermerror {
+		t.Fatalf("action %s dmarc %s: a message over the header limit is passed on unjudged", v.Action, v.DMARC.Result)
+	}
+	if len(v.RemoveAR) != 1 || v.RemoveAR[0] != 1 {
+		t.Errorf("forged A-R after the limit not removed: %v", v.RemoveAR)
+	}
+	if v.Sealed {
+		t.Error("a truncated header must not be sealed")
+	}
+}

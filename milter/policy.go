@@ -151,6 +151,17 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 	if !p.Enforce {
 		return accept
 	}
+	// A trusted sealer's chain that could not be validated for a temporary
+	// DNS failure might have lifted the failure: treat it like a DMARC
+	// temperror rather than reject on half the facts.
+	if d.Result == verify.ResultFail && p.Temperror == TemperrorTempfail {
+		if sealer := p.trustedPending(a); sealer != "" {
+			return Decision{
+				Action: ActionTempfail,
+				Reply:  fmt.Sprintf("451 4.7.1 Temporary failure validating the ARC chain of %s; try again later", replySafe(sealer)),
+			}
+		}
+	}
 	if d.Result == verify.ResultTemperror {
 		return Decision{
 			Action: ActionTempfail,
@@ -197,6 +208,22 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 		for _, r := range h.Results {
 			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.ResultPass {
 				return s.Domain
+			}
+		}
+	}
+	return ""
+}
+
+// trustedPending returns a trusted sealer of a chain whose validation
+// stopped on a temporary failure, or "".
+func (p *Policy) trustedPending(a *arc.Result) string {
+	if a == nil || a.Result != verify.ResultTemperror {
+		return ""
+	}
+	for i := len(a.Sets) - 1; i >= 0; i-- {
+		for _, t := range p.TrustedSealers {
+			if strings.EqualFold(strings.TrimSuffix(a.Sets[i].Domain, "."), strings.TrimSuffix(t, ".")) {
+				return a.Sets[i].Domain
 			}
 		}
 	}

@@ -52,6 +52,9 @@ func TestDecide(t *testing.T) {
 		{name: "trusted sealer overrides", d: fail(dmarc.PolicyReject), a: trustedChain, action: ActionAccept, override: "trusted_forwarder: ARC sealer lists.example.org"},
 		{name: "untrusted sealer does not", d: fail(dmarc.PolicyReject), a: untrustedPass, action: ActionReject, reply: "550 5.7.1 "},
 		{name: "broken chain does not", d: fail(dmarc.PolicyReject), a: brokenChain, action: ActionReject, reply: "550 5.7.1 "},
+		{name: "trusted sealer's chain in temperror tempfails", d: fail(dmarc.PolicyReject), a: &arc.Result{Result: verify.ResultTemperror, Instances: 1, Sets: trustedChain.Sets}, action: ActionTempfail, reply: "451 4.7.1 "},
+		{name: "untrusted sealer's chain in temperror rejects", d: fail(dmarc.PolicyReject), a: &arc.Result{Result: verify.ResultTemperror, Instances: 1, Sets: untrustedPass.Sets}, action: ActionReject, reply: "550 5.7.1 "},
+		{name: "chain temperror with temperror=accept falls back to the disposition", pol: func(p *Policy) { p.Temperror = TemperrorAccept }, d: fail(dmarc.PolicyReject), a: &arc.Result{Result: verify.ResultTemperror, Instances: 1, Sets: trustedChain.Sets}, action: ActionReject, reply: "550 5.7.1 "},
 		{name: "trusted sealer does not lift temperror", d: &dmarc.Result{Result: verify.ResultTemperror}, a: trustedChain, action: ActionTempfail, reply: "451 "},
 	}
 	for _, tc := range tests {
