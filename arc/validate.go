@@ -83,9 +83,10 @@ type Validator struct {
 	seals  []*seal
 
 	early   *Result // decided from the header alone
+	body    *canon.BodySet
+	fed     int64 // body octets written to this Validator
 	full    *canon.BodyHasher
-	hashers map[bodyKey]*canon.BodyHasher
-	list    []*canon.BodyHasher // full first, then the others, for Write
+	hashers map[bodyKey]*canon.BodyHasher // from body, per AMS c=/l=
 	keys    map[string]*keyFuture
 	closed  *Result
 }
@@ -106,16 +107,27 @@ type keyFuture struct {
 // structure (RFC 8617 §5.2) and starts the key lookups. ctx bounds the
 // lookups and Close.
 func NewValidator(ctx context.Context, r dnscache.Resolver, header []message.Field, opts *Options) *Validator {
+	return NewValidatorWithBody(ctx, r, header, canon.NewBodySet(), opts)
+}
+
+// NewValidatorWithBody is NewValidator taking its body hashes from body, a
+// set shared with the other verifiers of the same message (the DKIM
+// verifier): an ARC-Message-Signature with the same canonicalisation and
+// length as a DKIM signature (RFC 8617 §4.1.2 uses the DKIM body hash)
+// shares its body hash. The body may be written to the set directly or to
+// any of its consumers, including this Validator; either way it is hashed
+// once (see canon.BodySet).
+func NewValidatorWithBody(ctx context.Context, r dnscache.Resolver, header []message.Field, body *canon.BodySet, opts *Options) *Validator {
 	v := &Validator{
 		ctx:     ctx,
 		r:       r,
 		header:  header,
-		full:    canon.NewBodyHasher(canon.Relaxed, crypto.SHA256, -1),
+		body:    body,
+		full:    body.Hasher(canon.Relaxed, crypto.SHA256, -1),
 		hashers: map[bodyKey]*canon.BodyHasher{},
 		keys:    map[string]*keyFuture{},
 	}
 	v.hashers[bodyKey{canon.Relaxed, -1}] = v.full
-	v.list = append(v.list, v.full)
 	if err := v.collect(header, opts.maxInstances()); err != nil {
 		v.early = v.failed(err)
 		v.n = highestInstance(header)
@@ -133,9 +145,7 @@ func NewValidator(ctx context.Context, r dnscache.Resolver, header []message.Fie
 	for _, m := range v.amss {
 		k := bodyKey{m.bc, m.limit}
 		if v.hashers[k] == nil {
-			h := canon.NewBodyHasher(m.bc, crypto.SHA256, m.limit)
-			v.hashers[k] = h
-			v.list = append(v.list, h)
+			v.hashers[k] = body.Hasher(m.bc, crypto.SHA256, m.limit)
 		}
 		v.lookup(m.selector, m.domain)
 	}
@@ -256,9 +266,7 @@ func (v *Validator) Write(body []byte) (int, error) {
 	if v.closed != nil {
 		return 0, errors.New("arc: Write after Close")
 	}
-	for _, h := range v.list {
-		h.Write(body)
-	}
+	v.fed = v.body.WriteFrom(v.fed, body)
 	return len(body), nil
 }
 
@@ -273,7 +281,7 @@ func (v *Validator) Close() Result {
 	if v.closed != nil {
 		return *v.closed
 	}
-	for _, h := range v.list {
+	for _, h := range v.hashers {
 		h.Sum()
 	}
 	var res Result
