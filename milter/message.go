@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
@@ -141,8 +142,12 @@ func (m *Message) EndOfHeaders() {
 		}
 		return
 	}
-	m.dkimV = dkim.NewVerifier(m.ctx, m.e.Resolver, m.fields, m.e.DKIM)
-	m.arcV = arc.NewValidator(m.ctx, m.e.Resolver, m.fields, m.e.ARC)
+	// One set of body hashes for both: a DKIM signature and an
+	// ARC-Message-Signature with the same c= and l= share one, and Body
+	// writing a chunk to both hashes it once.
+	body := canon.NewBodySet()
+	m.dkimV = dkim.NewVerifierWithBody(m.ctx, m.e.Resolver, m.fields, body, m.e.DKIM)
+	m.arcV = arc.NewValidatorWithBody(m.ctx, m.e.Resolver, m.fields, body, m.e.ARC)
 	from := m.fieldValues("From")
 	if authors, err := dmarc.AuthorDomains(from); err == nil {
 		finder := dmarc.OrgDomainFinder(dmarc.TreeWalk{})
@@ -168,7 +173,8 @@ func (m *Message) fieldValues(name string) []string {
 	return out
 }
 
-// Body feeds a chunk of the body (CRLF line ends).
+// Body feeds a chunk of the body (CRLF line ends). The DKIM verifier and
+// the ARC validator share their body hashes: the chunk is hashed once.
 func (m *Message) Body(chunk []byte) {
 	if !m.eoh {
 		m.EndOfHeaders()
