@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,7 +69,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	count := fs.Int("n", 0, "messages to send (0: as many as fit in -d)")
 	dur := fs.Duration("d", 10*time.Second, "longest run (caps -n too)")
 	reuse := fs.Int("reuse", 1, "messages per milter connection (1: one connection per message, as Postfix with one message per SMTP session); later messages of a connection keep the first one's client address and HELO")
-	pid := fs.Int("pid", 0, "the milter's process id: report its CPU time per message and its memory from /proc")
+	pidList := fs.String("pid", "", "the milter's process id, or a comma-separated list of them (a milter with worker processes): report their summed CPU time per message and memory from /proc")
 	match := fs.String("match", "", "only messages whose name matches this regular expression (e.g. '\\.20KB\\.')")
 	asJSON := fs.Bool("json", false, "write the report as JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "longest wait for one protocol read or write")
@@ -93,6 +94,10 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--reuse %d: want 1 or more", *reuse)
 	case *warmup < 0 || *warmup > 100000:
 		return fmt.Errorf("--warmup %d: want 0 to 100000", *warmup)
+	}
+	pids, err := parsePIDs(*pidList)
+	if err != nil {
+		return err
 	}
 	network, addr, err := parseTarget(ctx, *target)
 	if err != nil {
@@ -119,7 +124,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("warm-up: %s", summarize(s, 0).FirstError)
 		}
 	}
-	rep, err := measure(ctx, cfg, corpus, *pid)
+	rep, err := measure(ctx, cfg, corpus, pids)
 	if err != nil {
 		return err
 	}
@@ -133,14 +138,14 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// measure runs the load and, with pid, reads the milter's /proc figures
-// around it.
-func measure(ctx context.Context, cfg runConfig, corpus []*mail, pid int) (*Report, error) {
+// measure runs the load and, with pids, reads the milter's /proc figures
+// around it, summed over its processes.
+func measure(ctx context.Context, cfg runConfig, corpus []*mail, pids []int) (*Report, error) {
 	var before procSnapshot
-	if pid > 0 {
+	if len(pids) > 0 {
 		var err error
-		if before, err = readProc(pid); err != nil {
-			return nil, fmt.Errorf("--pid %d: %w", pid, err)
+		if before, err = readProcs(pids); err != nil {
+			return nil, err
 		}
 	}
 	cpu0 := selfCPU()
@@ -152,17 +157,20 @@ func measure(ctx context.Context, cfg runConfig, corpus []*mail, pid int) (*Repo
 	if done > 0 {
 		rep.ClientCPUPerMsg = ms(cpu) / float64(done)
 	}
-	if pid > 0 {
-		after, err := readProc(pid)
+	if len(pids) > 0 {
+		after, err := readProcs(pids)
 		if err != nil {
-			return nil, fmt.Errorf("--pid %d after the run: %w", pid, err)
+			return nil, fmt.Errorf("after the run: %w", err)
 		}
 		hz := clockTicks()
 		m := &MilterReport{
-			PID: pid, ClockTicks: hz,
+			PID: pids[0], ClockTicks: hz,
 			CPUms:        float64(after.ticks-before.ticks) * 1000 / float64(hz),
-			CPUTickError: 1000 / float64(hz),
+			CPUTickError: 1000 / float64(hz) * float64(len(pids)),
 			RSSBeforeKB:  before.rssKB, RSSAfterKB: after.rssKB, RSSPeakKB: after.peakKB,
+		}
+		if len(pids) > 1 {
+			m.PIDs = pids
 		}
 		if done > 0 {
 			m.CPUmsPerMsg = m.CPUms / float64(done)
@@ -170,6 +178,26 @@ func measure(ctx context.Context, cfg runConfig, corpus []*mail, pid int) (*Repo
 		rep.Milter = m
 	}
 	return rep, nil
+}
+
+// parsePIDs parses --pid: empty, one process id or a comma-separated list.
+func parsePIDs(s string) ([]int, error) {
+	var pids []int
+	seen := map[int]bool{}
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--pid %q: want process ids (positive integers) separated by commas", s)
+		}
+		if !seen[n] {
+			seen[n] = true
+			pids = append(pids, n)
+		}
+	}
+	if s != "" && len(pids) == 0 {
+		return nil, fmt.Errorf("--pid %q: no process id", s)
+	}
+	return pids, nil
 }
 
 // splitList splits a comma-separated flag value.

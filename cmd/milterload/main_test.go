@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -294,5 +295,43 @@ func TestBounded(t *testing.T) {
 	r = runJSON(t, "--milter", "inet:"+dead, "-n", "5", dir)
 	if r.Errors != 5 || r.Actions["error"] != 5 {
 		t.Errorf("dead target: %+v", r)
+	}
+}
+
+func TestParsePIDs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		bad  bool
+	}{
+		{"", nil, false},
+		{"42", []int{42}, false},
+		{"42, 7,42,", []int{42, 7}, false},
+		{"x", nil, true},
+		{"0", nil, true},
+		{"1,-2", nil, true},
+		{",", nil, true},
+	} {
+		got, err := parsePIDs(tc.in)
+		if (err != nil) != tc.bad || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parsePIDs(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestReadProcsSums(t *testing.T) {
+	self, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := readProcs([]int{os.Getpid(), os.Getppid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.rssKB <= self.rssKB/2 || two.ticks < self.ticks {
+		t.Errorf("sum over self and parent %+v, self alone %+v", two, self)
+	}
+	if _, err := readProcs([]int{os.Getpid(), 1 << 30}); err == nil {
+		t.Error("readProcs of a missing process: no error")
 	}
 }

@@ -63,6 +63,22 @@ func readProc(pid int) (procSnapshot, error) {
 	return s, nil
 }
 
+// readProcs sums readProc over pids: CPU ticks, RSS and peak RSS (the sum
+// of each process's peak, an upper bound of the group's).
+func readProcs(pids []int) (procSnapshot, error) {
+	var sum procSnapshot
+	for _, pid := range pids {
+		s, err := readProc(pid)
+		if err != nil {
+			return sum, fmt.Errorf("--pid %d: %w", pid, err)
+		}
+		sum.ticks += s.ticks
+		sum.rssKB += s.rssKB
+		sum.peakKB += s.peakKB
+	}
+	return sum, nil
+}
+
 // clockTicks is sysconf(_SC_CLK_TCK), from getconf, or the usual 100.
 func clockTicks() uint64 {
 	out, err := exec.Command("getconf", "CLK_TCK").Output()

@@ -49,9 +49,11 @@ type ClassReport struct {
 	Actions  map[string]int `json:"actions"`
 }
 
-// MilterReport is what /proc says about the milter over the run.
+// MilterReport is what /proc says about the milter over the run, summed
+// over its processes when --pid lists several.
 type MilterReport struct {
-	PID          int     `json:"pid"`
+	PID          int     `json:"pid"`            // the first of --pid
+	PIDs         []int   `json:"pids,omitempty"` // all of them, when several
 	ClockTicks   uint64  `json:"clock_ticks_per_second"`
 	CPUms        float64 `json:"cpu_ms"`
 	CPUmsPerMsg  float64 `json:"cpu_ms_per_message"`
@@ -143,8 +145,12 @@ func (r *Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "latency     p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms (MAIL to final reply)\n", l.P50, l.P95, l.P99, l.Max, l.Mean)
 	fmt.Fprintf(w, "actions     %s  (header changes %d)\n", formatActions(r.Actions), r.HeadersAdd)
 	if m := r.Milter; m != nil {
-		fmt.Fprintf(w, "milter      pid %d: CPU %.3f ms/message (%.0f ms in all, resolution %.0f ms); RSS %.1f MiB before, %.1f MiB after, peak %.1f MiB\n",
-			m.PID, m.CPUmsPerMsg, m.CPUms, m.CPUTickError, float64(m.RSSBeforeKB)/1024, float64(m.RSSAfterKB)/1024, float64(m.RSSPeakKB)/1024)
+		who := fmt.Sprintf("pid %d", m.PID)
+		if len(m.PIDs) > 1 {
+			who = fmt.Sprintf("pids %s (summed)", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(m.PIDs)), ","), "[]"))
+		}
+		fmt.Fprintf(w, "milter      %s: CPU %.3f ms/message (%.0f ms in all, resolution %.0f ms); RSS %.1f MiB before, %.1f MiB after, peak %.1f MiB\n",
+			who, m.CPUmsPerMsg, m.CPUms, m.CPUTickError, float64(m.RSSBeforeKB)/1024, float64(m.RSSAfterKB)/1024, float64(m.RSSPeakKB)/1024)
 	}
 	fmt.Fprintf(w, "client      CPU %.3f ms/message\n", r.ClientCPUPerMsg)
 	fmt.Fprintf(w, "%-18s %8s %9s %9s %9s  %s\n", "class", "messages", "p50 ms", "p95 ms", "p99 ms", "actions")
