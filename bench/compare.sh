@@ -1,0 +1,540 @@
+#!/usr/bin/env bash
+# bench/compare.sh: authmilter side by side with the Debian milters that do
+# the same work (OpenDKIM, OpenDMARC, the OpenDKIM → OpenDMARC chain, rspamd
+# in milter mode), on one corpus, in one run, on this machine.
+#
+#   sudo bench/compare.sh [-n MESSAGES] [-d DURATION] [-s SIZES] [-p PER-CLASS]
+#                         [-w WARMUP] [-S "1 8"] [-m MILTERS] [-r REV] [--no-install] [--keep]
+#
+#   -r REV: build authmilter and milterload from commit REV (git archive)
+#   rather than from the working tree, uncommitted changes and all.
+#   MILTERS: a space-separated subset of: opendkim opendmarc rspamd
+#   rspamd-seal authmilter authmilter-zonefile authmilter-seal (default all).
+#
+# What it does (see docs/performance.md, "Side by side"):
+#  1. installs opendkim, opendmarc, rspamd and unbound from Debian when
+#     missing (rspamd is skipped, and said so, when not installable) and stops
+#     their system services: every daemon here is our own instance with a
+#     private configuration in a temporary directory;
+#  2. builds authmilter and milterload, generates a corpus (milterload gen);
+#  3. serves the corpus zone (bench.zone) from a private unbound on a
+#     loopback address, port 53, answering only the corpus zones (everything
+#     else REFUSED, no recursion);
+#  4. runs each milter on 127.0.0.1 with a minimal configuration doing the
+#     same work, pointed at that unbound (OpenDMARC through the libc resolver,
+#     in a private mount namespace with its own /etc/resolv.conf);
+#  5. drives each with milterload at 1 and at 8 sessions (-n messages, capped
+#     by -d), with the milter's processes as --pid, and prints one table with
+#     the ratios authmilter/peer.
+#
+# Needs root (apt-get, port 53, unshare -m). Loopback only; every wait is
+# bounded; everything started here is stopped on exit.
+set -euo pipefail
+
+CMDLINE="bench/compare.sh${*:+ $*}"
+N=3000            # messages per measured run (capped by -d)
+DUR=20s           # longest measured run
+SIZES=20KB        # corpus sizes (milterload gen --sizes)
+PER_CLASS=4       # messages per class and size
+WARMUP=50         # messages sent before each measured run
+SESSIONS="1 8"
+MILTERS="opendkim opendmarc rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal"
+INSTALL=1
+REV=
+KEEP=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+	case $1 in
+	-n) N=$2; shift 2 ;;
+	-d) DUR=$2; shift 2 ;;
+	-s) SIZES=$2; shift 2 ;;
+	-p) PER_CLASS=$2; shift 2 ;;
+	-w) WARMUP=$2; shift 2 ;;
+	-S) SESSIONS=$2; shift 2 ;;
+	-m) MILTERS=$2; shift 2 ;;
+	-r) REV=$2; shift 2 ;;
+	--no-install) INSTALL=0; shift ;;
+	--keep) KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+[ "$(id -u)" = 0 ] || { echo "compare.sh: run as root (apt-get, port 53, unshare -m)" >&2; exit 2; }
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d /tmp/authmilter-compare.XXXXXX)
+chmod 711 "$T" # rspamd's workers run as _rspamd and read their files below
+PIDS=()
+say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+	local rc=$? p
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	if [ "$KEEP" = 1 ] || [ $rc != 0 ]; then
+		say "logs, configs and JSON results kept in $T"
+	else
+		rm -rf "$T"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- 1. peers
+NOTES=()
+note() { NOTES+=("$*"); say "$*"; }
+installable() { # package has a candidate version in the configured archive
+	local c
+	c=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')
+	[ -n "$c" ] && [ "$c" != "(none)" ]
+}
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+HAVE_RSPAMD=1
+WANT=()
+for pkg in opendkim opendmarc rspamd unbound; do
+	if installed "$pkg"; then continue; fi
+	if ! installable "$pkg"; then
+		if [ "$pkg" = rspamd ]; then
+			note "rspamd: not installable from the configured Debian archive (apt-cache policy: no candidate); skipped"
+			HAVE_RSPAMD=0
+			continue
+		fi
+		echo "compare.sh: $pkg is not installable from the configured Debian archive" >&2
+		exit 1
+	fi
+	[ "$INSTALL" = 1 ] || { echo "compare.sh: $pkg is missing (--no-install)" >&2; exit 1; }
+	WANT+=("$pkg")
+done
+if [ ${#WANT[@]} -gt 0 ]; then
+	say "installing ${WANT[*]}"
+	# policy-rc.d may or may not let the packages start their services; they
+	# are stopped below either way.
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y --no-install-recommends "${WANT[@]}" >"$T/apt.log" 2>&1 ||
+		{ tail -20 "$T/apt.log" >&2; exit 1; }
+fi
+for svc in opendkim opendmarc rspamd unbound; do
+	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		timeout 60 systemctl stop "$svc" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$svc" ]; then
+		timeout 60 "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+	fi
+done
+for exe in opendkim opendmarc rspamd unbound; do
+	if pgrep -x "$exe" >/dev/null; then
+		echo "compare.sh: a $exe not started by this script is still running (pids $(pgrep -x "$exe" | tr '\n' ' ')): stop it first" >&2
+		exit 1
+	fi
+done
+
+# ------------------------------------------------- 2. build, corpus, ports
+command -v go >/dev/null || { echo "compare.sh: go not found" >&2; exit 1; }
+SRC=$REPO
+if [ -n "$REV" ]; then
+	REV=$(cd "$REPO" && git rev-parse --verify "$REV^{commit}")
+	mkdir "$T/src"
+	(cd "$REPO" && git archive "$REV") | tar -x -C "$T/src"
+	SRC=$T/src
+	BUILT="commit $(cd "$REPO" && git rev-parse --short "$REV")"
+else
+	BUILT="working tree at $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
+fi
+say "building authmilter and milterload ($BUILT)"
+(cd "$SRC" && timeout 600 go build -o "$T/authmilter" ./cmd/authmilter && timeout 600 go build -o "$T/milterload" ./cmd/milterload)
+ML=$T/milterload
+
+in_use() { ss -Htuan "( sport = :$1 )" 2>/dev/null | grep -q .; }
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 20000))
+		in_use "$p" || { echo "$p"; return; }
+	done
+	echo "compare.sh: no free port" >&2
+	exit 1
+}
+# The resolver: a loopback address of its own (port 53, which resolv.conf
+# and OpenDKIM's Nameservers imply).
+DNS_IP=
+for _ in $(seq 50); do
+	ip=127.$((RANDOM % 200 + 30)).$((RANDOM % 250 + 1)).53
+	ss -Htuan "( sport = :53 )" | grep -qF " $ip:53 " || { DNS_IP=$ip; break; }
+done
+[ -n "$DNS_IP" ] || { echo "compare.sh: no free loopback address for the resolver" >&2; exit 1; }
+
+say "generating the corpus (sizes $SIZES, $PER_CLASS per class)"
+timeout 300 "$ML" gen -o "$T/corpus" --seed 1 --per-class "$PER_CLASS" --sizes "$SIZES" >/dev/null
+C=$T/corpus
+MSGS=$(find "$C" -name '*.eml' | wc -l)
+
+# wait_listen PID ADDR PORT SECONDS NAME: the process is alive and listens.
+wait_listen() {
+	local pid=$1 addr=$2 port=$3 secs=$4 name=$5 i
+	for i in $(seq $((secs * 10))); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "compare.sh: $name exited; its log:" >&2
+			tail -30 "$T/$name.log" >&2 2>/dev/null || true
+			exit 1
+		fi
+		ss -Htln "( sport = :$port )" | grep -qF "$addr:$port" && return 0
+		sleep 0.1
+	done
+	echo "compare.sh: $name does not listen on $addr:$port after ${secs}s" >&2
+	tail -30 "$T/$name.log" >&2 2>/dev/null || true
+	exit 1
+}
+stop_pid() {
+	local p=$1
+	kill -TERM "$p" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$p" 2>/dev/null || true
+}
+
+# ------------------------------------------------------------ 3. unbound
+# bench.zone → local-zone/local-data: one static local zone per $ORIGIN,
+# names made absolute, parenthesised TXT strings joined, "." refused.
+zone_to_unbound() {
+	awk '
+	function abs(n) { if (n == "@") return origin; if (n ~ /\.$/) return n; return n "." origin }
+	/^[ \t]*;/ || /^[ \t]*$/ { next }
+	/^\$TTL/ { ttl = $2; next }
+	/^\$ORIGIN/ { origin = $2; printf "\tlocal-zone: \"%s\" static\n", origin; next }
+	{
+		line = $0
+		if (line ~ /\(/ && line !~ /\)/) { pending = line; next }
+		if (pending != "") { sub(/^[ \t]+/, " ", line); pending = pending line; if (line !~ /\)/) next; line = pending; pending = "" }
+		split(line, f, /[ \t]+/)
+		owner = f[1]; type = f[2]
+		rest = line; sub(/^[^ \t]+[ \t]+[^ \t]+[ \t]+/, "", rest)
+		sub(/^\([ \t]*/, "", rest); sub(/[ \t]*\)[ \t]*$/, "", rest)
+		if (type == "MX") { split(rest, m, /[ \t]+/); rest = m[1] " " abs(m[2]) }
+		printf "\tlocal-data: '\''%s %s IN %s %s'\''\n", abs(owner), ttl, type, rest
+	}' "$1"
+}
+mkdir -p "$T/unbound"
+{
+	cat <<EOF
+server:
+	interface: $DNS_IP
+	port: 53
+	do-ip6: no
+	do-daemonize: no
+	username: ""
+	chroot: ""
+	directory: "$T/unbound"
+	pidfile: ""
+	use-syslog: no
+	logfile: "$T/unbound.log"
+	verbosity: 1
+	num-threads: 1
+	access-control: 127.0.0.0/8 allow
+	module-config: "iterator"
+	local-zone: "." refuse
+EOF
+	zone_to_unbound "$C/bench.zone"
+	printf 'remote-control:\n\tcontrol-enable: no\n'
+} >"$T/unbound/unbound.conf"
+timeout 30 unbound-checkconf "$T/unbound/unbound.conf" >/dev/null
+unbound -d -c "$T/unbound/unbound.conf" >>"$T/unbound.log" 2>&1 &
+UNBOUND=$!
+PIDS+=("$UNBOUND")
+for _ in $(seq 100); do
+	ss -Hluan "( sport = :53 )" | grep -qF "$DNS_IP:53" && break
+	kill -0 "$UNBOUND" 2>/dev/null || { cat "$T/unbound.log" >&2; exit 1; }
+	sleep 0.1
+done
+ss -Hluan "( sport = :53 )" | grep -qF "$DNS_IP:53" || { echo "compare.sh: unbound does not listen on $DNS_IP:53" >&2; exit 1; }
+say "unbound on $DNS_IP:53 serving $(grep -c local-data "$T/unbound/unbound.conf") records of bench.zone"
+printf 'nameserver %s\noptions attempts:1 timeout:2\n' "$DNS_IP" >"$T/resolv.conf"
+
+# ------------------------------------------------------------ 4. milters
+AUTHSERV=mx.inbound.example
+
+# authmilter configurations: the generated ones answer DNS from the zone
+# file; the -unbound variants ask the private unbound, as the peers do.
+mk_authmilter_conf() { # SRC DST PORT DNS(zone|unbound)
+	sed -e "s|^listen: .*|listen: inet:127.0.0.1:$3|" -e 's|^  level: info|  level: warn|' "$1" >"$2"
+	if [ "$4" = unbound ]; then
+		sed -i -e "s|^  zone_file: .*|  servers: [\"$DNS_IP:53\"]|" "$2"
+	fi
+}
+
+start_opendkim() { # PORT
+	cat >"$T/opendkim.conf" <<EOF
+Mode			v
+Socket			inet:$1@127.0.0.1
+PidFile			$T/opendkim.pid
+Syslog			no
+Nameservers		$DNS_IP
+AuthservID		$AUTHSERV
+AlwaysAddARHeader	yes
+SoftwareHeader		no
+MinimumKeyBits		1024
+EOF
+	opendkim -f -x "$T/opendkim.conf" >>"$T/opendkim.log" 2>&1 &
+	MPID=$!
+	MPIDS=$MPID
+	PIDS+=("$MPID")
+	wait_listen "$MPID" 127.0.0.1 "$1" 20 opendkim
+}
+
+start_opendmarc() { # PORT
+	: >"$T/opendmarc-ignore"
+	cat >"$T/opendmarc.conf" <<EOF
+Socket			inet:$1@127.0.0.1
+PidFile			$T/opendmarc.pid
+Syslog			false
+AuthservID		$AUTHSERV
+TrustedAuthservIDs	$AUTHSERV
+SPFSelfValidate		true
+SPFIgnoreResults	true
+RejectFailures		true
+FailureReports		false
+IgnoreHosts		$T/opendmarc-ignore
+SoftwareHeader		false
+EOF
+	# OpenDMARC and libspf2 ask the libc resolver: give it a private
+	# /etc/resolv.conf naming unbound (mount namespace, nothing changes
+	# outside). unshare execs, so $! is OpenDMARC itself.
+	unshare -m --propagation private sh -c 'mount --bind "$1" /etc/resolv.conf && exec opendmarc -f -c "$2"' sh \
+		"$T/resolv.conf" "$T/opendmarc.conf" >>"$T/opendmarc.log" 2>&1 &
+	MPID=$!
+	MPIDS=$MPID
+	PIDS+=("$MPID")
+	wait_listen "$MPID" 127.0.0.1 "$1" 20 opendmarc
+}
+
+start_rspamd() { # PORT SEAL(0|1)
+	local d=$T/rspamd
+	rm -rf "$d"
+	mkdir -p "$d/db" "$d/run" "$d/keys"
+	local arc_sign=
+	if [ "$2" = 1 ]; then
+		cp "$C/seal-rsa.pem" "$d/keys/inbound.example.mx2048.key"
+		arc_sign="sign_inbound = true; use_domain = \"recipient\"; use_esld = true; allow_hdrfrom_mismatch = true; allow_envfrom_empty = true; selector = \"mx2048\"; path = \"$d/keys/\$domain.\$selector.key\";"
+	else
+		arc_sign="sign_inbound = false; sign_local = false; sign_authenticated = false;"
+	fi
+	chown -R _rspamd:_rspamd "$d"
+	# A minimal configuration: only the dkim, spf, dmarc, arc,
+	# force_actions and milter_headers modules have a section, so every
+	# other module stays disabled; no rules file (rspamd.lua), no Redis, no
+	# statistics, no controller or normal worker (the proxy scans itself).
+	cat >"$d/rspamd.conf" <<EOF
+modules {
+	path = "\${PLUGINSDIR}";
+}
+options {
+	pidfile = "$d/run/rspamd.pid";
+	filters = "dkim";
+	dns {
+		nameserver = ["$DNS_IP:53"];
+		timeout = 1s;
+		retransmits = 2;
+	}
+	hs_cache_dir = "$d/db";
+	cache_file = "$d/db/symbols.cache";
+	control_socket = "$d/run/rspamd.sock mode=0600";
+	local_addrs = [];
+	task_timeout = 8s;
+}
+logging {
+	type = "file";
+	filename = "$T/rspamd.log";
+	level = "warning";
+}
+actions {
+	reject = 15;
+	add_header = 6;
+	greylist = null;
+}
+worker "rspamd_proxy" {
+	bind_socket = "127.0.0.1:$1";
+	milter = yes;
+	timeout = 120s;
+	count = 1;
+	upstream "local" {
+		default = yes;
+		self_scan = yes;
+	}
+}
+dkim { }
+spf { }
+dmarc { }
+# DMARC policy as the others apply it: reject p=reject failures unless a
+# trusted ARC sealer vouches (dmarc's own "actions" would ignore ARC trust),
+# tag p=quarantine failures.
+force_actions {
+	rules {
+		DMARC_REJECT {
+			action = "reject";
+			expression = "DMARC_POLICY_REJECT & !ARC_ALLOW_TRUSTED";
+			message = "5.7.1 DMARC policy of the author domain";
+		}
+		DMARC_QUARANTINE {
+			action = "add header";
+			expression = "DMARC_POLICY_QUARANTINE";
+		}
+	}
+}
+arc {
+	whitelisted_signers_map = ["list.example"];
+	$arc_sign
+}
+milter_headers {
+	use = ["authentication-results"];
+	authenticated_headers = ["authentication-results"];
+	routines {
+		authentication-results {
+			header = "Authentication-Results";
+			remove = 0;
+		}
+	}
+}
+EOF
+	rspamd -f -u _rspamd -g _rspamd -c "$d/rspamd.conf" \
+		--var "DBDIR=$d/db" --var "RUNDIR=$d/run" --var "LOGDIR=$T" --var "LOCAL_CONFDIR=$d" >>"$T/rspamd.log" 2>&1 &
+	MPID=$!
+	PIDS+=("$MPID")
+	wait_listen "$MPID" 127.0.0.1 "$1" 300 rspamd
+	sleep 2 # let the workers settle (hyperscan helper, symbol cache)
+	MPIDS=$(printf '%s\n' "$MPID" $(pgrep -P "$MPID") | paste -sd,)
+}
+
+start_authmilter() { # NAME CONF
+	"$T/authmilter" serve --config "$2" >>"$T/$1.log" 2>&1 &
+	MPID=$!
+	MPIDS=$MPID
+	PIDS+=("$MPID")
+	wait_listen "$MPID" 127.0.0.1 "$(sed -n 's|^listen: inet:127.0.0.1:||p' "$2")" 20 "$1"
+}
+
+# ------------------------------------------------------------ 5. load
+mkdir -p "$T/results"
+ROWS=()
+# measure NAME: drives the milter on $PORT (processes $MPIDS) at each
+# session count and keeps the JSON reports as results/NAME.cC.json.
+measure() {
+	local name=$1 c out secs
+	secs=${DUR%s}
+	for c in $SESSIONS; do
+		out=$T/results/$name.c$c.json
+		say "  $name: $c session(s), up to $N messages in $DUR (warm-up $WARMUP)"
+		if ! timeout $((secs + 120)) "$ML" --milter "inet:127.0.0.1:$PORT" -c "$c" -n "$N" -d "$DUR" \
+			--warmup "$WARMUP" --pid "$MPIDS" --json "$C" >"$out" 2>"$T/results/$name.c$c.err"; then
+			echo "compare.sh: milterload against $name failed:" >&2
+			cat "$T/results/$name.c$c.err" >&2
+			exit 1
+		fi
+		jq -r '"    \(.messages) messages, \(.errors) errors, \(.messages_per_second|floor)/s, p50 \(.latency_ms.p50) ms, CPU \(.milter.cpu_ms_per_message*1000|round/1000) ms/message, actions \(.actions|to_entries|map(select(.value>0)|"\(.key) \(.value)")|join(", ")), header changes \(.header_changes)"' "$out" >&2
+	done
+	ROWS+=("$name")
+}
+
+say "milters on 127.0.0.1, DNS from unbound on $DNS_IP:53; $MSGS messages, sessions: $SESSIONS"
+
+wanted() { case " $MILTERS " in *" $1 "*) return 0 ;; esac; return 1; }
+if wanted opendkim; then PORT=$(free_port); start_opendkim "$PORT"; measure opendkim; stop_pid "$MPID"; fi
+if wanted opendmarc; then PORT=$(free_port); start_opendmarc "$PORT"; measure opendmarc; stop_pid "$MPID"; fi
+if [ "$HAVE_RSPAMD" = 1 ]; then
+	if wanted rspamd; then PORT=$(free_port); start_rspamd "$PORT" 0; measure rspamd; stop_pid "$MPID"; fi
+	if wanted rspamd-seal; then PORT=$(free_port); start_rspamd "$PORT" 1; measure rspamd-seal; stop_pid "$MPID"; fi
+fi
+for v in "authmilter unbound authmilter.yaml" "authmilter-zonefile zone authmilter.yaml" "authmilter-seal unbound authmilter-seal-rsa.yaml"; do
+	set -- $v
+	wanted "$1" || continue
+	PORT=$(free_port)
+	mk_authmilter_conf "$C/$3" "$T/$1.yaml" "$PORT" "$2"
+	start_authmilter "$1" "$T/$1.yaml"
+	measure "$1"
+	stop_pid "$MPID"
+done
+
+# ------------------------------------------------------------ 6. table
+c1=${SESSIONS%% *}
+c8=${SESSIONS##* }
+get() { jq -r "$2" "$T/results/$1.json"; }
+val() { # NAME SESSIONS FIELD(cpu|p50|p99|rate)
+	local f
+	case $3 in
+	cpu) f='.milter.cpu_ms_per_message' ;;
+	p50) f='.latency_ms.p50' ;;
+	p99) f='.latency_ms.p99' ;;
+	rate) f='.messages_per_second' ;;
+	esac
+	if [ "$1" = chain ]; then
+		# Two milters in series: CPU and latency add (measured separately).
+		awk -v a="$(val opendkim "$2" "$3")" -v b="$(val opendmarc "$2" "$3")" -v k="$3" \
+			'BEGIN { if (k == "rate") printf "%.6f", 1 / (1 / a + 1 / b); else printf "%.6f", a + b }'
+	else
+		get "$1.c$2" "$f"
+	fi
+}
+label() {
+	case $1 in
+	opendkim) echo "OpenDKIM 2.11 (DKIM verify)" ;;
+	opendmarc) echo "OpenDMARC 1.4 (SPF + DMARC)" ;;
+	chain) echo "OpenDKIM → OpenDMARC (sum of the two)" ;;
+	rspamd) echo "rspamd 3.4 (DKIM, SPF, DMARC, ARC verify)" ;;
+	rspamd-seal) echo "rspamd 3.4 + ARC seal RSA" ;;
+	authmilter) echo "authmilter (DNS via unbound)" ;;
+	authmilter-zonefile) echo "authmilter (DNS from zone file)" ;;
+	authmilter-seal) echo "authmilter + ARC seal RSA (unbound)" ;;
+	esac
+}
+have() { [ -s "$T/results/$1.c$c1.json" ] && [ -s "$T/results/$1.c$c8.json" ]; }
+ALL=()
+for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal; do
+	if [ "$m" = chain ]; then
+		have opendkim && have opendmarc && ALL+=(chain)
+	elif have "$m"; then
+		ALL+=("$m")
+	fi
+done
+
+{
+	echo
+	echo "authmilter and milterload built from the $BUILT; $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)); Debian $(cat /etc/debian_version); $(go version | awk '{print $3}')"
+	echo "command: $CMDLINE"
+	echo "corpus: $MSGS messages ($SIZES, seed 1, $PER_CLASS per class), one milter connection per message, warm-up $WARMUP, up to $N messages or $DUR per run"
+	echo
+	echo "| milter | CPU ms/msg @$c1 | CPU ms/msg @$c8 | p50 ms @$c1 | p99 ms @$c1 | p50 ms @$c8 | p99 ms @$c8 | msgs/s @$c1 | msgs/s @$c8 |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for m in "${ALL[@]}"; do
+		printf '| %s | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n' "$(label "$m")" \
+			"$(val "$m" "$c1" cpu)" "$(val "$m" "$c8" cpu)" "$(val "$m" "$c1" p50)" "$(val "$m" "$c1" p99)" \
+			"$(val "$m" "$c8" p50)" "$(val "$m" "$c8" p99)" "$(val "$m" "$c1" rate)" "$(val "$m" "$c8" rate)"
+	done
+	echo
+	echo "| authmilter / peer | CPU @$c1 | CPU @$c8 | p50 @$c1 | p50 @$c8 |"
+	echo "|---|---:|---:|---:|---:|"
+	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "–" }'; }
+	for m in "${ALL[@]}"; do
+		case $m in authmilter*) continue ;; esac
+		a=authmilter
+		[ "$m" = rspamd-seal ] && a=authmilter-seal
+		have "$a" || continue
+		printf '| %s / %s | %s | %s | %s | %s |\n' "$a" "$m" \
+			"$(ratio "$(val $a "$c1" cpu)" "$(val "$m" "$c1" cpu)")" "$(ratio "$(val $a "$c8" cpu)" "$(val "$m" "$c8" cpu)")" \
+			"$(ratio "$(val $a "$c1" p50)" "$(val "$m" "$c1" p50)")" "$(ratio "$(val $a "$c8" p50)" "$(val "$m" "$c8" p50)")"
+	done
+	echo
+	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked):"
+	for m in "${ALL[@]}"; do
+		[ "$m" = chain ] && continue
+		for c in $SESSIONS; do
+			jq -r --arg n "$m @$c" '"  \($n): \(.messages) messages, \(.errors) errors, \(.actions|to_entries|map(select(.value>0)|"\(.key) \(.value)")|join(", ")), header changes \(.header_changes), milter CPU resolution \(.milter.cpu_ms_resolution) ms over \(.milter.cpu_ms) ms"' "$T/results/$m.c$c.json"
+		done
+	done
+	echo
+	echo "The chain row adds the CPU and latency of OpenDKIM and OpenDMARC, each measured on its own (as Postfix calls"
+	echo "two milters in series); its msgs/s is 1/(1/a+1/b). OpenDMARC alone sees no OpenDKIM Authentication-Results, so"
+	echo "it decides DMARC on SPF alone. Ratios: authmilter (unbound) against each peer, authmilter with RSA sealing"
+	echo "against rspamd with RSA sealing."
+	for n in "${NOTES[@]}"; do echo "Note: $n"; done
+} | tee "$T/results/table.md"
