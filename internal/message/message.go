@@ -169,32 +169,80 @@ func FromMilter(name, value string, leadingSpace bool) Field {
 
 // BodyCRLF copies a body from r to w converting bare LF line ends to CRLF,
 // in chunks of at most chunk bytes passed to w (as an MTA feeds a milter).
+// w must not keep the slice it is given. A body that already has CRLF line
+// ends is passed from the reader's buffer without a copy; one with bare
+// LFs is converted through a buffer, runs between line ends moved whole.
 func BodyCRLF(r io.Reader, chunk int, w func([]byte) error) error {
+	chunk = max(chunk, 1)
 	br := bufio.NewReaderSize(r, chunk)
-	buf := make([]byte, 0, chunk+1)
-	prevCR := false
+	var buf []byte // converted bytes not yet passed to w; allocated on the first bare LF
+	add := func(p []byte) error {
+		if buf == nil {
+			buf = make([]byte, 0, chunk)
+		}
+		for len(p) > 0 {
+			n := min(chunk-len(buf), len(p))
+			buf = append(buf, p[:n]...)
+			p = p[n:]
+			if len(buf) == chunk {
+				if err := w(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+		}
+		return nil
+	}
+	prevCR := false // the last byte read was a CR
 	for {
-		c, err := br.ReadByte()
-		if err == io.EOF {
-			break
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err == io.EOF {
+				break
+			} else if err != nil {
+				return err
+			}
+		}
+		data, _ := br.Peek(min(br.Buffered(), chunk))
+		bare := bareLF(data, prevCR)
+		var err error
+		switch {
+		case bare < 0 && len(buf) == 0:
+			err = w(data)
+		case bare < 0:
+			err = add(data)
+		default:
+			// Up to the bare LF, then CRLF in its place.
+			if err = add(data[:bare]); err == nil {
+				err = add(crlf)
+			}
+			data = data[:bare+1]
 		}
 		if err != nil {
 			return err
 		}
-		if c == '\n' && !prevCR {
-			buf = append(buf, '\r')
-		}
-		buf = append(buf, c)
-		prevCR = c == '\r'
-		if len(buf) >= chunk {
-			if err := w(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
+		prevCR = data[len(data)-1] == '\r'
+		br.Discard(len(data))
 	}
 	if len(buf) > 0 {
 		return w(buf)
 	}
 	return nil
 }
+
+// bareLF returns the index of the first LF in p not preceded by a CR (the
+// byte before p was a CR when prevCR is set), or -1.
+func bareLF(p []byte, prevCR bool) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if i == 0 && !prevCR || i > 0 && p[i-1] != '\r' {
+			return i
+		}
+		i++
+	}
+}
+
+var crlf = []byte("\r\n") // read-only

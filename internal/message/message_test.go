@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestReadHeader(t *testing.T) {
@@ -120,4 +121,33 @@ func TestValueSpaceBeforeColon(t *testing.T) {
 	if f := (Field{Name: "From", Raw: []byte("From : b\r\n")}); f.Value() != " b" {
 		t.Fatalf("Value %q", f.Value())
 	}
+}
+
+// FuzzBodyCRLF checks BodyCRLF against a byte-by-byte conversion, with
+// every chunk within the size asked for.
+func FuzzBodyCRLF(f *testing.F) {
+	f.Add("a\nb\r\nc", uint8(2))
+	f.Add("\r\n\n\r\r\n\n", uint8(1))
+	f.Add(strings.Repeat("line\n", 40), uint8(17))
+	f.Fuzz(func(t *testing.T, s string, size uint8) {
+		chunk := int(size)%40 + 1
+		var want []byte
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\n' && (i == 0 || s[i-1] != '\r') {
+				want = append(want, '\r')
+			}
+			want = append(want, s[i])
+		}
+		var got []byte
+		err := BodyCRLF(iotest.OneByteReader(strings.NewReader(s)), chunk, func(b []byte) error {
+			if len(b) == 0 || len(b) > chunk {
+				t.Fatalf("chunk of %d bytes, limit %d", len(b), chunk)
+			}
+			got = append(got, b...)
+			return nil
+		})
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%q: got %q, want %q (%v)", s, got, want, err)
+		}
+	})
 }
