@@ -472,13 +472,16 @@ func equal(a, b []byte) bool { return string(a) == string(b) }
 // CRLF line ends). The error reports a message that cannot be read or
 // parsed; the chain's verdict is in the Result.
 func Validate(ctx context.Context, r dnscache.Resolver, msg io.Reader, opts *Options) (Result, error) {
-	br := bufio.NewReader(msg)
+	// One 16 KiB buffer serves the header and the body chunks (BodyCRLF
+	// reuses a bufio.Reader at least as large as its chunk).
+	const chunk = 16 * 1024
+	br := bufio.NewReaderSize(msg, chunk)
 	header, err := message.ReadHeader(br, message.Limits{})
 	if err != nil {
 		return Result{}, fmt.Errorf("arc: reading header: %w", err)
 	}
 	v := NewValidator(ctx, r, header, opts)
-	if err := message.BodyCRLF(br, 64*1024, func(p []byte) error {
+	if err := message.BodyCRLF(br, chunk, func(p []byte) error {
 		_, err := v.Write(p)
 		return err
 	}); err != nil {
