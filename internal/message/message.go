@@ -168,14 +168,15 @@ func FromMilter(name, value string, leadingSpace bool) Field {
 }
 
 // BodyCRLF copies a body from r to w converting bare LF line ends to CRLF,
-// in chunks of at most chunk bytes passed to w (as an MTA feeds a milter).
-// w must not keep the slice it is given. A body that already has CRLF line
-// ends is passed from the reader's buffer without a copy; one with bare
-// LFs is converted through a buffer, runs between line ends moved whole.
+// in chunks of chunk bytes, the last one shorter (as Postfix feeds a
+// milter). w must not keep the slice it is given. A body that already has
+// CRLF line ends is passed from the reader's buffer without a copy; one
+// with bare LFs is converted through a buffer, runs between line ends
+// moved whole.
 func BodyCRLF(r io.Reader, chunk int, w func([]byte) error) error {
 	chunk = max(chunk, 1)
-	br := bufio.NewReaderSize(r, chunk)
-	var buf []byte // converted bytes not yet passed to w; allocated on the first bare LF
+	br := bufio.NewReaderSize(r, chunk) // r itself when a large enough bufio.Reader
+	var buf []byte                      // converted bytes not yet passed to w; allocated on the first bare LF
 	add := func(p []byte) error {
 		if buf == nil {
 			buf = make([]byte, 0, chunk)
@@ -195,14 +196,14 @@ func BodyCRLF(r io.Reader, chunk int, w func([]byte) error) error {
 	}
 	prevCR := false // the last byte read was a CR
 	for {
-		if br.Buffered() == 0 {
-			if _, err := br.Peek(1); err == io.EOF {
+		// A whole chunk, or what is left before EOF or a read error.
+		data, rerr := br.Peek(chunk)
+		if len(data) == 0 {
+			if rerr == io.EOF {
 				break
-			} else if err != nil {
-				return err
 			}
+			return rerr
 		}
-		data, _ := br.Peek(min(br.Buffered(), chunk))
 		bare := bareLF(data, prevCR)
 		var err error
 		switch {
