@@ -40,9 +40,12 @@ type Engine struct {
 	// MaxHeaderBytes and MaxHeaders bound the header section kept for
 	// verification; a message over either is not verified (DKIM, ARC and
 	// DMARC give permerror with the reason) but never lost. Defaults 1 MiB
-	// and 1000.
-	MaxHeaderBytes int
-	MaxHeaders     int
+	// and 1000. MaxHeaderFieldBytes bounds one field (folding included)
+	// the same way; default 64 KiB (Postfix cuts fields at 100 KiB,
+	// header_size_limit).
+	MaxHeaderBytes      int
+	MaxHeaders          int
+	MaxHeaderFieldBytes int
 
 	Logger  *slog.Logger
 	Metrics *Metrics

@@ -369,3 +369,22 @@ func TestEngineHeaderBytesLimitAndLateForgery(t *testing.T) {
 		t.Error("a truncated header must not be sealed")
 	}
 }
+
+func TestEngineHeaderFieldLimit(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	e := w.engine(func(e *Engine) { e.MaxHeaderFieldBytes = 1000 })
+	long := "X-Long: " + strings.Repeat("word ", 150) + "\r\n\t" + strings.Repeat("more ", 150) + "\r\n"
+	v, _, _ := run(t, e, env("198.51.100.7", "x.example.net", "alice@example.com"), msgText("example.com", long, "Hi.\r\n"))
+	if v.LimitErr == nil || !strings.Contains(v.LimitErr.Error(), "X-Long field of more than 1000 bytes") {
+		t.Fatalf("limit error %v", v.LimitErr)
+	}
+	if v.Action != ActionAccept || v.DMARC.Result != verify.ResultPermerror {
+		t.Fatalf("action %s dmarc %s", v.Action, v.DMARC.Result)
+	}
+	// Just under the bound is fine.
+	v, _, _ = run(t, w.engine(func(e *Engine) { e.MaxHeaderFieldBytes = 2000 }), env("192.0.2.10", "x.example.net", "alice@example.com"), msgText("example.com", long, "Hi.\r\n"))
+	if v.LimitErr != nil || v.DMARC.Result != verify.ResultPass {
+		t.Fatalf("under the bound: %v %s", v.LimitErr, v.DMARC.Result)
+	}
+}

@@ -17,8 +17,24 @@ import (
 	"github.com/authmilter/authmilter/verify/spf"
 )
 
+// safeName returns a header field name fit for a log line and a header
+// comment: printable ASCII without spaces, cut to 64 bytes.
+func safeName(s string) string {
+	b := []byte(s)
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if c <= ' ' || c > '~' || c == '"' || c == '\\' || c == '(' || c == ')' || c == ';' {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
 // ErrHeaderLimit is the reason a message's header section was not
-// verified: it exceeded Engine.MaxHeaderBytes or Engine.MaxHeaders.
+// verified: it exceeded Engine.MaxHeaderBytes, MaxHeaders or
+// MaxHeaderFieldBytes.
 var ErrHeaderLimit = errors.New("header section over the configured limit")
 
 // Message is the evaluation of one message, fed in the order an MTA sends
@@ -106,14 +122,19 @@ func (m *Message) Header(f message.Field) {
 		return
 	}
 	m.headerBytes += len(f.Raw)
-	maxBytes, maxFields := m.e.MaxHeaderBytes, m.e.MaxHeaders
+	maxBytes, maxFields, maxField := m.e.MaxHeaderBytes, m.e.MaxHeaders, m.e.MaxHeaderFieldBytes
 	if maxBytes <= 0 {
 		maxBytes = 1 << 20
 	}
 	if maxFields <= 0 {
 		maxFields = 1000
 	}
+	if maxField <= 0 {
+		maxField = 64 << 10
+	}
 	switch {
+	case len(f.Raw) > maxField:
+		m.limitErr = fmt.Errorf("%w: a %s field of more than %d bytes", ErrHeaderLimit, safeName(f.Name), maxField)
 	case m.headerBytes > maxBytes:
 		m.limitErr = fmt.Errorf("%w: more than %d bytes", ErrHeaderLimit, maxBytes)
 	case len(m.fields) >= maxFields:

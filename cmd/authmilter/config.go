@@ -110,7 +110,11 @@ type LimitsConfig struct {
 	MessageTimeout time.Duration `yaml:"message_timeout"`
 	MaxHeaderBytes int           `yaml:"max_header_bytes"`
 	MaxHeaders     int           `yaml:"max_headers"`
-	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderFieldBytes bounds one header field, folding included; a
+	// message with a longer one is passed on unverified like one over
+	// max_header_bytes.
+	MaxHeaderFieldBytes int           `yaml:"max_header_field_bytes"`
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`
 	// MaxAnswerBytes bounds one DNS reply (dnscache.Config.MaxAnswerBytes):
 	// a larger one is a temporary DNS failure (temperror).
 	MaxAnswerBytes int `yaml:"max_answer_bytes"`
@@ -145,14 +149,15 @@ func DefaultConfig() *Config {
 			InternalNetworks: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Limits: LimitsConfig{
-			MessageTimeout:    20 * time.Second,
-			MaxHeaderBytes:    1 << 20,
-			MaxHeaders:        1000,
-			IdleTimeout:       5 * time.Minute,
-			MaxAnswerBytes:    dnscache.DefaultMaxAnswerBytes,
-			MaxARCInstances:   50,
-			SPFMaxLookups:     10,
-			SPFMaxVoidLookups: 2,
+			MessageTimeout:      20 * time.Second,
+			MaxHeaderBytes:      1 << 20,
+			MaxHeaders:          1000,
+			MaxHeaderFieldBytes: 64 << 10,
+			IdleTimeout:         5 * time.Minute,
+			MaxAnswerBytes:      dnscache.DefaultMaxAnswerBytes,
+			MaxARCInstances:     50,
+			SPFMaxLookups:       10,
+			SPFMaxVoidLookups:   2,
 		},
 	}
 }
@@ -249,6 +254,11 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MessageTimeout <= 0 {
 		add("limits.message_timeout must be positive")
+	}
+	// RFC 5322 §2.1.1: a line may be 998 octets; a field several lines.
+	if c.Limits.MaxHeaderFieldBytes < 1000 || c.Limits.MaxHeaders < 10 || c.Limits.MaxHeaderBytes < c.Limits.MaxHeaderFieldBytes {
+		add("limits: max_header_field_bytes (%d) must be at least 1000, max_headers (%d) at least 10, and max_header_bytes (%d) at least max_header_field_bytes",
+			c.Limits.MaxHeaderFieldBytes, c.Limits.MaxHeaders, c.Limits.MaxHeaderBytes)
 	}
 	if n := c.Limits.MaxAnswerBytes; n < dnscache.MinMaxAnswerBytes || n > dnscache.DefaultMaxAnswerBytes {
 		add("limits.max_answer_bytes %d: want %d to %d (RFC 1035 §2.3.4, §4.2.2)", n, dnscache.MinMaxAnswerBytes, dnscache.DefaultMaxAnswerBytes)

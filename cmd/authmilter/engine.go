@@ -46,19 +46,20 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *milter.
 		return nil, fmt.Errorf("policy.internal_networks: %w", err)
 	}
 	e := &milter.Engine{
-		Resolver:       r,
-		AuthservID:     cfg.AuthservID,
-		Policy:         pol,
-		DKIM:           &dkim.Options{MaxSignatures: cfg.DKIM.MaxSignatures},
-		SPF:            &spf.Options{MaxLookups: cfg.Limits.SPFMaxLookups, MaxVoidLookups: cfg.Limits.SPFMaxVoidLookups},
-		DMARC:          &dmarc.Options{},
-		ARC:            &arc.Options{MaxInstances: cfg.Limits.MaxARCInstances},
-		ReceivedSPF:    cfg.SPF.ReceivedSPF,
-		Timeout:        cfg.Limits.MessageTimeout,
-		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
-		MaxHeaders:     cfg.Limits.MaxHeaders,
-		Logger:         logger,
-		Metrics:        m,
+		Resolver:            r,
+		AuthservID:          cfg.AuthservID,
+		Policy:              pol,
+		DKIM:                &dkim.Options{MaxSignatures: cfg.DKIM.MaxSignatures},
+		SPF:                 &spf.Options{MaxLookups: cfg.Limits.SPFMaxLookups, MaxVoidLookups: cfg.Limits.SPFMaxVoidLookups},
+		DMARC:               &dmarc.Options{},
+		ARC:                 &arc.Options{MaxInstances: cfg.Limits.MaxARCInstances},
+		ReceivedSPF:         cfg.SPF.ReceivedSPF,
+		Timeout:             cfg.Limits.MessageTimeout,
+		MaxHeaderBytes:      cfg.Limits.MaxHeaderBytes,
+		MaxHeaders:          cfg.Limits.MaxHeaders,
+		MaxHeaderFieldBytes: cfg.Limits.MaxHeaderFieldBytes,
+		Logger:              logger,
+		Metrics:             m,
 	}
 	if cfg.DMARC.OrgDomain == "psl" {
 		e.DMARC.Finder = dmarc.PSL{}
