@@ -48,6 +48,7 @@ type MetricsConfig struct {
 type DNSConfig struct {
 	Servers   []string      `yaml:"servers"` // default: /etc/resolv.conf
 	Timeout   time.Duration `yaml:"timeout"`
+	Attempts  int           `yaml:"attempts"` // rounds over the servers before a lookup fails
 	ZoneFile  string        `yaml:"zone_file"`
 	TrustAD   bool          `yaml:"trust_ad"`
 	CacheSize int           `yaml:"cache_size"`
@@ -139,7 +140,7 @@ func DefaultConfig() *Config {
 		Listen:     "inet:127.0.0.1:8895",
 		AuthservID: host,
 		Log:        LogConfig{Level: "info", Format: "text"},
-		DNS:        DNSConfig{Timeout: 2 * time.Second, CacheSize: 10000},
+		DNS:        DNSConfig{Timeout: 2 * time.Second, Attempts: 2, CacheSize: 10000},
 		DKIM:       DKIMConfig{MaxSignatures: 5},
 		DMARC:      DMARCConfig{OrgDomain: "treewalk"},
 		Policy: PolicyConfig{
@@ -251,6 +252,9 @@ func (c *Config) validate() error {
 	}
 	if c.DKIM.MaxSignatures < 1 {
 		add("dkim.max_signatures %d: must be at least 1", c.DKIM.MaxSignatures)
+	}
+	if c.DNS.Attempts < 1 || c.DNS.Attempts > 5 {
+		add("dns.attempts %d: want 1 to 5", c.DNS.Attempts)
 	}
 	if c.Limits.MessageTimeout <= 0 {
 		add("limits.message_timeout must be positive")

@@ -21,6 +21,7 @@ func dnsConfig(cfg *Config) dnscache.Config {
 	return dnscache.Config{
 		Servers:        c.Servers,
 		Timeout:        c.Timeout,
+		Attempts:       c.Attempts,
 		TrustAD:        c.TrustAD,
 		CacheSize:      c.CacheSize,
 		ZoneFile:       c.ZoneFile,
