@@ -36,9 +36,9 @@ import (
 // Timeouts of the matrix: one exchange, and the wait at end of message.
 // The bound check allows generous slack for -race on a loaded machine.
 const (
-	faultDNSTimeout = time.Second
-	faultEngineWait = 2500 * time.Millisecond
-	faultSlack      = 2 * time.Second
+	faultDNSTimeout = 2 * time.Second
+	faultEngineWait = 5 * time.Second
+	faultSlack      = 3 * time.Second
 	// faultParallel cells run at once: enough to keep the matrix short
 	// (most cells wait for timeouts), few enough that the answers which
 	// should arrive are not starved of CPU on a small loaded machine.
