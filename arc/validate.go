@@ -116,8 +116,13 @@ func NewValidator(ctx context.Context, r dnscache.Resolver, header []message.Fie
 // length as a DKIM signature (RFC 8617 §4.1.2 uses the DKIM body hash)
 // shares its body hash. The body may be written to the set directly or to
 // any of its consumers, including this Validator; either way it is hashed
-// once (see canon.BodySet).
+// once (see canon.BodySet). Close finishes the shared hashes, so it must
+// come after the whole body was written, to every consumer. A nil body
+// means a private set.
 func NewValidatorWithBody(ctx context.Context, r dnscache.Resolver, header []message.Field, body *canon.BodySet, opts *Options) *Validator {
+	if body == nil {
+		body = canon.NewBodySet()
+	}
 	v := &Validator{
 		ctx:     ctx,
 		r:       r,

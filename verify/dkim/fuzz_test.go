@@ -16,6 +16,8 @@ func FuzzParseSignature(f *testing.F) {
 		"a=\r\n",
 		"v=1; a=rsa-sha256; d=example.com; s=sel; h=From; bh=x; b=y; x=-1",
 		"i=foo@bar=2Ebaz; d=\x80",
+		"v=1; a=rsa-sha256; c=relaxed/bogus; d=Example.COM; s=s; h=To : from; bh=x; b=y; i=@sub.example.com; q=dns/txt:x/y",
+		"v=1; a=rsa-sha256; d=example.com; s=s; h=to; bh=x; b=y; i=example.com; q=other",
 	} {
 		f.Add(seed)
 	}
@@ -35,6 +37,10 @@ func FuzzParseSignature(f *testing.F) {
 		// The helpers must cope with whatever was parsed.
 		st.identityDomain()
 		st.expired(time.Unix(0, 0))
+		st.algorithms()
+		if err == nil {
+			st.checkSignature()
+		}
 		var s Signature
 		st.fill(&s)
 	})

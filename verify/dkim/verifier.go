@@ -109,8 +109,13 @@ func NewVerifier(ctx context.Context, r dnscache.Resolver, header []message.Fiel
 // validator): a signature that needs the same canonicalisation, hash and
 // length as another shares its body hash (see canon.BodySet). The body may
 // be written to the set directly or to any of its consumers, including
-// this Verifier; either way it is hashed once.
+// this Verifier; either way it is hashed once. Close finishes the shared
+// hashes, so it must come after the whole body was written, to every
+// consumer. A nil body means a private set.
 func NewVerifierWithBody(ctx context.Context, r dnscache.Resolver, header []message.Field, body *canon.BodySet, opts *Options) *Verifier {
+	if body == nil {
+		body = canon.NewBodySet()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	v := &Verifier{ctx: ctx, cancel: cancel, opts: opts, max: opts.max(), body: body}
 	for _, f := range header {
