@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
@@ -42,6 +43,9 @@ type LogConfig struct {
 // MetricsConfig enables the Prometheus endpoint.
 type MetricsConfig struct {
 	Listen string `yaml:"listen"` // e.g. 127.0.0.1:9895; empty: off
+	// Pprof also serves net/http/pprof under /debug/pprof/ on the metrics
+	// listener, which must then be a loopback address. Off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // DNSConfig configures the resolver (package dnscache).
@@ -250,6 +254,13 @@ func (c *Config) validate() error {
 			add("arc.seal: domain, selector and key_file must all be set to seal")
 		}
 	}
+	if c.Metrics.Pprof {
+		if c.Metrics.Listen == "" {
+			add("metrics.pprof: needs metrics.listen (a loopback address)")
+		} else if !loopbackHostPort(c.Metrics.Listen) {
+			add("metrics.pprof: metrics.listen %q is not a loopback address; profiles are served on loopback only", c.Metrics.Listen)
+		}
+	}
 	if c.DKIM.MaxSignatures < 1 {
 		add("dkim.max_signatures %d: must be at least 1", c.DKIM.MaxSignatures)
 	}
@@ -277,6 +288,20 @@ func (c *Config) validate() error {
 		add("limits.spf_max_void_lookups %d: must be at least 1", c.Limits.SPFMaxVoidLookups)
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackHostPort reports whether hostport ("127.0.0.1:9895", "[::1]:9895",
+// "localhost:9895") names a loopback address.
+func loopbackHostPort(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // parsePrefix accepts a CIDR prefix or a single address.

@@ -39,6 +39,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad network", "policy:\n  allow_networks: [10.0.0.0/33]\n", "policy.allow_networks"},
 		{"partial seal", "arc:\n  seal:\n    domain: example.com\n", "arc.seal"},
 		{"bad authserv", "authserv_id: \"a;b\"\n", "authserv_id"},
+		{"pprof without metrics", "metrics:\n  pprof: true\n", "metrics.pprof: needs metrics.listen"},
+		{"pprof not loopback", "metrics:\n  listen: 0.0.0.0:9895\n  pprof: true\n", "not a loopback address"},
+		{"pprof on a public address", "metrics:\n  listen: \"192.0.2.1:9895\"\n  pprof: true\n", "not a loopback address"},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(tt.text), "cfg.yaml")
@@ -55,5 +58,22 @@ func TestDefaultConfigValid(t *testing.T) {
 	}
 	if _, err := ParseConfig(nil, "empty.yaml"); err != nil {
 		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestParseConfigPprof(t *testing.T) {
+	t.Parallel()
+	if DefaultConfig().Metrics.Pprof {
+		t.Fatal("pprof is on by default")
+	}
+	for _, listen := range []string{"127.0.0.1:9895", "[::1]:9895", "localhost:9895", "127.0.0.2:0"} {
+		cfg, err := ParseConfig([]byte("metrics:\n  listen: \""+listen+"\"\n  pprof: true\n"), "cfg.yaml")
+		if err != nil {
+			t.Errorf("%s: %v", listen, err)
+			continue
+		}
+		if !cfg.Metrics.Pprof || cfg.Metrics.Listen != listen {
+			t.Errorf("%s: metrics %+v", listen, cfg.Metrics)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"reflect"
@@ -114,9 +115,18 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", reg.Handler())
+		if cfg.Metrics.Pprof {
+			// Only on this listener (loopback: validate checks), never on
+			// http.DefaultServeMux.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = metricsSrv.Serve(mln) }()
-		logger.Info("metrics listening", "addr", mln.Addr().String())
+		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.Metrics.Pprof)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -160,8 +160,50 @@ func TestServeMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", s, body)
 		}
 	}
+	// Profiles are off unless metrics.pprof asks for them.
+	if code := httpStatus(t, "http://"+metricsAddr+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without metrics.pprof: status %d, want 404", code)
+	}
 	cancel()
 	<-done
+}
+
+// TestServePprof: metrics.pprof serves net/http/pprof on the metrics
+// listener, next to /metrics.
+func TestServePprof(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	path := writeConfig(t, "listen: inet:127.0.0.1:0\nauthserv_id: m.test\nmetrics: {listen: \""+metricsAddr+"\", pprof: true}\n")
+	ready := make(chan net.Addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, path, io.Discard, nil, func(a net.Addr) { ready <- a }) }()
+	<-ready
+	for _, p := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
+		if code := httpStatus(t, "http://"+metricsAddr+p); code != http.StatusOK {
+			t.Errorf("%s: status %d", p, code)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestServeDefaultBinary runs README's command as a newcomer would: the
