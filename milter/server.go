@@ -252,59 +252,119 @@ const maxPacket = 1 << 20
 // allocates the announced length of a packet as soon as it has read the
 // length; reading ahead first means memory follows the bytes that actually
 // arrived (5 bytes announcing 1 MiB no longer cost 1 MiB per connection).
+//
+// The connection reads into one buffer that it keeps from packet to packet
+// (allocated at the first packet, readBufSize bytes, growing at most to
+// twice what has arrived): one read usually brings a packet's length and
+// payload together, often the next packet too (a macro packet and its
+// command), instead of a read for the length, one for the payload and a new
+// buffer per packet. A buffer grown past keepBufSize for a big packet is
+// dropped once that packet has been read.
 type idleConn struct {
 	net.Conn
 	timeout time.Duration
-	pending []byte // the rest of the current packet, for go-milter to read
+	// buf[off:end] is the rest of the packet go-milter is reading;
+	// buf[end:] was read ahead (the start of the next packets).
+	buf      []byte
+	off, end int
+	// readDL and writeDL are the deadlines last set; see deadline.
+	readDL, writeDL time.Time
 }
 
+const (
+	// readBufSize is a connection's first buffer: a macro packet, a
+	// header field or a command fits.
+	readBufSize = 512
+	// keepBufSize bounds the buffer a connection keeps between packets:
+	// one of Postfix's body chunks (65535 bytes) with its length and
+	// command byte.
+	keepBufSize = 64 << 10
+)
+
 func (c *idleConn) Read(p []byte) (int, error) {
-	if len(c.pending) == 0 {
-		c.pending = nil
+	if c.off == c.end {
 		if err := c.readPacket(); err != nil {
 			return 0, err
 		}
 	}
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
+	n := copy(p, c.buf[c.off:c.end])
+	c.off += n
 	return n, nil
 }
 
-// readPacket reads the next packet into c.pending: its 4-byte length and,
-// when the length is one go-milter accepts, its payload as it arrives, the
-// buffer at most doubling what has arrived. Any other length is passed on
-// alone for go-milter to refuse.
+// readPacket makes the next packet available as buf[off:end]: its 4-byte
+// length and, when the length is one go-milter accepts, its payload as it
+// arrives. Any other length is passed on alone for go-milter to refuse.
 func (c *idleConn) readPacket() error {
-	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	buf := make([]byte, 4, 512)
-	if _, err := io.ReadFull(c.Conn, buf); err != nil {
+	// Drop the packet go-milter has read; keep what was read ahead.
+	rest := c.buf[c.end:]
+	switch {
+	case c.buf == nil:
+		c.buf = make([]byte, 0, readBufSize)
+	case cap(c.buf) > keepBufSize:
+		c.buf = append(make([]byte, 0, max(readBufSize, len(rest))), rest...)
+	default:
+		c.buf = c.buf[:copy(c.buf, rest)]
+	}
+	c.off, c.end = 0, 0
+	if err := c.fill(4); err != nil {
+		if err == io.ErrUnexpectedEOF && len(c.buf) == 0 {
+			err = io.EOF
+		}
 		return err
 	}
-	length := int(binary.BigEndian.Uint32(buf))
+	length := int(binary.BigEndian.Uint32(c.buf))
 	if length == 0 || length > maxPacket {
-		c.pending = buf
+		c.end = 4
 		return nil
 	}
-	end := 4 + length
-	for len(buf) < end {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(end, 2*cap(buf))-len(buf))
+	if err := c.fill(4 + length); err != nil {
+		return err
+	}
+	c.end = 4 + length
+	return nil
+}
+
+// fill reads until buf holds at least n bytes, under the idle deadline,
+// growing buf (to at most twice what has arrived, and not past n) only when
+// it is full.
+func (c *idleConn) fill(n int) error {
+	armed := false
+	for len(c.buf) < n {
+		if !armed {
+			c.readDL = c.deadline(c.readDL, c.Conn.SetReadDeadline)
+			armed = true
 		}
-		n, err := c.Conn.Read(buf[len(buf):min(end, cap(buf))])
-		buf = buf[:len(buf)+n]
-		if err != nil && len(buf) < end {
+		if len(c.buf) == cap(c.buf) {
+			c.buf = slices.Grow(c.buf, min(n, 2*cap(c.buf))-len(c.buf))
+		}
+		m, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
+		c.buf = c.buf[:len(c.buf)+m]
+		if err != nil && len(c.buf) < n {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
 			return err
 		}
 	}
-	c.pending = buf
 	return nil
 }
 
+// deadline sets the connection's deadline (through set) to now plus the
+// idle timeout, unless the one set before is already within 1/64 of that:
+// moving a timer costs more than the syscall it guards, and a deadline a
+// little early still bounds the wait.
+func (c *idleConn) deadline(last time.Time, set func(time.Time) error) time.Time {
+	t := time.Now().Add(c.timeout)
+	if !last.IsZero() && t.Sub(last) < c.timeout/64 {
+		return last
+	}
+	set(t)
+	return t
+}
+
 func (c *idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	c.writeDL = c.deadline(c.writeDL, c.Conn.SetWriteDeadline)
 	return c.Conn.Write(p)
 }
 
