@@ -18,6 +18,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/internal/benchmail"
+	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/milter"
 )
@@ -63,7 +64,8 @@ func splitInput(b *testing.B, m *benchmail.Message) benchInput {
 func benchEngine(c *benchmail.Corpus, sealer crypto.Signer, selector string) *milter.Engine {
 	pol := milter.DefaultPolicy()
 	pol.TrustedSealers = []string{benchmail.TrustedSealer}
-	e := &milter.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second}
+	// As the daemon: parsed DKIM keys cached across messages.
+	e := &milter.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second, Keys: dkimkey.NewCache(0)}
 	if sealer != nil {
 		e.Sealer = &arc.Sealer{Domain: benchmail.SealDomain, Selector: selector, Key: sealer}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
 	"github.com/authmilter/authmilter/verify/spf"
@@ -46,6 +47,10 @@ type Engine struct {
 	MaxHeaderBytes      int
 	MaxHeaders          int
 	MaxHeaderFieldBytes int
+
+	// Keys, when set, caches parsed DKIM key records (DKIM signatures and
+	// ARC sets); it may be shared by engines (a reload keeps it).
+	Keys *dkimkey.Cache
 
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -97,6 +102,7 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Message {
 		cancel: cancel,
 		start:  e.now(),
 	}
+	m.keyRes = dkimkey.KeyResolver{Resolver: e.Resolver, Keys: e.Keys}
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
 	if !m.internal {
 		m.startSPF()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/internal/canon"
+	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
@@ -50,6 +51,9 @@ type Message struct {
 	cancel   context.CancelFunc
 	start    time.Time
 	internal bool
+	// keyRes is the resolver of DKIM and ARC key lookups: Engine.Resolver
+	// with Engine.Keys.
+	keyRes dkimkey.KeyResolver
 
 	spfDone  chan struct{}
 	spfMail  spf.Result
@@ -159,7 +163,7 @@ func (m *Message) EndOfHeaders() {
 	}
 	if m.internal {
 		if m.e.Sealer != nil && m.e.Policy.SealInternal {
-			m.arcV = arc.NewValidator(m.ctx, m.e.Resolver, m.fields, m.e.ARC)
+			m.arcV = arc.NewValidator(m.ctx, &m.keyRes, m.fields, m.e.ARC)
 		}
 		return
 	}
@@ -167,8 +171,8 @@ func (m *Message) EndOfHeaders() {
 	// ARC-Message-Signature with the same c= and l= share one, and Body
 	// writing a chunk to both hashes it once.
 	body := canon.NewBodySet()
-	m.dkimV = dkim.NewVerifierWithBody(m.ctx, m.e.Resolver, m.fields, body, m.e.DKIM)
-	m.arcV = arc.NewValidatorWithBody(m.ctx, m.e.Resolver, m.fields, body, m.e.ARC)
+	m.dkimV = dkim.NewVerifierWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.DKIM)
+	m.arcV = arc.NewValidatorWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.ARC)
 	from := m.fieldValues("From")
 	if authors, err := dmarc.AuthorDomains(from); err == nil {
 		finder := dmarc.OrgDomainFinder(dmarc.TreeWalk{})

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/metrics"
 	"github.com/authmilter/authmilter/milter"
 )
@@ -58,6 +59,7 @@ type daemon struct {
 	mu       sync.Mutex // serialises reloads
 	cfg      *Config
 	resolver dnscache.Resolver
+	keys     *dkimkey.Cache // parsed DKIM keys, kept across reloads (keyed by record text)
 	engine   atomic.Pointer[milter.Engine]
 }
 
@@ -204,6 +206,10 @@ func (d *daemon) apply(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if d.keys == nil {
+		d.keys = dkimkey.NewCache(0)
+	}
+	e.Keys = d.keys
 	d.cfg, d.resolver = cfg, r
 	d.engine.Store(e)
 	return nil

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"strings"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/tagvalue"
 )
@@ -186,7 +188,8 @@ func Name(selector, domain string) string {
 	return selector + "._domainkey." + strings.TrimSuffix(domain, ".")
 }
 
-// Lookup fetches and parses the key for selector and domain. NXDOMAIN and
+// Lookup fetches and parses the key for selector and domain; when r is a
+// *KeyResolver, through its Cache. NXDOMAIN and
 // NODATA give ErrNoKey; a temporary DNS failure is returned wrapped (match
 // it with errors.Is(err, dnscache.ErrTemporary)). When several TXT records
 // exist (RFC 6376 §3.6.2.2 leaves that undefined), the first that parses is
@@ -200,9 +203,13 @@ func Lookup(ctx context.Context, r dnscache.Resolver, selector, domain string) (
 		}
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
+	parse := Parse
+	if kr, ok := r.(*KeyResolver); ok && kr.Keys != nil {
+		parse = kr.Keys.Parse
+	}
 	var first error
 	for _, txt := range txts {
-		k, err := Parse(txt)
+		k, err := parse(txt)
 		if err == nil {
 			return k, nil
 		}
@@ -254,4 +261,67 @@ func Digest(hash crypto.Hash, data []byte) []byte {
 	}
 	s := sha256.Sum256(data)
 	return s[:]
+}
+
+// Cache remembers parsed key records by their text, so that a key seen
+// again (the same selector on every message of a sender) is not parsed
+// again: base64, ASN.1 and big-number work that otherwise costs about as
+// much as verifying an RSA signature. The parse of a text never changes, so
+// entries need no TTL: when the DNS answer changes, its new text is a new
+// entry and the old one ages out. A Cache holds at most its size entries
+// (least recently used evicted) of records up to MaxCachedRecord bytes, and
+// is safe for concurrent use. Cached keys are shared: callers must not
+// modify a *Key returned by Lookup.
+type Cache struct {
+	entries *lru.Cache[string, parsed]
+}
+
+type parsed struct {
+	key *Key
+	err error
+}
+
+// MaxCachedRecord bounds the text of a record kept in a Cache (an RSA-8192
+// record is about 1.5 KB); longer ones are parsed every time.
+const MaxCachedRecord = 4096
+
+// DefaultCacheSize is the number of parsed keys NewCache keeps for size 0.
+const DefaultCacheSize = 1000
+
+// NewCache returns a Cache of at most size parsed records (0:
+// DefaultCacheSize).
+func NewCache(size int) *Cache {
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	entries, err := lru.New[string, parsed](size)
+	if err != nil {
+		panic("dkimkey: " + err.Error())
+	}
+	return &Cache{entries: entries}
+}
+
+// Parse is the package's Parse, through the cache.
+func (c *Cache) Parse(record string) (*Key, error) {
+	if c == nil || len(record) > MaxCachedRecord {
+		return Parse(record)
+	}
+	if p, ok := c.entries.Get(record); ok {
+		return p.key, p.err
+	}
+	k, err := Parse(record)
+	c.entries.Add(strings.Clone(record), parsed{k, err})
+	return k, err
+}
+
+// Len returns the number of records cached.
+func (c *Cache) Len() int { return c.entries.Len() }
+
+// KeyResolver is a dnscache.Resolver that carries a Cache: Lookup given one
+// parses each key record through it. DKIM verification and ARC validation
+// take a plain Resolver; handing them a *KeyResolver is how they share one
+// cache without another parameter.
+type KeyResolver struct {
+	dnscache.Resolver
+	Keys *Cache
 }

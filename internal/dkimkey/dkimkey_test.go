@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/authmilter/authmilter/dnscache"
@@ -155,4 +157,91 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil key without error")
 		}
 	})
+}
+
+func TestCache(t *testing.T) {
+	t.Parallel()
+	rec, priv := rsaRecord(t, 1024, false)
+	c := NewCache(2)
+	k1, err := c.Parse(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2, _ := c.Parse(rec); k2 != k1 {
+		t.Error("the same record text parsed twice")
+	}
+	if !k1.Public.(*rsa.PublicKey).Equal(&priv.PublicKey) {
+		t.Error("cached key differs")
+	}
+	// Errors are remembered too, and stay matchable.
+	for range 2 {
+		if _, err := c.Parse("v=DKIM1; p="); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("revoked: %v", err)
+		}
+	}
+	// Bounded: a third record evicts the least recently used.
+	if _, err := c.Parse("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="); err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 2 {
+		t.Errorf("Len %d, want 2", c.Len())
+	}
+	if k3, _ := c.Parse(rec); k3 == k1 {
+		t.Error("an evicted record still cached")
+	}
+	// Over MaxCachedRecord: parsed, not kept.
+	long := rec + "; n=" + strings.Repeat("x", MaxCachedRecord)
+	before := c.Len()
+	a, _ := c.Parse(long)
+	b, _ := c.Parse(long)
+	if a == nil || a == b || c.Len() != before {
+		t.Errorf("long record: %p %p, Len %d → %d", a, b, before, c.Len())
+	}
+	// A nil Cache parses.
+	if k, err := (*Cache)(nil).Parse(rec); err != nil || k == nil {
+		t.Errorf("nil cache: %v", err)
+	}
+}
+
+func TestLookupKeyResolver(t *testing.T) {
+	t.Parallel()
+	rec, _ := rsaRecord(t, 1024, false)
+	r := &KeyResolver{
+		Resolver: &dnstest.Resolver{TXT: map[string][]string{
+			"sel._domainkey.example.com": {rec},
+			"bad._domainkey.example.com": {"v=DKIM1; k=rsa; p=AAAA"},
+		}},
+		Keys: NewCache(0),
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	keys := make([]*Key, 8)
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := Lookup(ctx, r, "sel", "example.com")
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys[1:] {
+		if k != nil && k.Public.(*rsa.PublicKey).N.Cmp(keys[0].Public.(*rsa.PublicKey).N) != 0 {
+			t.Fatal("different keys for one record")
+		}
+	}
+	// Concurrent first lookups may each parse; afterwards one entry serves.
+	k1, _ := Lookup(ctx, r, "sel", "example.com")
+	if k2, _ := Lookup(ctx, r, "sel", "example.com"); k1 == nil || k2 != k1 {
+		t.Error("lookups through a KeyResolver parse again")
+	}
+	if _, err := Lookup(ctx, r, "bad", "example.com"); !errors.Is(err, ErrBadKey) {
+		t.Errorf("bad key through the cache: %v", err)
+	}
+	if _, err := Lookup(ctx, r, "missing", "example.com"); !errors.Is(err, ErrNoKey) {
+		t.Errorf("missing: %v", err)
+	}
 }
