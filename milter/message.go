@@ -347,7 +347,7 @@ func (m *Message) End() *Verdict {
 	v.AuthResults = authres.Format(m.e.AuthservID, results)
 	if v.Action != ActionReject && v.Action != ActionTempfail {
 		m.seal(v, results)
-		v.Insert = append(v.Insert, authres.Field(m.e.AuthservID, results))
+		v.Insert = append(v.Insert, authres.FieldOf(v.AuthResults))
 		if m.e.ReceivedSPF {
 			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", authres.ReceivedSPF(m.spfMail, m.e.AuthservID), false))
 		}

@@ -23,10 +23,12 @@ const lineLimit = 78
 // sanitised.
 func Format(authservID string, results []Result) string {
 	f := folder{col: len(FieldName) + 2}
+	f.b.Grow(64 * (len(results) + 1))
 	f.raw(value(authservID))
 	n := 0
+	var scratch [16]string
 	for _, r := range results {
-		words := resinfoWords(r)
+		words := resinfoWords(scratch[:0], r)
 		if words == nil {
 			continue
 		}
@@ -52,7 +54,7 @@ func Format(authservID string, results []Result) string {
 func FormatResults(results []Result) string {
 	var parts []string
 	for _, r := range results {
-		if words := resinfoWords(r); words != nil {
+		if words := resinfoWords(nil, r); words != nil {
 			parts = append(parts, strings.Join(words, " "))
 		}
 	}
@@ -65,16 +67,23 @@ func FormatResults(results []Result) string {
 // Field returns a complete Authentication-Results header field,
 // "Authentication-Results: <Format(authservID, results)>\r\n".
 func Field(authservID string, results []Result) message.Field {
-	raw := FieldName + ": " + Format(authservID, results) + "\r\n"
-	return message.Field{Name: FieldName, Raw: []byte(raw)}
+	return FieldOf(Format(authservID, results))
 }
 
-// resinfoWords returns the words of one resinfo: "method=result", the
+// FieldOf returns the Authentication-Results header field whose value is
+// formatted, a value returned by Format.
+func FieldOf(formatted string) message.Field {
+	raw := make([]byte, 0, len(FieldName)+2+len(formatted)+2)
+	raw = append(append(append(append(raw, FieldName...), ": "...), formatted...), "\r\n"...)
+	return message.Field{Name: FieldName, Raw: raw}
+}
+
+// resinfoWords appends to words the words of one resinfo: "method=result", the
 // comment's words, "reason=...", then the properties (RFC 8601 §2.2:
 // methodspec [CFWS reasonspec] [CFWS 1*propspec]; a comment is CFWS and
 // may stand anywhere). It returns nil when the method or the result is not
 // a Keyword.
-func resinfoWords(r Result) []string {
+func resinfoWords(words []string, r Result) []string {
 	method := strings.ToLower(r.Method)
 	res := strings.ToLower(string(r.Value))
 	if res == "" {
@@ -83,8 +92,8 @@ func resinfoWords(r Result) []string {
 	if !isKeyword(method) || !isKeyword(res) {
 		return nil
 	}
-	words := []string{method + "=" + res}
-	words = append(words, commentWords(r.Comment)...)
+	words = append(words, method+"="+res)
+	words = commentWords(words, r.Comment)
 	if reason := cleanText(r.Reason); reason != "" {
 		words = append(words, "reason="+value(reason))
 	}

@@ -40,7 +40,7 @@ func ReceivedSPF(r spf.Result, receiver string) string {
 	if c := cleanText(receiver); c != "" {
 		sentence = c + ": " + sentence
 	}
-	for _, w := range commentWords(sentence) {
+	for _, w := range commentWords(nil, sentence) {
 		f.word(w)
 	}
 

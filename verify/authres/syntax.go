@@ -122,6 +122,9 @@ func cleanText(s string) string {
 }
 
 func clean(s string, text bool) string {
+	if alreadyClean(s, text) {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	space := true // at start: drop leading spaces in text
@@ -149,6 +152,25 @@ func clean(s string, text bool) string {
 		out = strings.TrimRight(out, " ")
 	}
 	return out
+}
+
+// alreadyClean reports whether clean(s, text) is s: printable ASCII and,
+// in text, single spaces only between words. It spares the copy for the
+// usual value (a domain, an address, a reason in plain words).
+func alreadyClean(s string, text bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' && text {
+			if i == 0 || i == len(s)-1 || s[i-1] == ' ' {
+				return false
+			}
+			continue
+		}
+		if c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // truncate cuts s to at most maxLen octets at a character boundary,
@@ -242,12 +264,12 @@ func pvalue(s string) string {
 
 // commentWords formats text as an RFC 5322 §3.2.2 comment, with '(', ')'
 // and '\' as quoted-pairs, split at its spaces into the words between which
-// the folder may fold (FWS is allowed anywhere between ctext). It returns
-// nil for empty text.
-func commentWords(text string) []string {
+// the folder may fold (FWS is allowed anywhere between ctext), appended to
+// words. Empty text adds nothing.
+func commentWords(words []string, text string) []string {
 	text = keptText(text)
 	if text == "" {
-		return nil
+		return words
 	}
 	var b strings.Builder
 	b.Grow(len(text) + 2)
@@ -260,5 +282,13 @@ func commentWords(text string) []string {
 		b.WriteByte(text[i])
 	}
 	b.WriteByte(')')
-	return strings.Split(b.String(), " ")
+	c := b.String()
+	for {
+		i := strings.IndexByte(c, ' ')
+		if i < 0 {
+			return append(words, c)
+		}
+		words = append(words, c[:i])
+		c = c[i+1:]
+	}
 }
