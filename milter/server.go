@@ -58,7 +58,20 @@ type Conn struct {
 	mu      sync.Mutex
 	client  clientFacts
 	cleanup func() // releases the message in progress, if any
+
+	// noReply holds the SMFIP_NR_* flags in effect (see idleConn.Write):
+	// the commands the MTA sends without waiting for a reply. Written and
+	// read only by the connection's go-milter goroutine.
+	noReply gomilter.OptProtocol
 }
+
+// NoReplyFlags are the SMFIP_NR_* protocol flags the server asks for: for
+// each, the MTA does not wait for a reply to that command and the milter
+// sends none. Not SMFIP_NR_DATA and SMFIP_NR_UNKN: go-milter answers DATA
+// and unknown commands itself (which SMFIP_NODATA and SMFIP_NOUNKNOWN keep
+// the MTA from sending).
+const NoReplyFlags = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
+	gomilter.OptNoRcptReply | gomilter.OptNoEOHReply | gomilter.OptNoBodyReply | gomilter.OptNoHeaderReply
 
 // clientFacts are what an SMTP connection tells about its client.
 type clientFacts struct {
@@ -138,7 +151,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := &Conn{ID: s.nextID.Add(1), Remote: nc.RemoteAddr().String()}
-		c.nc = &idleConn{Conn: nc, timeout: s.idleTimeout()}
+		c.nc = &idleConn{Conn: nc, timeout: s.idleTimeout(), owner: c}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -269,6 +282,12 @@ type idleConn struct {
 	off, end int
 	// readDL and writeDL are the deadlines last set; see deadline.
 	readDL, writeDL time.Time
+
+	// owner receives the SMFIP_NR_* flags negotiated; offered is what
+	// the MTA's last option negotiation offered, until answered.
+	owner    *Conn
+	offered  gomilter.OptProtocol
+	offering bool
 }
 
 const (
@@ -322,6 +341,11 @@ func (c *idleConn) readPacket() error {
 		return err
 	}
 	c.end = 4 + length
+	// SMFIC_OPTNEG: version, actions, protocol flags offered.
+	if c.buf[4] == byte(gomilter.CodeOptNeg) && length >= 13 {
+		c.offered = gomilter.OptProtocol(binary.BigEndian.Uint32(c.buf[13:17]))
+		c.offering = true
+	}
 	return nil
 }
 
@@ -363,8 +387,25 @@ func (c *idleConn) deadline(last time.Time, set func(time.Time) error) time.Time
 	return t
 }
 
+// Write sends go-milter's packets. go-milter answers an option negotiation
+// with the Server's protocol flags whatever the MTA offered, and writes a
+// reply only for a command whose handler returns a non-nil response: so the
+// answer is cut here to the SMFIP_NR_* flags the MTA offered, and the
+// session returns no response to the commands those flags name (see
+// session.next). An MTA that offers none gets a reply to every command.
 func (c *idleConn) Write(p []byte) (int, error) {
 	c.writeDL = c.deadline(c.writeDL, c.Conn.SetWriteDeadline)
+	if c.offering && len(p) >= 17 && p[4] == byte(gomilter.CodeOptNeg) {
+		c.offering = false
+		proto := gomilter.OptProtocol(binary.BigEndian.Uint32(p[13:17]))
+		proto &^= NoReplyFlags &^ c.offered
+		q := binary.BigEndian.AppendUint32(append(make([]byte, 0, len(p)), p[:13]...), uint32(proto))
+		if c.owner != nil {
+			c.owner.noReply = proto & NoReplyFlags
+		}
+		n, err := c.Conn.Write(append(q, p[17:]...))
+		return min(n, len(p)), err
+	}
 	return c.Conn.Write(p)
 }
 

@@ -14,11 +14,14 @@ import (
 
 // Negotiated with the MTA. Header changes, inserts and quarantine are all
 // the actions used; SMFIP_HDR_LEADSPC keeps header values byte-exact for
-// c=simple canonicalisation. No SMFIP_NR_* flag: go-milter replies to every
-// command (see LIBRARIES.md).
+// c=simple canonicalisation. Every command before end-of-message is answered
+// "continue", so the SMFIP_NR_* flags ask the MTA not to wait for those
+// replies, sparing a round trip per header field: the server grants only
+// the ones the MTA offered (idleConn.Write) and the session then returns no
+// response, which go-milter does not send.
 const (
 	Actions  = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptSetSymList
-	Protocol = gomilter.OptHeaderLeadingSpace | gomilter.OptNoUnknown | gomilter.OptNoData
+	Protocol = gomilter.OptHeaderLeadingSpace | gomilter.OptNoUnknown | gomilter.OptNoData | NoReplyFlags
 )
 
 // SymList asks for the macros the sessions read. A list replaces the MTA's
@@ -79,12 +82,12 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	s.c.setFacts(func(f *clientFacts) {
 		f.ip, f.name, f.helo = ip, host, ""
 	})
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoConnReply)
 }
 
 func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
 	s.c.setFacts(func(f *clientFacts) { f.helo = name })
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoHeloReply)
 }
 
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -103,21 +106,21 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	s.c.SetBusy(true)
 	msg := s.msg
 	s.c.setCleanup(msg.Abort)
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoMailReply)
 }
 
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	if s.msg != nil {
 		s.msg.AddRcpt(rcpt)
 	}
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoRcptReply)
 }
 
 func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
 	if s.msg != nil {
 		s.msg.Header(message.FromMilter(name, value, true))
 	}
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoHeaderReply)
 }
 
 func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -125,14 +128,14 @@ func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (gomilte
 		s.msg.SetQueueID(m.Macros["i"])
 		s.msg.EndOfHeaders()
 	}
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoEOHReply)
 }
 
 func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
 	if s.msg != nil {
 		s.msg.Body(chunk)
 	}
-	return gomilter.RespContinue, nil
+	return s.next(gomilter.OptNoBodyReply)
 }
 
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
@@ -146,6 +149,16 @@ func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	s.c.setCleanup(nil)
 	s.c.SetBusy(false)
 	return apply(v, m)
+}
+
+// next is the answer to a command that lets the message go on: "continue",
+// or no response at all when the MTA was granted nr (an SMFIP_NR_* flag)
+// and does not wait for one.
+func (s *session) next(nr gomilter.OptProtocol) (gomilter.Response, error) {
+	if s.c.noReply&nr != 0 {
+		return nil, nil
+	}
+	return gomilter.RespContinue, nil
 }
 
 // apply carries out a verdict through the milter protocol.

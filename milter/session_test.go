@@ -2,6 +2,8 @@ package milter
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -183,5 +185,151 @@ func TestSessionDisconnectMidBody(t *testing.T) {
 			t.Fatalf("%d connections still active", srv.Active())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rawMTA speaks the milter protocol as Postfix does (version 6, every
+// protocol flag offered that it is asked to), reading a reply only where
+// the milter's answer says one comes, and recording every packet received.
+type rawMTA struct {
+	t       *testing.T
+	c       net.Conn
+	granted gomilter.OptProtocol
+	got     []byte // command bytes of the packets received
+}
+
+func dialRawMTA(t *testing.T, addr string, offer gomilter.OptProtocol) *rawMTA {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	m := &rawMTA{t: t, c: c}
+	data := binary.BigEndian.AppendUint32(nil, 6)
+	data = binary.BigEndian.AppendUint32(data, 0x1ff)
+	data = binary.BigEndian.AppendUint32(data, uint32(offer))
+	m.send('O', data)
+	code, reply := m.recv()
+	if code != 'O' || len(reply) < 12 {
+		t.Fatalf("negotiation reply %q %x", code, reply)
+	}
+	m.granted = gomilter.OptProtocol(binary.BigEndian.Uint32(reply[8:12]))
+	return m
+}
+
+func (m *rawMTA) send(code byte, data []byte) {
+	m.t.Helper()
+	pkt := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
+	if _, err := m.c.Write(append(append(pkt, code), data...)); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *rawMTA) recv() (byte, []byte) {
+	m.t.Helper()
+	var hdr [4]byte
+	if _, err := io.ReadFull(m.c, hdr[:]); err != nil {
+		m.t.Fatal(err)
+	}
+	p := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(m.c, p); err != nil || len(p) == 0 {
+		m.t.Fatal(err)
+	}
+	m.got = append(m.got, p[0])
+	return p[0], p[1:]
+}
+
+// cmd sends a command and, unless nr was granted, reads its reply, which
+// must be "continue".
+func (m *rawMTA) cmd(code byte, nr gomilter.OptProtocol, fields ...string) {
+	m.t.Helper()
+	var data []byte
+	for _, f := range fields {
+		data = append(append(data, f...), 0)
+	}
+	m.send(code, data)
+	if m.granted&nr == 0 {
+		if r, _ := m.recv(); r != 'c' {
+			m.t.Fatalf("reply %q to %q, want continue", r, code)
+		}
+	}
+}
+
+// message sends one transaction and returns the final reply's code and
+// the header modifications' codes before it.
+func (m *rawMTA) message(from, msg string) (final byte, text string, mods string) {
+	m.t.Helper()
+	m.cmd('M', gomilter.OptNoMailReply, "<"+from+">")
+	m.cmd('R', gomilter.OptNoRcptReply, "<bob@mx.test>")
+	head, body, _ := strings.Cut(msg, "\r\n\r\n")
+	for _, line := range strings.Split(head, "\r\n") {
+		if line == "" || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		k, v, _ := strings.Cut(line, ":")
+		m.cmd('L', gomilter.OptNoHeaderReply, k, v)
+	}
+	m.cmd('N', gomilter.OptNoEOHReply)
+	m.send('B', []byte(body))
+	if m.granted&gomilter.OptNoBodyReply == 0 {
+		if r, _ := m.recv(); r != 'c' {
+			m.t.Fatalf("reply %q to a body chunk", r)
+		}
+	}
+	m.send('E', nil)
+	for {
+		code, data := m.recv()
+		switch code {
+		case 'h', 'i', 'm', 'q':
+			mods += string(code)
+			continue
+		}
+		return code, string(data), mods
+	}
+}
+
+// TestSessionNoReplyFlags: the SMFIP_NR_* flags the MTA offers are granted
+// (and only those), the milter sends no reply to the commands they name,
+// and the verdicts are the same as with a reply to every command.
+func TestSessionNoReplyFlags(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	_, addr := startServer(t, w.engine())
+	for _, offer := range []gomilter.OptProtocol{
+		0,
+		gomilter.OptNoHeaderReply,
+		gomilter.OptNoHeaderReply | gomilter.OptNoBodyReply | gomilter.OptNoEOHReply,
+		gomilter.OptProtocol(0x1fffff), // Postfix 3
+	} {
+		m := dialRawMTA(t, addr, offer)
+		if want := NoReplyFlags & offer; m.granted&(NoReplyFlags|gomilter.OptNoDataReply|gomilter.OptNoUnknownReply) != want {
+			t.Errorf("offer %#x: granted %#x, want SMFIP_NR_* %#x", offer, m.granted, want)
+		}
+		m.cmd('C', gomilter.OptNoConnReply, "mail.example.com\x004\x9c\x40192.0.2.10")
+		m.cmd('H', gomilter.OptNoHeloReply, "helo.example.com")
+		for round := 0; round < 2; round++ {
+			code, text, mods := m.message("someone@relaxed.example", msgText("example.com", "", "Hi.\r\n"))
+			if code != 'y' || !strings.HasPrefix(text, "550") || mods != "" {
+				t.Fatalf("offer %#x round %d: first message: %q %q %q, want a 550 reply", offer, round, code, text, mods)
+			}
+			code, _, mods = m.message("alice@example.com", msgText("example.com", "Authentication-Results: mx.test; spf=pass\r\n", "Hi.\r\n"))
+			if code != 'a' || mods != "mi" {
+				t.Fatalf("offer %#x round %d: second message: %q, modifications %q", offer, round, code, mods)
+			}
+		}
+		m.send('Q', nil)
+		// Nothing more: no reply was left unread.
+		m.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var b [1]byte
+		if n, err := m.c.Read(b[:]); n != 0 || err == nil {
+			t.Errorf("offer %#x: a packet after QUIT (%d bytes, %v): replies %q", offer, n, err, m.got)
+		}
+		conts := strings.Count(string(m.got), "c")
+		t.Logf("offer %#x: granted %#x, %d packets from the milter (%d continue)", offer, m.granted, len(m.got), conts)
+		if offer == 0x1fffff && conts != 0 {
+			t.Errorf("all SMFIP_NR_* offered: %d continue replies", conts)
+		}
 	}
 }
