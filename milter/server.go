@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +37,7 @@ type Server struct {
 	SymList map[gomilter.Stage][]string
 
 	nextID   atomic.Uint64
+	bufs     bufPool // read buffers of finished packets and connections
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	closing  bool
@@ -151,7 +151,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := &Conn{ID: s.nextID.Add(1), Remote: nc.RemoteAddr().String()}
-		c.nc = &idleConn{Conn: nc, timeout: s.idleTimeout(), owner: c}
+		c.nc = &idleConn{Conn: nc, timeout: s.idleTimeout(), owner: c, pool: &s.bufs}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -203,6 +203,11 @@ func (s *Server) serveConn(c *Conn) {
 	// this connection and then reports closed once the session has ended.
 	ln := newOneConnListener(c.nc)
 	_ = ms.Serve(ln)
+	// Serve returns once go-milter's session has closed the connection,
+	// after its last Read: the read buffer can serve another connection.
+	if ic, ok := c.nc.(*idleConn); ok {
+		ic.release()
+	}
 	// go-milter says nothing to the Milter when the MTA goes away in the
 	// middle of a message: release what that message holds.
 	c.runCleanup()
@@ -267,12 +272,13 @@ const maxPacket = 1 << 20
 // arrived (5 bytes announcing 1 MiB no longer cost 1 MiB per connection).
 //
 // The connection reads into one buffer that it keeps from packet to packet
-// (allocated at the first packet, readBufSize bytes, growing at most to
-// twice what has arrived): one read usually brings a packet's length and
-// payload together, often the next packet too (a macro packet and its
-// command), instead of a read for the length, one for the payload and a new
-// buffer per packet. A buffer grown past keepBufSize for a big packet is
-// dropped once that packet has been read.
+// (taken at the first packet, readBufSize bytes, growing at most to twice
+// what has arrived): one read usually brings a packet's length and payload
+// together, often the next packets too (with SMFIP_NR_* the MTA sends
+// header fields without waiting), instead of a read for the length, one for
+// the payload and a new buffer per packet. A buffer grown past keepBufSize
+// for a big packet is dropped once that packet has been read; buffers up to
+// that size come from and go back to the Server's bufPool.
 type idleConn struct {
 	net.Conn
 	timeout time.Duration
@@ -288,6 +294,8 @@ type idleConn struct {
 	owner    *Conn
 	offered  gomilter.OptProtocol
 	offering bool
+
+	pool *bufPool // where buffers come from and go back to (nil: allocated)
 }
 
 const (
@@ -319,9 +327,11 @@ func (c *idleConn) readPacket() error {
 	rest := c.buf[c.end:]
 	switch {
 	case c.buf == nil:
-		c.buf = make([]byte, 0, readBufSize)
+		c.buf = c.pool.get(readBufSize)
 	case cap(c.buf) > keepBufSize:
-		c.buf = append(make([]byte, 0, max(readBufSize, len(rest))), rest...)
+		old := c.buf
+		c.buf = append(c.pool.get(max(readBufSize, len(rest))), rest...)
+		c.pool.put(old)
 	default:
 		c.buf = c.buf[:copy(c.buf, rest)]
 	}
@@ -360,7 +370,10 @@ func (c *idleConn) fill(n int) error {
 			armed = true
 		}
 		if len(c.buf) == cap(c.buf) {
-			c.buf = slices.Grow(c.buf, min(n, 2*cap(c.buf))-len(c.buf))
+			grown := c.pool.get(min(n, 2*cap(c.buf)))
+			grown = append(grown, c.buf...)
+			c.pool.put(c.buf)
+			c.buf = grown
 		}
 		m, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
 		c.buf = c.buf[:len(c.buf)+m]
@@ -372,6 +385,81 @@ func (c *idleConn) fill(n int) error {
 		}
 	}
 	return nil
+}
+
+// release hands the buffer back to the pool; the connection reads no more.
+func (c *idleConn) release() {
+	c.pool.put(c.buf)
+	c.buf, c.off, c.end = nil, 0, 0
+}
+
+// bufPool keeps read buffers between packets and connections, in classes
+// of readBufSize<<i bytes up to keepBufSize, a few of each: a connection
+// that grows its buffer for a body chunk takes one of the next class and
+// gives back the one it had, instead of allocating both. It holds at most
+// bufPoolDepth buffers per class (about 2 MiB in all).
+type bufPool struct {
+	classes [bufClasses]chan []byte
+	once    sync.Once
+}
+
+const (
+	bufClasses   = 8 // 512 B … 64 KiB
+	bufPoolDepth = 16
+)
+
+func (p *bufPool) init() {
+	for i := range p.classes {
+		p.classes[i] = make(chan []byte, bufPoolDepth)
+	}
+}
+
+// class returns the class of a buffer of capacity n, or -1 when n is not a
+// class size.
+func bufClass(n int) int {
+	for i := 0; i < bufClasses; i++ {
+		if n == readBufSize<<i {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns an empty buffer of capacity at least n: a class size when n
+// is at most keepBufSize (taken from the pool when one is there), else n.
+func (p *bufPool) get(n int) []byte {
+	if n > keepBufSize {
+		return make([]byte, 0, n)
+	}
+	size := readBufSize
+	for size < n {
+		size <<= 1
+	}
+	if p != nil {
+		p.once.Do(p.init)
+		select {
+		case b := <-p.classes[bufClass(size)]:
+			return b[:0]
+		default:
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+// put gives b back, if it is of a class size and the class has room.
+func (p *bufPool) put(b []byte) {
+	if p == nil {
+		return
+	}
+	i := bufClass(cap(b))
+	if i < 0 {
+		return
+	}
+	p.once.Do(p.init)
+	select {
+	case p.classes[i] <- b[:0]:
+	default:
+	}
 }
 
 // deadline sets the connection's deadline (through set) to now plus the
