@@ -90,3 +90,42 @@ func TestIdleConnStalledPacket(t *testing.T) {
 		t.Errorf("buffer of %d bytes for 6 bytes received", cap(ic.buf))
 	}
 }
+
+// TestIdleConnHoldsModifications: header changes go out with the reply
+// that follows them, in one write and in order.
+func TestIdleConnHoldsModifications(t *testing.T) {
+	t.Parallel()
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	ic := &idleConn{Conn: srv, timeout: 5 * time.Second}
+	pkt := func(code byte, data string) []byte {
+		return append(append(binary.BigEndian.AppendUint32(nil, uint32(len(data)+1)), code), data...)
+	}
+	writes := make(chan []byte, 4)
+	go func() {
+		for {
+			b := make([]byte, 1024)
+			n, err := cli.Read(b)
+			if err != nil {
+				close(writes)
+				return
+			}
+			writes <- b[:n]
+		}
+	}()
+	want := append(append(pkt('m', "\x00\x00\x00\x01Authentication-Results\x00\x00"), pkt('i', "\x00\x00\x00\x00X\x00y\x00")...), pkt('a', "")...)
+	for _, p := range [][]byte{pkt('m', "\x00\x00\x00\x01Authentication-Results\x00\x00"), pkt('i', "\x00\x00\x00\x00X\x00y\x00"), pkt('a', "")} {
+		if n, err := ic.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+	}
+	if got := <-writes; !bytes.Equal(got, want) {
+		t.Fatalf("one write %q, want %q", got, want)
+	}
+	// A reply with nothing held goes out alone.
+	ic.Write(pkt('c', ""))
+	if got := <-writes; !bytes.Equal(got, pkt('c', "")) {
+		t.Fatalf("got %q", got)
+	}
+	srv.Close()
+}

@@ -296,6 +296,9 @@ type idleConn struct {
 	offering bool
 
 	pool *bufPool // where buffers come from and go back to (nil: allocated)
+	// mods holds the modification packets written since the last reply,
+	// sent with the reply that follows them (see Write).
+	mods []byte
 }
 
 const (
@@ -494,7 +497,33 @@ func (c *idleConn) Write(p []byte) (int, error) {
 		n, err := c.Conn.Write(append(q, p[17:]...))
 		return min(n, len(p)), err
 	}
+	// A modification (header change, quarantine, ...) is always followed
+	// by the final reply to end-of-message, which the MTA reads after it:
+	// hold it and send both in one write, one syscall instead of several.
+	if len(p) >= 5 && isModification(p[4]) && len(c.mods)+len(p) <= maxHeldMods {
+		c.mods = append(c.mods, p...)
+		return len(p), nil
+	}
+	if len(c.mods) > 0 {
+		all := append(c.mods, p...)
+		c.mods = c.mods[:0]
+		n, err := c.Conn.Write(all)
+		return max(0, n-(len(all)-len(p))), err
+	}
 	return c.Conn.Write(p)
+}
+
+// maxHeldMods bounds the modification packets held for one write.
+const maxHeldMods = 64 << 10
+
+// isModification reports the SMFIR_* codes of modification requests:
+// add, change and insert header, quarantine, recipients, sender, body.
+func isModification(code byte) bool {
+	switch code {
+	case 'h', 'i', 'm', 'q', '+', '-', '2', 'e', 'b':
+		return true
+	}
+	return false
 }
 
 // oneConnListener returns its connection once, then blocks until that
