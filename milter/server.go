@@ -30,7 +30,10 @@ type Server struct {
 	// to receive it whole (default 5 min, more than Postfix's
 	// milter_content_timeout).
 	IdleTimeout time.Duration
-	// Actions and Protocol are negotiated with the MTA.
+	// Actions and Protocol are negotiated with the MTA. Of the SMFIP_NR_*
+	// flags in Protocol, the server grants those the MTA offers
+	// (Conn.NoReply); the Milter must then return a nil response to those
+	// commands (go-milter sends none for nil).
 	Actions  gomilter.OptAction
 	Protocol gomilter.OptProtocol
 	// SymList requests macros per stage.
@@ -109,6 +112,11 @@ func (c *Conn) runCleanup() {
 		f()
 	}
 }
+
+// NoReply returns the SMFIP_NR_* flags granted to the MTA: the commands
+// to which the connection's Milter must return a nil response. Call it
+// from the Milter's methods (the connection's goroutine).
+func (c *Conn) NoReply() gomilter.OptProtocol { return c.noReply }
 
 // SetBusy marks the connection as inside a message (from MAIL FROM to the
 // end-of-message reply), so that a graceful shutdown waits for it.

@@ -155,7 +155,7 @@ func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 // or no response at all when the MTA was granted nr (an SMFIP_NR_* flag)
 // and does not wait for one.
 func (s *session) next(nr gomilter.OptProtocol) (gomilter.Response, error) {
-	if s.c.noReply&nr != 0 {
+	if s.c.NoReply()&nr != 0 {
 		return nil, nil
 	}
 	return gomilter.RespContinue, nil

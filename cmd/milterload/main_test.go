@@ -137,12 +137,22 @@ func TestRunAgainstAuthmilter(t *testing.T) {
 
 // recorder is a go-milter handler that keeps what the MTA sent.
 type recorder struct {
+	conn    *milter.Conn // for the SMFIP_NR_* flags granted
 	mu      *sync.Mutex
 	log     *[]string
 	macros  map[string]string
 	headers []string
 	chunks  []int
 	body    bytes.Buffer
+}
+
+// next answers a command that lets the message go on: no response when
+// the MTA was granted nr (milterload offers every SMFIP_NR_* flag).
+func (r *recorder) next(nr gomilter.OptProtocol) (gomilter.Response, error) {
+	if r.conn.NoReply()&nr != 0 {
+		return nil, nil
+	}
+	return gomilter.RespContinue, nil
 }
 
 func (r *recorder) record(s string) {
@@ -160,33 +170,33 @@ func (r *recorder) keep(m *gomilter.Modifier) {
 func (r *recorder) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.keep(m)
 	r.record("connect " + family + " " + addr.String())
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoConnReply)
 }
 func (r *recorder) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.record("helo " + name)
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoHeloReply)
 }
 func (r *recorder) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.keep(m)
 	r.record("mail " + from)
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoMailReply)
 }
 func (r *recorder) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.record("rcpt " + rcpt)
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoRcptReply)
 }
 func (r *recorder) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.headers = append(r.headers, name+":"+value)
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoHeaderReply)
 }
 func (r *recorder) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.keep(m)
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoEOHReply)
 }
 func (r *recorder) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
 	r.chunks = append(r.chunks, len(chunk))
 	r.body.Write(chunk)
-	return gomilter.RespContinue, nil
+	return r.next(gomilter.OptNoBodyReply)
 }
 func (r *recorder) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	r.keep(m)
@@ -222,8 +232,8 @@ func TestProtocolAsPostfix(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
 	srv := &milter.Server{
-		NewSession: func(*milter.Conn) gomilter.Milter {
-			return &recorder{mu: &mu, log: &log, macros: map[string]string{}}
+		NewSession: func(c *milter.Conn) gomilter.Milter {
+			return &recorder{conn: c, mu: &mu, log: &log, macros: map[string]string{}}
 		},
 		Actions: milter.Actions, Protocol: milter.Protocol, SymList: milter.SymList,
 	}
