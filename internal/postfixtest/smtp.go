@@ -2,12 +2,11 @@ package postfixtest
 
 import (
 	"fmt"
-	"net"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/authmilter/authmilter/internal/smtptest"
 )
 
 // Envelope describes an SMTP connection and one transaction on it.
@@ -44,10 +43,10 @@ type Mail struct {
 
 // Stages of a transaction, as reported in Result.Stage.
 const (
-	StageMail = "MAIL" // MAIL FROM was refused
-	StageRcpt = "RCPT" // every RCPT TO was refused (Code is the last reply)
-	StageData = "DATA" // DATA was refused
-	StageEOM  = "EOM"  // the reply after the final dot (accepted or not)
+	StageMail = smtptest.StageMail // MAIL FROM was refused
+	StageRcpt = smtptest.StageRcpt // every RCPT TO was refused (Code is the last reply)
+	StageData = smtptest.StageData // DATA was refused
+	StageEOM  = smtptest.StageEOM  // the reply after the final dot (accepted or not)
 )
 
 // Result is the outcome of one transaction.
@@ -106,85 +105,35 @@ func (in *Instance) SendSession(t testing.TB, env Envelope, mails ...Mail) ([]Re
 
 func (in *Instance) sendSession(t testing.TB, env Envelope, mails []Mail) ([]Result, error) {
 	t.Helper()
-	c, err := dialSMTP(in.Addr(), in.opts.SMTPTimeout)
+	c, err := smtptest.Dial(in.Addr(), in.opts.SMTPTimeout)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		c.close()
-		t.Logf("postfixtest: SMTP session with %s:\n%s", in.Addr(), c.transcript.String())
+		_ = c.Close()
+		t.Logf("postfixtest: SMTP session with %s:\n%s", in.Addr(), c.Transcript())
 	}()
-	if err := c.greet(env); err != nil {
+	if err := greet(c, env); err != nil {
 		return nil, err
 	}
-	var results []Result
+	ms := make([]smtptest.Mail, len(mails))
 	for i, m := range mails {
-		if i > 0 {
-			if _, _, err := c.cmd(250, "RSET"); err != nil {
-				return results, err
-			}
+		ms[i] = smtptest.Mail{MailFrom: m.MailFrom, MailParams: m.MailParams, Rcpts: m.Rcpts, Data: m.Data}
+	}
+	rs, err := c.Session(ms...)
+	var results []Result
+	for i, r := range rs {
+		res := Result{Stage: r.Stage, Code: r.Code, Reply: r.Reply, RcptCodes: r.RcptCodes}
+		if r.Stage == StageRcpt && len(mails[i].Rcpts) == 0 {
+			res.Code, res.Reply = 0, "no recipients given"
 		}
-		r, err := c.transaction(m)
-		if err != nil {
-			return results, err
-		}
-		results = append(results, r)
+		results = append(results, res)
 	}
-	_, _, _ = c.cmd(221, "QUIT")
-	return results, nil
+	return results, err
 }
 
-type smtpClient struct {
-	timeout    time.Duration
-	conn       net.Conn
-	tp         *textproto.Conn
-	transcript strings.Builder
-}
-
-func dialSMTP(addr string, timeout time.Duration) (*smtpClient, error) {
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &smtpClient{timeout: timeout, conn: conn, tp: textproto.NewConn(conn)}, nil
-}
-
-func (c *smtpClient) close() { _ = c.tp.Close() }
-
-func (c *smtpClient) readReply() (int, string, error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
-	code, msg, err := c.tp.ReadResponse(0)
-	if err != nil {
-		fmt.Fprintf(&c.transcript, "S: <error %v>\n", err)
-		return 0, "", err
-	}
-	for _, l := range strings.Split(msg, "\n") {
-		fmt.Fprintf(&c.transcript, "S: %d %s\n", code, l)
-	}
-	return code, msg, nil
-}
-
-// cmd sends a command and reads the reply. If want is non-zero and the code
-// differs, it returns an error.
-func (c *smtpClient) cmd(want int, format string, args ...any) (int, string, error) {
-	line := fmt.Sprintf(format, args...)
-	fmt.Fprintf(&c.transcript, "C: %s\n", line)
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	if err := c.tp.PrintfLine("%s", line); err != nil {
-		return 0, "", err
-	}
-	code, msg, err := c.readReply()
-	if err != nil {
-		return code, msg, err
-	}
-	if want != 0 && code != want {
-		return code, msg, fmt.Errorf("%s: got %d %s, want %d", line, code, msg, want)
-	}
-	return code, msg, nil
-}
-
-func (c *smtpClient) greet(env Envelope) error {
-	code, msg, err := c.readReply()
+func greet(c *smtptest.Client, env Envelope) error {
+	code, msg, err := c.Reply()
 	if err != nil {
 		return fmt.Errorf("reading banner: %w", err)
 	}
@@ -206,87 +155,17 @@ func (c *smtpClient) greet(env Envelope) error {
 		if strings.Contains(addr, ":") && !strings.HasPrefix(strings.ToUpper(addr), "IPV6:") {
 			addr = "IPV6:" + addr // Postfix's form for IPv6 client addresses
 		}
-		args := []string{"ADDR=" + xtext(addr), "NAME=" + xtext(name)}
+		args := []string{"ADDR=" + smtptest.XText(addr), "NAME=" + smtptest.XText(name)}
 		if env.ClientPort != 0 {
 			args = append(args, "PORT="+strconv.Itoa(env.ClientPort))
 		}
-		args = append(args, "HELO="+xtext(helo))
+		args = append(args, "HELO="+smtptest.XText(helo))
 		// XCLIENT restarts the session: Postfix answers with a new 220
 		// greeting, and the milter is reconnected with the new client.
-		if _, _, err := c.cmd(220, "XCLIENT %s", strings.Join(args, " ")); err != nil {
+		if err := c.XClient(args...); err != nil {
 			return fmt.Errorf("%w (is 127.0.0.1 in smtpd_authorized_xclient_hosts?)", err)
 		}
 	}
-	_, _, err = c.cmd(250, "EHLO %s", helo)
+	_, _, err = c.Cmd(250, "EHLO %s", helo)
 	return err
-}
-
-// xtext encodes an XCLIENT attribute value (RFC 3461 xtext).
-func xtext(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch < 33 || ch > 126 || ch == '+' || ch == '=' {
-			fmt.Fprintf(&b, "+%02X", ch)
-			continue
-		}
-		b.WriteByte(ch)
-	}
-	return b.String()
-}
-
-func (c *smtpClient) transaction(m Mail) (Result, error) {
-	from := "MAIL FROM:<" + m.MailFrom + ">"
-	if m.MailParams != "" {
-		from += " " + m.MailParams
-	}
-	code, msg, err := c.cmd(0, "%s", from)
-	if err != nil {
-		return Result{}, err
-	}
-	if code != 250 {
-		return Result{Stage: StageMail, Code: code, Reply: msg}, nil
-	}
-	r := Result{}
-	accepted := 0
-	for _, rcpt := range m.Rcpts {
-		code, msg, err = c.cmd(0, "RCPT TO:<%s>", rcpt)
-		if err != nil {
-			return Result{}, err
-		}
-		r.RcptCodes = append(r.RcptCodes, code)
-		if code/100 == 2 {
-			accepted++
-		}
-	}
-	if accepted == 0 {
-		r.Stage, r.Code, r.Reply = StageRcpt, code, msg
-		if len(m.Rcpts) == 0 {
-			r.Code, r.Reply = 0, "no recipients given"
-		}
-		return r, nil
-	}
-	code, msg, err = c.cmd(0, "DATA")
-	if err != nil {
-		return Result{}, err
-	}
-	if code != 354 {
-		r.Stage, r.Code, r.Reply = StageData, code, msg
-		return r, nil
-	}
-	fmt.Fprintf(&c.transcript, "C: <%d bytes of message>\nC: .\n", len(m.Data))
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	w := c.tp.DotWriter() // CRLF line ends, dot-stuffing, final "."
-	if _, err := w.Write(m.Data); err != nil {
-		return Result{}, err
-	}
-	if err := w.Close(); err != nil {
-		return Result{}, err
-	}
-	code, msg, err = c.readReply()
-	if err != nil {
-		return Result{}, err
-	}
-	r.Stage, r.Code, r.Reply = StageEOM, code, msg
-	return r, nil
 }

@@ -2,11 +2,9 @@ package sendmailtest
 
 import (
 	"fmt"
-	"net"
-	"net/textproto"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/authmilter/authmilter/internal/smtptest"
 )
 
 // Envelope describes one SMTP connection. Sendmail has no XCLIENT: the
@@ -58,115 +56,32 @@ func (in *Instance) SendSession(t testing.TB, env Envelope, mails ...Mail) ([]Re
 			return nil, fmt.Errorf("sendmailtest: Envelope.IPv6 without Options.IPv6")
 		}
 	}
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	c, err := smtptest.Dial(addr, in.opts.SMTPTimeout)
 	if err != nil {
 		return nil, err
 	}
-	c := &client{timeout: in.opts.SMTPTimeout, conn: conn, tp: textproto.NewConn(conn)}
 	defer func() {
-		_ = c.tp.Close()
-		t.Logf("sendmailtest: SMTP session with %s:\n%s", addr, c.transcript.String())
+		_ = c.Close()
+		t.Logf("sendmailtest: SMTP session with %s:\n%s", addr, c.Transcript())
 	}()
-	if code, msg, err := c.read(); err != nil || code != 220 {
+	if code, msg, err := c.Reply(); err != nil || code != 220 {
 		return nil, fmt.Errorf("banner: %d %s %v", code, msg, err)
 	}
 	helo := env.HeloName
 	if helo == "" {
 		helo = "client.example.test"
 	}
-	if _, _, err := c.cmd(250, "EHLO %s", helo); err != nil {
+	if _, _, err := c.Cmd(250, "EHLO %s", helo); err != nil {
 		return nil, err
 	}
-	var results []Result
+	ms := make([]smtptest.Mail, len(mails))
 	for i, m := range mails {
-		if i > 0 {
-			if _, _, err := c.cmd(250, "RSET"); err != nil {
-				return results, err
-			}
-		}
-		r, err := c.transaction(m)
-		if err != nil {
-			return results, err
-		}
-		results = append(results, r)
+		ms[i] = smtptest.Mail{MailFrom: m.MailFrom, Rcpts: m.Rcpts, Data: m.Data}
 	}
-	_, _, _ = c.cmd(221, "QUIT")
-	return results, nil
-}
-
-type client struct {
-	timeout    time.Duration
-	conn       net.Conn
-	tp         *textproto.Conn
-	transcript strings.Builder
-}
-
-func (c *client) read() (int, string, error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
-	code, msg, err := c.tp.ReadResponse(0)
-	if err != nil {
-		fmt.Fprintf(&c.transcript, "S: <error %v>\n", err)
-		return code, msg, err
+	rs, err := c.Session(ms...)
+	var results []Result
+	for _, r := range rs {
+		results = append(results, Result{Stage: r.Stage, Code: r.Code, Reply: r.Reply})
 	}
-	for _, l := range strings.Split(msg, "\n") {
-		fmt.Fprintf(&c.transcript, "S: %d %s\n", code, l)
-	}
-	return code, msg, nil
-}
-
-func (c *client) cmd(want int, format string, args ...any) (int, string, error) {
-	line := fmt.Sprintf(format, args...)
-	fmt.Fprintf(&c.transcript, "C: %s\n", line)
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	if err := c.tp.PrintfLine("%s", line); err != nil {
-		return 0, "", err
-	}
-	code, msg, err := c.read()
-	if err == nil && want != 0 && code != want {
-		err = fmt.Errorf("%s: got %d %s, want %d", line, code, msg, want)
-	}
-	return code, msg, err
-}
-
-func (c *client) transaction(m Mail) (Result, error) {
-	code, msg, err := c.cmd(0, "MAIL FROM:<%s>", m.MailFrom)
-	if err != nil {
-		return Result{}, err
-	}
-	if code != 250 {
-		return Result{Stage: "MAIL", Code: code, Reply: msg}, nil
-	}
-	accepted := 0
-	for _, r := range m.Rcpts {
-		code, msg, err = c.cmd(0, "RCPT TO:<%s>", r)
-		if err != nil {
-			return Result{}, err
-		}
-		if code/100 == 2 {
-			accepted++
-		}
-	}
-	if accepted == 0 {
-		return Result{Stage: "RCPT", Code: code, Reply: msg}, nil
-	}
-	if code, msg, err = c.cmd(0, "DATA"); err != nil {
-		return Result{}, err
-	}
-	if code != 354 {
-		return Result{Stage: "DATA", Code: code, Reply: msg}, nil
-	}
-	fmt.Fprintf(&c.transcript, "C: <%d bytes of message>\nC: .\n", len(m.Data))
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	w := c.tp.DotWriter() // CRLF line ends, dot-stuffing, the final "."
-	if _, err := w.Write(m.Data); err != nil {
-		return Result{}, err
-	}
-	if err := w.Close(); err != nil {
-		return Result{}, err
-	}
-	code, msg, err = c.read()
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Stage: "EOM", Code: code, Reply: msg}, nil
+	return results, err
 }
