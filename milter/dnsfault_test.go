@@ -249,28 +249,10 @@ func (h *hostile) serve(w dns.ResponseWriter, r *dns.Msg) {
 // TCP) TCP on the same port, until the test ends.
 func (h *hostile) start(t *testing.T) string {
 	t.Helper()
-	var (
-		pc net.PacketConn
-		ln net.Listener
-	)
-	for tries := 0; pc == nil; tries++ {
-		p, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.f == faultTruncNoTCP {
-			pc = p
-			break
-		}
-		l, err := net.Listen("tcp", p.LocalAddr().String())
-		if err != nil {
-			p.Close()
-			if tries == 20 {
-				t.Fatalf("no port free for both UDP and TCP: %v", err)
-			}
-			continue
-		}
-		pc, ln = p, l
+	pc, ln := dnstest.ListenUDPTCP(t)
+	if h.f == faultTruncNoTCP {
+		ln.Close() // TCP refused on the server's port
+		ln = nil
 	}
 	servers := []*dns.Server{{PacketConn: pc, Handler: dns.HandlerFunc(h.serve)}}
 	if ln != nil {

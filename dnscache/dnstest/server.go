@@ -25,25 +25,7 @@ import (
 // TXT values longer than 255 octets are split into several strings.
 func Serve(t testing.TB, r dnscache.Resolver) string {
 	t.Helper()
-	var (
-		pc net.PacketConn
-		ln net.Listener
-	)
-	for tries := 0; pc == nil; tries++ {
-		p, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", p.LocalAddr().String())
-		if err != nil {
-			p.Close()
-			if tries == 20 {
-				t.Fatalf("dnstest: no port free for both UDP and TCP: %v", err)
-			}
-			continue
-		}
-		pc, ln = p, l
-	}
+	pc, ln := ListenUDPTCP(t)
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		_ = w.WriteMsg(answer(r, q))
 	})
@@ -55,6 +37,26 @@ func Serve(t testing.TB, r dnscache.Resolver) string {
 		t.Cleanup(func() { _ = srv.Shutdown() })
 	}
 	return pc.LocalAddr().String()
+}
+
+// ListenUDPTCP opens a UDP socket and a TCP listener on the same free port
+// of 127.0.0.1, as a DNS server needs (TCP after a truncated UDP reply).
+func ListenUDPTCP(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for tries := 0; ; tries++ {
+		p, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", p.LocalAddr().String())
+		if err == nil {
+			return p, l
+		}
+		p.Close()
+		if tries == 20 {
+			t.Fatalf("dnstest: no port free for both UDP and TCP: %v", err)
+		}
+	}
 }
 
 const serveTTL = 60
