@@ -388,3 +388,23 @@ func TestEngineHeaderFieldLimit(t *testing.T) {
 		t.Fatalf("under the bound: %v %s", v.LimitErr, v.DMARC.Result)
 	}
 }
+
+// TestEngineDMARCDiscoveredOnce: the policy discovery started at end of
+// headers is what End evaluates with, not a second walk.
+func TestEngineDMARCDiscoveredOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	v, _, _ := run(t, w.engine(), env("192.0.2.10", "helo.example.com", "alice@example.com"), msgText("example.com", "", "Hi.\r\n"))
+	if v.DMARC.Result != verify.ResultPass {
+		t.Fatalf("dmarc %s", v.DMARC.Result)
+	}
+	n := 0
+	for _, q := range w.dns.Queries() {
+		if q == "TXT _dmarc.example.com" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("_dmarc.example.com asked %d times, want 1: %v", n, w.dns.Queries())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/message"
@@ -66,10 +67,13 @@ type Message struct {
 	arSeen      int   // Authentication-Results fields seen so far
 	forged      []int // 1-based indexes of those claiming our authserv-id
 
-	eoh   bool
-	dkimV *dkim.Verifier
-	arcV  *arc.Validator
-	ended bool
+	eoh bool
+	// dmarcOpts are the DMARC options with the policy discovery started
+	// at end of headers; nil when none was started.
+	dmarcOpts *dmarc.Options
+	dkimV     *dkim.Verifier
+	arcV      *arc.Validator
+	ended     bool
 }
 
 // Envelope returns the message's SMTP facts.
@@ -175,17 +179,54 @@ func (m *Message) EndOfHeaders() {
 	m.arcV = arc.NewValidatorWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.ARC)
 	from := m.fieldValues("From")
 	if authors, err := dmarc.AuthorDomains(from); err == nil {
-		finder := dmarc.OrgDomainFinder(dmarc.TreeWalk{})
-		if m.e.DMARC != nil && m.e.DMARC.Finder != nil {
-			finder = m.e.DMARC.Finder
+		opts := dmarc.Options{}
+		if m.e.DMARC != nil {
+			opts = *m.e.DMARC
 		}
-		// Warm the cache: the evaluation at End asks the same questions.
+		if opts.Finder == nil {
+			opts.Finder = dmarc.TreeWalk{}
+		}
+		max := opts.MaxAuthorDomains
+		if max <= 0 {
+			max = dmarc.DefaultMaxAuthorDomains
+		}
+		if len(authors) > max {
+			return // Evaluate gives permerror without discovery
+		}
+		// Policy discovery now; Evaluate at End reuses what was found.
+		p := &prefetched{OrgDomainFinder: opts.Finder, done: make(chan struct{}), found: map[string]dmarc.Discovery{}}
+		opts.Finder = p
+		m.dmarcOpts = &opts
 		go func() {
+			defer close(p.done)
 			for _, a := range authors {
-				_, _ = finder.Discover(m.ctx, m.e.Resolver, a)
+				if d, err := p.OrgDomainFinder.Discover(m.ctx, m.e.Resolver, a); err == nil {
+					p.found[a] = d
+				}
 			}
 		}()
 	}
+}
+
+// prefetched is an OrgDomainFinder that answers Discover with what the
+// discovery started at end of headers found, and asks its own finder for
+// anything else (an author it did not get to, or one whose discovery
+// failed, which is then retried).
+type prefetched struct {
+	dmarc.OrgDomainFinder
+	done  chan struct{}
+	found map[string]dmarc.Discovery // written before done is closed
+}
+
+func (p *prefetched) Discover(ctx context.Context, r dnscache.Resolver, author string) (dmarc.Discovery, error) {
+	select {
+	case <-p.done:
+		if d, ok := p.found[author]; ok {
+			return d, nil
+		}
+	case <-ctx.Done():
+	}
+	return p.OrgDomainFinder.Discover(ctx, r, author)
 }
 
 func (m *Message) fieldValues(name string) []string {
@@ -328,7 +369,11 @@ func (m *Message) End() *Verdict {
 		for _, s := range v.DKIM {
 			results = append(results, authres.FromDKIM(s, allB))
 		}
-		dr = dmarc.Evaluate(m.ctx, m.e.Resolver, m.dmarcArgs(v), m.e.DMARC)
+		opts := m.e.DMARC
+		if m.dmarcOpts != nil {
+			opts = m.dmarcOpts
+		}
+		dr = dmarc.Evaluate(m.ctx, m.e.Resolver, m.dmarcArgs(v), opts)
 	}
 	v.DMARC = &dr
 
