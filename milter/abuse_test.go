@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -21,7 +22,7 @@ import (
 // The tests in this file measure the whole process (goroutines, heap), so
 // none of them is parallel: Go runs them before every parallel test starts.
 
-// goMilterMaxPacket is go-milter's limit on one packet (command byte and
+// goMilterMaxPacket is the server's limit (maxPacket), as go-milter's on one packet (command byte and
 // payload), checked before it allocates (session.go, maxPacketSize).
 const goMilterMaxPacket = 1 << 20
 
@@ -128,7 +129,7 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
-// libLog collects what go-milter reports through the standard logger.
+// libLog collects log output: the standard logger's, or the Server's.
 type libLog struct {
 	mu sync.Mutex
 	b  strings.Builder
@@ -159,8 +160,15 @@ func captureLibLog(t *testing.T) *libLog {
 // abuseServer starts a server with a short idle timeout, sends one good
 // message to warm everything up, and returns the goroutine baseline.
 func abuseServer(t *testing.T, idle time.Duration) (*Server, string, int) {
+	srv, addr, base, _ := abuseServerLog(t, idle)
+	return srv, addr, base
+}
+
+// abuseServerLog is abuseServer, also returning what the Server logs.
+func abuseServerLog(t *testing.T, idle time.Duration) (*Server, string, int, *libLog) {
 	t.Helper()
 	captureLibLog(t)
+	logs := &libLog{}
 	w := newWorld(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -169,6 +177,7 @@ func abuseServer(t *testing.T, idle time.Duration) (*Server, string, int) {
 	e := w.engine()
 	srv := &Server{
 		NewSession:  (&Handler{Engine: func() *Engine { return e }}).NewSession,
+		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 		IdleTimeout: idle,
 		Actions:     Actions,
 		Protocol:    Protocol,
@@ -185,19 +194,18 @@ func abuseServer(t *testing.T, idle time.Duration) (*Server, string, int) {
 		t.Fatalf("warm-up message: %+v", act)
 	}
 	settle(t, srv, 1<<20, 5*time.Second)
-	return srv, addr, runtime.NumGoroutine()
+	return srv, addr, runtime.NumGoroutine(), logs
 }
 
 // goroutineSlack allows for runtime and test-framework goroutines that come
 // and go; a leak per connection or per message is far above it.
 const goroutineSlack = 5
 
-// TestAbuseOversizedPacket: go-milter refuses a packet over 1 MiB before
-// allocating it and closes the connection without a reply; a header field
+// TestAbuseOversizedPacket: the server refuses a packet over 1 MiB before
+// allocating it, logs why and closes the connection without a reply; a header field
 // whose packet is exactly 1 MiB is still read and the message judged.
 func TestAbuseOversizedPacket(t *testing.T) {
-	srv, addr, base := abuseServer(t, 10*time.Second)
-	lib := captureLibLog(t)
+	srv, addr, base, lib := abuseServerLog(t, 10*time.Second)
 
 	for _, size := range []uint32{goMilterMaxPacket + 1, 16 << 20, 1<<32 - 1} {
 		c := dialRaw(t, addr)
@@ -207,12 +215,12 @@ func TestAbuseOversizedPacket(t *testing.T) {
 		}
 		waitClosed(t, c, 5*time.Second)
 		c.Close()
-		if want := fmt.Sprintf("packet length %d exceeds 1048576 bytes", size); !strings.Contains(lib.String(), want) {
-			t.Errorf("go-milter did not log %q:\n%s", want, lib)
+		if want := fmt.Sprintf("packet of %d bytes, over the limit of 1048576", size); !strings.Contains(lib.String(), want) {
+			t.Errorf("the server did not log %q:\n%s", want, lib)
 		}
 	}
 
-	// A header field whose packet is the largest go-milter accepts:
+	// A header field whose packet is the largest the server accepts:
 	// 'L', name, NUL, value, NUL = 1 MiB.
 	s := newClientSession(t, addr)
 	if _, err := s.Conn("mail.example.com", gomilter.FamilyInet, 40000, "192.0.2.10"); err != nil {

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -81,7 +82,11 @@ func Listen(spec string) (net.Listener, error) {
 			os.Remove(address)
 		}
 	}
-	ln, err := net.Listen(network, address)
+	// No TCP keep-alive on accepted connections: the idle timeout already
+	// ends a connection whose MTA went away, and keep-alive would cost four
+	// setsockopt calls per connection (Postfix may open one per message).
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), network, address)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", spec, err)
 	}

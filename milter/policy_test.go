@@ -125,8 +125,8 @@ func TestParseClientIP(t *testing.T) {
 		{"", "invalid IP"},
 		{"garbage", "invalid IP"},
 	} {
-		if got := parseClientIP(nil, tc.macro).String(); got != tc.want {
-			t.Errorf("parseClientIP(nil, %q) = %s, want %s", tc.macro, got, tc.want)
+		if got := parseClientIP("", tc.macro).String(); got != tc.want {
+			t.Errorf("parseClientIP(\"\", %q) = %s, want %s", tc.macro, got, tc.want)
 		}
 	}
 }

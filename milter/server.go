@@ -1,43 +1,46 @@
 package milter
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	gomilter "github.com/emersion/go-milter"
 )
 
-// Server accepts milter connections from an MTA. Each connection gets its
-// own go-milter Server whose NewMilter closure holds the connection's facts
-// (client address, HELO), because go-milter calls NewMilter again after
-// every final response and the new Milter never sees Connect or Helo: this
-// way the second message on an SMTP connection keeps them whatever the
-// first one's verdict.
+// Server accepts milter connections from an MTA and speaks the milter
+// protocol on each, one goroutine per connection: it reads the MTA's
+// commands, hands them to the connection's Milter, and answers them. Every
+// command before end of message is answered "continue" by the server
+// itself, or not at all when the MTA was granted the SMFIP_NR_* flag for
+// it; the Milter gives only the final reply to each message.
 type Server struct {
-	// NewSession returns the handler of one MTA connection.
-	NewSession func(c *Conn) gomilter.Milter
+	// NewSession returns the handler of one MTA connection, which lives
+	// as long as the connection (all its messages).
+	NewSession func(c *Conn) Milter
 	// Logger receives connection-level events.
 	Logger *slog.Logger
 	// IdleTimeout bounds the wait for the MTA's next command and the time
-	// to receive it whole (default 5 min, more than Postfix's
-	// milter_content_timeout).
+	// to receive it whole, and the time to send a reply (default 5 min,
+	// more than Postfix's milter_content_timeout).
 	IdleTimeout time.Duration
-	// Actions and Protocol are negotiated with the MTA. Of the SMFIP_NR_*
-	// flags in Protocol, the server grants those the MTA offers
-	// (Conn.NoReply); the Milter must then return a nil response to those
-	// commands (go-milter sends none for nil).
-	Actions  gomilter.OptAction
-	Protocol gomilter.OptProtocol
-	// SymList requests macros per stage.
-	SymList map[gomilter.Stage][]string
+	// Actions and Protocol are what the server asks for at negotiation;
+	// it gets those of them the MTA offers.
+	Actions  OptAction
+	Protocol OptProtocol
+	// SymList requests macros per stage (when the MTA grants
+	// SMFIF_SETSYMLIST).
+	SymList map[Stage][]string
 
 	nextID   atomic.Uint64
 	bufs     bufPool // read buffers of finished packets and connections
@@ -48,33 +51,55 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// Conn is one MTA connection: the facts that survive across its messages.
+// Milter handles the commands of one MTA connection, in the order the MTA
+// sends them, on the connection's goroutine. Strings and slices it is
+// given are valid only during the call.
+type Milter interface {
+	// Connect: the SMTP client's host name, the address family ('4', '6',
+	// 'L' for a local socket, 'U' unknown), port and address as the MTA
+	// gives them.
+	Connect(host string, family byte, port uint16, addr string, m *Macros)
+	Helo(name string, m *Macros)
+	// MailFrom starts a message; from is the reverse-path without its
+	// angle brackets ("" for the null sender).
+	MailFrom(from string, m *Macros)
+	RcptTo(rcpt string, m *Macros)
+	// Header: one field as the MTA passes it (with the leading space of
+	// the value when Conn.Protocol has OptHeaderLeadingSpace; folded
+	// lines joined with LF).
+	Header(name, value string, m *Macros)
+	EndOfHeaders(m *Macros)
+	BodyChunk(chunk []byte, m *Macros)
+	// EndOfMessage returns the final reply, after asking for any changes
+	// through mod.
+	EndOfMessage(m *Macros, mod *Modifier) Reply
+	// Abort: the MTA abandoned the message in progress.
+	Abort()
+	// Close: the connection has ended; release what a message in
+	// progress holds.
+	Close()
+}
+
+// Conn is one MTA connection.
 type Conn struct {
 	ID     uint64
 	Remote string // the MTA's address
-	// Set by the session handler; read by the server only through Busy.
-	busy atomic.Bool
-	nc   net.Conn
-
-	// The SMTP client's facts, set by the session at Connect and HELO and
-	// read by the sessions of later messages on the same connection.
-	mu      sync.Mutex
-	client  clientFacts
-	cleanup func() // releases the message in progress, if any
-
-	// noReply holds the SMFIP_NR_* flags in effect (see idleConn.Write):
-	// the commands the MTA sends without waiting for a reply. Written and
-	// read only by the connection's go-milter goroutine.
-	noReply gomilter.OptProtocol
+	busy   atomic.Bool
+	nc     net.Conn
+	// proto and actions are what negotiation granted; written and read
+	// by the connection's goroutine only.
+	proto   OptProtocol
+	actions OptAction
 }
 
+// Protocol returns the protocol flags granted at negotiation.
+func (c *Conn) Protocol() OptProtocol { return c.proto }
+
 // NoReplyFlags are the SMFIP_NR_* protocol flags the server asks for: for
-// each, the MTA does not wait for a reply to that command and the milter
-// sends none. Not SMFIP_NR_DATA and SMFIP_NR_UNKN: go-milter answers DATA
-// and unknown commands itself (which SMFIP_NODATA and SMFIP_NOUNKNOWN keep
-// the MTA from sending).
-const NoReplyFlags = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
-	gomilter.OptNoRcptReply | gomilter.OptNoEOHReply | gomilter.OptNoBodyReply | gomilter.OptNoHeaderReply
+// each, the MTA does not wait for a reply to that command and the server
+// sends none.
+const NoReplyFlags = OptNoConnReply | OptNoHeloReply | OptNoMailReply |
+	OptNoRcptReply | OptNoEOHReply | OptNoBodyReply | OptNoHeaderReply
 
 // clientFacts are what an SMTP connection tells about its client.
 type clientFacts struct {
@@ -82,45 +107,6 @@ type clientFacts struct {
 	name string
 	helo string
 }
-
-func (c *Conn) facts() clientFacts {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.client
-}
-
-func (c *Conn) setFacts(f func(*clientFacts)) {
-	c.mu.Lock()
-	f(&c.client)
-	c.mu.Unlock()
-}
-
-// setCleanup registers what to release if the connection ends in the middle
-// of a message (nil when no message is in progress).
-func (c *Conn) setCleanup(f func()) {
-	c.mu.Lock()
-	c.cleanup = f
-	c.mu.Unlock()
-}
-
-func (c *Conn) runCleanup() {
-	c.mu.Lock()
-	f := c.cleanup
-	c.cleanup = nil
-	c.mu.Unlock()
-	if f != nil {
-		f()
-	}
-}
-
-// NoReply returns the SMFIP_NR_* flags granted to the MTA: the commands
-// to which the connection's Milter must return a nil response. Call it
-// from the Milter's methods (the connection's goroutine).
-func (c *Conn) NoReply() gomilter.OptProtocol { return c.noReply }
-
-// SetBusy marks the connection as inside a message (from MAIL FROM to the
-// end-of-message reply), so that a graceful shutdown waits for it.
-func (c *Conn) SetBusy(b bool) { c.busy.Store(b) }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter: server closed")
@@ -158,8 +144,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := &Conn{ID: s.nextID.Add(1), Remote: nc.RemoteAddr().String()}
-		c.nc = &idleConn{Conn: nc, timeout: s.idleTimeout(), owner: c, pool: &s.bufs}
+		c := &Conn{ID: s.nextID.Add(1), Remote: nc.RemoteAddr().String(), nc: nc}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -196,30 +181,212 @@ func (s *Server) logger() *slog.Logger {
 
 func (s *Server) serveConn(c *Conn) {
 	defer s.wg.Done()
+	r := &packetReader{conn: c.nc, timeout: s.idleTimeout(), pool: &s.bufs}
+	w := &packetWriter{conn: c.nc, timeout: s.idleTimeout()}
+	var m Milter
 	defer func() {
+		if v := recover(); v != nil {
+			s.logger().Error("milter session panicked; connection closed", "conn", c.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+		c.nc.Close()
+		r.release()
+		if m != nil {
+			s.closeMilter(c, m)
+		}
+		c.busy.Store(false)
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
-	ms := &gomilter.Server{
-		NewMilter: func() gomilter.Milter { return s.NewSession(c) },
-		Actions:   s.Actions,
-		Protocol:  s.Protocol,
-		SymList:   s.SymList,
+	m = s.NewSession(c)
+	if err := s.converse(c, m, r, w); err != nil {
+		lvl := slog.LevelWarn
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) && !c.busy.Load() {
+			lvl = slog.LevelDebug
+		}
+		s.logger().Log(context.Background(), lvl, "milter connection ended", "conn", c.ID, "remote", c.Remote, "err", err)
 	}
-	// go-milter's Serve loops on Accept; a one-connection listener hands it
-	// this connection and then reports closed once the session has ended.
-	ln := newOneConnListener(c.nc)
-	_ = ms.Serve(ln)
-	// Serve returns once go-milter's session has closed the connection,
-	// after its last Read: the read buffer can serve another connection.
-	if ic, ok := c.nc.(*idleConn); ok {
-		ic.release()
+}
+
+// closeMilter tells m that its connection ended, containing a panic there
+// as serveConn does for the other calls.
+func (s *Server) closeMilter(c *Conn, m Milter) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logger().Error("milter session panicked at close", "conn", c.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	m.Close()
+}
+
+// converse runs the protocol until the MTA quits (nil) or the connection
+// fails (the error).
+func (s *Server) converse(c *Conn, m Milter, r *packetReader, w *packetWriter) error {
+	var mac Macros
+	mod := &Modifier{w: w}
+	// cont answers a command with "continue" unless the MTA was granted
+	// nr and does not wait for a reply.
+	cont := func(nr OptProtocol) error {
+		if c.proto&nr != 0 {
+			return nil
+		}
+		w.packet('c')
+		return w.flush()
 	}
-	// go-milter says nothing to the Milter when the MTA goes away in the
-	// middle of a message: release what that message holds.
-	c.runCleanup()
-	c.SetBusy(false)
+	for {
+		code, data, err := r.next()
+		if err != nil {
+			if err == io.EOF {
+				return nil // the MTA closed between commands
+			}
+			return err
+		}
+		mac.cur = macroStage(code)
+		switch code {
+		case 'O': // SMFIC_OPTNEG
+			if err := s.negotiate(c, data, w); err != nil {
+				return err
+			}
+			mod.actions = c.actions
+		case 'D': // SMFIC_MACRO: the command they are for, name/value pairs
+			if len(data) == 0 {
+				return protocolError("empty macro packet")
+			}
+			mac.set(data[0], data[1:])
+		case 'C': // SMFIC_CONNECT
+			host, rest := cstring(data)
+			if len(rest) == 0 {
+				return protocolError("connect without an address family")
+			}
+			family, rest := rest[0], rest[1:]
+			var port uint16
+			if family == '4' || family == '6' {
+				if len(rest) < 2 {
+					return protocolError("connect without a port")
+				}
+				port, rest = binary.BigEndian.Uint16(rest), rest[2:]
+			}
+			addr, _ := cstring(rest)
+			m.Connect(string(host), family, port, string(addr), &mac)
+			if err := cont(OptNoConnReply); err != nil {
+				return err
+			}
+		case 'H': // SMFIC_HELO
+			name, _ := cstring(data)
+			m.Helo(string(name), &mac)
+			if err := cont(OptNoHeloReply); err != nil {
+				return err
+			}
+		case 'M': // SMFIC_MAIL: the reverse-path, then ESMTP parameters
+			from, _ := cstring(data)
+			c.busy.Store(true)
+			m.MailFrom(trimAngle(from), &mac)
+			if err := cont(OptNoMailReply); err != nil {
+				return err
+			}
+		case 'R': // SMFIC_RCPT
+			rcpt, _ := cstring(data)
+			m.RcptTo(trimAngle(rcpt), &mac)
+			if err := cont(OptNoRcptReply); err != nil {
+				return err
+			}
+		case 'L': // SMFIC_HEADER: name, value
+			name, rest := cstring(data)
+			value, _ := cstring(rest)
+			m.Header(string(name), string(value), &mac)
+			if err := cont(OptNoHeaderReply); err != nil {
+				return err
+			}
+		case 'N': // SMFIC_EOH
+			m.EndOfHeaders(&mac)
+			if err := cont(OptNoEOHReply); err != nil {
+				return err
+			}
+		case 'B': // SMFIC_BODY
+			m.BodyChunk(data, &mac)
+			if err := cont(OptNoBodyReply); err != nil {
+				return err
+			}
+		case 'E': // SMFIC_BODYEOB, possibly with the last piece of body
+			if len(data) > 0 {
+				m.BodyChunk(data, &mac)
+			}
+			reply := m.EndOfMessage(&mac, mod)
+			if reply.Code == 'y' {
+				w.packet('y', append([]byte(reply.Text), 0))
+			} else {
+				w.packet(reply.Code)
+			}
+			mac.clear(macroStage('M'))
+			c.busy.Store(false)
+			if err := w.flush(); err != nil {
+				return err
+			}
+		case 'A': // SMFIC_ABORT: the message, not the connection
+			m.Abort()
+			mac.clear(macroStage('M'))
+			c.busy.Store(false)
+		case 'K': // SMFIC_QUIT_NC: a new SMTP connection follows
+			m.Abort()
+			mac.clear(0)
+			c.busy.Store(false)
+		case 'Q': // SMFIC_QUIT
+			return nil
+		case 'T': // SMFIC_DATA
+			if err := cont(OptNoDataReply); err != nil {
+				return err
+			}
+		case 'U': // SMFIC_UNKNOWN: an SMTP command the MTA did not know
+			if err := cont(OptNoUnknownReply); err != nil {
+				return err
+			}
+		default:
+			return protocolError("unknown command %q", code)
+		}
+	}
+}
+
+// negotiate answers SMFIC_OPTNEG: the protocol version, and of the actions
+// and protocol flags the server wants those the MTA offers, then the macro
+// lists.
+func (s *Server) negotiate(c *Conn, data []byte, w *packetWriter) error {
+	if len(data) < 12 {
+		return protocolError("option negotiation of %d bytes", len(data))
+	}
+	version := binary.BigEndian.Uint32(data)
+	if version < minVersion {
+		return protocolError("MTA speaks milter protocol version %d, need %d or later", version, minVersion)
+	}
+	version = min(version, protocolVersion)
+	offered := OptAction(binary.BigEndian.Uint32(data[4:]))
+	c.actions = s.Actions & offered
+	c.proto = s.Protocol & OptProtocol(binary.BigEndian.Uint32(data[8:]))
+	if missing := s.Actions &^ offered; missing != 0 {
+		s.logger().Warn("the MTA does not allow some milter actions; those changes will not be made", "conn", c.ID, "actions_missing", fmt.Sprintf("%#x", uint32(missing)))
+	}
+	b := binary.BigEndian.AppendUint32(nil, version)
+	b = binary.BigEndian.AppendUint32(b, uint32(c.actions))
+	b = binary.BigEndian.AppendUint32(b, uint32(c.proto))
+	if c.actions&OptSetSymList != 0 && version >= 6 {
+		stages := make([]Stage, 0, len(s.SymList))
+		for st := range s.SymList {
+			stages = append(stages, st)
+		}
+		slices.Sort(stages)
+		for _, st := range stages {
+			b = binary.BigEndian.AppendUint32(b, uint32(st))
+			b = append(b, strings.Join(s.SymList[st], " ")...)
+			b = append(b, 0)
+		}
+	}
+	w.packet('O', b)
+	return w.flush()
+}
+
+// trimAngle returns an address without the angle brackets around it
+// (every one: a client that adds its own pair to "<a@b>" is tolerated).
+func trimAngle(b []byte) string {
+	return string(bytes.Trim(b, "<>"))
 }
 
 // Shutdown stops accepting, closes connections that are between messages,
@@ -266,314 +433,4 @@ func (s *Server) Active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
-}
-
-// maxPacket is go-milter's limit on one packet, command byte included
-// (maxPacketSize in its session.go): it refuses longer ones.
-const maxPacket = 1 << 20
-
-// idleConn hands go-milter one whole packet at a time, read ahead under one
-// deadline: an MTA that goes silent, or a peer that trickles a packet byte
-// by byte, cannot hold a session longer than the timeout. go-milter
-// allocates the announced length of a packet as soon as it has read the
-// length; reading ahead first means memory follows the bytes that actually
-// arrived (5 bytes announcing 1 MiB no longer cost 1 MiB per connection).
-//
-// The connection reads into one buffer that it keeps from packet to packet
-// (taken at the first packet, readBufSize bytes, growing at most to twice
-// what has arrived): one read usually brings a packet's length and payload
-// together, often the next packets too (with SMFIP_NR_* the MTA sends
-// header fields without waiting), instead of a read for the length, one for
-// the payload and a new buffer per packet. A buffer grown past keepBufSize
-// for a big packet is dropped once that packet has been read; buffers up to
-// that size come from and go back to the Server's bufPool.
-type idleConn struct {
-	net.Conn
-	timeout time.Duration
-	// buf[off:end] is the rest of the packet go-milter is reading;
-	// buf[end:] was read ahead (the start of the next packets).
-	buf      []byte
-	off, end int
-	// readDL and writeDL are the deadlines last set; see deadline.
-	readDL, writeDL time.Time
-
-	// owner receives the SMFIP_NR_* flags negotiated; offered is what
-	// the MTA's last option negotiation offered, until answered.
-	owner    *Conn
-	offered  gomilter.OptProtocol
-	offering bool
-
-	pool *bufPool // where buffers come from and go back to (nil: allocated)
-	// mods holds the modification packets written since the last reply,
-	// sent with the reply that follows them (see Write).
-	mods []byte
-}
-
-const (
-	// readBufSize is a connection's first buffer: a macro packet, a
-	// header field or a command fits.
-	readBufSize = 512
-	// keepBufSize bounds the buffer a connection keeps between packets:
-	// one of Postfix's body chunks (65535 bytes) with its length and
-	// command byte.
-	keepBufSize = 64 << 10
-)
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	if c.off == c.end {
-		if err := c.readPacket(); err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, c.buf[c.off:c.end])
-	c.off += n
-	return n, nil
-}
-
-// readPacket makes the next packet available as buf[off:end]: its 4-byte
-// length and, when the length is one go-milter accepts, its payload as it
-// arrives. Any other length is passed on alone for go-milter to refuse.
-func (c *idleConn) readPacket() error {
-	// Drop the packet go-milter has read; keep what was read ahead.
-	rest := c.buf[c.end:]
-	switch {
-	case c.buf == nil:
-		c.buf = c.pool.get(readBufSize)
-	case cap(c.buf) > keepBufSize:
-		old := c.buf
-		c.buf = append(c.pool.get(max(readBufSize, len(rest))), rest...)
-		c.pool.put(old)
-	default:
-		c.buf = c.buf[:copy(c.buf, rest)]
-	}
-	c.off, c.end = 0, 0
-	if err := c.fill(4); err != nil {
-		if err == io.ErrUnexpectedEOF && len(c.buf) == 0 {
-			err = io.EOF
-		}
-		return err
-	}
-	length := int(binary.BigEndian.Uint32(c.buf))
-	if length == 0 || length > maxPacket {
-		c.end = 4
-		return nil
-	}
-	if err := c.fill(4 + length); err != nil {
-		return err
-	}
-	c.end = 4 + length
-	// SMFIC_OPTNEG: version, actions, protocol flags offered.
-	if c.buf[4] == byte(gomilter.CodeOptNeg) && length >= 13 {
-		c.offered = gomilter.OptProtocol(binary.BigEndian.Uint32(c.buf[13:17]))
-		c.offering = true
-	}
-	return nil
-}
-
-// fill reads until buf holds at least n bytes, under the idle deadline,
-// growing buf (to at most twice what has arrived, and not past n) only when
-// it is full.
-func (c *idleConn) fill(n int) error {
-	armed := false
-	for len(c.buf) < n {
-		if !armed {
-			c.readDL = c.deadline(c.readDL, c.Conn.SetReadDeadline)
-			armed = true
-		}
-		if len(c.buf) == cap(c.buf) {
-			grown := c.pool.get(min(n, 2*cap(c.buf)))
-			grown = append(grown, c.buf...)
-			c.pool.put(c.buf)
-			c.buf = grown
-		}
-		m, err := c.Conn.Read(c.buf[len(c.buf):cap(c.buf)])
-		c.buf = c.buf[:len(c.buf)+m]
-		if err != nil && len(c.buf) < n {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// release hands the buffer back to the pool; the connection reads no more.
-func (c *idleConn) release() {
-	c.pool.put(c.buf)
-	c.buf, c.off, c.end = nil, 0, 0
-}
-
-// bufPool keeps read buffers between packets and connections, in classes
-// of readBufSize<<i bytes up to keepBufSize, a few of each: a connection
-// that grows its buffer for a body chunk takes one of the next class and
-// gives back the one it had, instead of allocating both. It holds at most
-// bufPoolDepth buffers per class (about 2 MiB in all).
-type bufPool struct {
-	classes [bufClasses]chan []byte
-	once    sync.Once
-}
-
-const (
-	bufClasses   = 8 // 512 B … 64 KiB
-	bufPoolDepth = 16
-)
-
-func (p *bufPool) init() {
-	for i := range p.classes {
-		p.classes[i] = make(chan []byte, bufPoolDepth)
-	}
-}
-
-// class returns the class of a buffer of capacity n, or -1 when n is not a
-// class size.
-func bufClass(n int) int {
-	for i := 0; i < bufClasses; i++ {
-		if n == readBufSize<<i {
-			return i
-		}
-	}
-	return -1
-}
-
-// get returns an empty buffer of capacity at least n: a class size when n
-// is at most keepBufSize (taken from the pool when one is there), else n.
-func (p *bufPool) get(n int) []byte {
-	if n > keepBufSize {
-		return make([]byte, 0, n)
-	}
-	size := readBufSize
-	for size < n {
-		size <<= 1
-	}
-	if p != nil {
-		p.once.Do(p.init)
-		select {
-		case b := <-p.classes[bufClass(size)]:
-			return b[:0]
-		default:
-		}
-	}
-	return make([]byte, 0, size)
-}
-
-// put gives b back, if it is of a class size and the class has room.
-func (p *bufPool) put(b []byte) {
-	if p == nil {
-		return
-	}
-	i := bufClass(cap(b))
-	if i < 0 {
-		return
-	}
-	p.once.Do(p.init)
-	select {
-	case p.classes[i] <- b[:0]:
-	default:
-	}
-}
-
-// deadline sets the connection's deadline (through set) to now plus the
-// idle timeout, unless the one set before is already within 1/64 of that:
-// moving a timer costs more than the syscall it guards, and a deadline a
-// little early still bounds the wait.
-func (c *idleConn) deadline(last time.Time, set func(time.Time) error) time.Time {
-	t := time.Now().Add(c.timeout)
-	if !last.IsZero() && t.Sub(last) < c.timeout/64 {
-		return last
-	}
-	set(t)
-	return t
-}
-
-// Write sends go-milter's packets. go-milter answers an option negotiation
-// with the Server's protocol flags whatever the MTA offered, and writes a
-// reply only for a command whose handler returns a non-nil response: so the
-// answer is cut here to the SMFIP_NR_* flags the MTA offered, and the
-// session returns no response to the commands those flags name (see
-// session.next). An MTA that offers none gets a reply to every command.
-func (c *idleConn) Write(p []byte) (int, error) {
-	c.writeDL = c.deadline(c.writeDL, c.Conn.SetWriteDeadline)
-	if c.offering && len(p) >= 17 && p[4] == byte(gomilter.CodeOptNeg) {
-		c.offering = false
-		proto := gomilter.OptProtocol(binary.BigEndian.Uint32(p[13:17]))
-		proto &^= NoReplyFlags &^ c.offered
-		q := binary.BigEndian.AppendUint32(append(make([]byte, 0, len(p)), p[:13]...), uint32(proto))
-		if c.owner != nil {
-			c.owner.noReply = proto & NoReplyFlags
-		}
-		n, err := c.Conn.Write(append(q, p[17:]...))
-		return min(n, len(p)), err
-	}
-	// A modification (header change, quarantine, ...) is always followed
-	// by the final reply to end-of-message, which the MTA reads after it:
-	// hold it and send both in one write, one syscall instead of several.
-	if len(p) >= 5 && isModification(p[4]) && len(c.mods)+len(p) <= maxHeldMods {
-		c.mods = append(c.mods, p...)
-		return len(p), nil
-	}
-	if len(c.mods) > 0 {
-		all := append(c.mods, p...)
-		c.mods = c.mods[:0]
-		n, err := c.Conn.Write(all)
-		return max(0, n-(len(all)-len(p))), err
-	}
-	return c.Conn.Write(p)
-}
-
-// maxHeldMods bounds the modification packets held for one write.
-const maxHeldMods = 64 << 10
-
-// isModification reports the SMFIR_* codes of modification requests:
-// add, change and insert header, quarantine, recipients, sender, body.
-func isModification(code byte) bool {
-	switch code {
-	case 'h', 'i', 'm', 'q', '+', '-', '2', 'e', 'b':
-		return true
-	}
-	return false
-}
-
-// oneConnListener returns its connection once, then blocks until that
-// connection is closed and reports io.EOF, ending go-milter's Serve loop.
-type oneConnListener struct {
-	conn   net.Conn
-	once   sync.Once
-	closed chan struct{}
-	ch     chan net.Conn
-}
-
-func newOneConnListener(c net.Conn) *oneConnListener {
-	l := &oneConnListener{closed: make(chan struct{}), ch: make(chan net.Conn, 1)}
-	l.conn = &notifyConn{Conn: c, l: l}
-	l.ch <- l.conn
-	return l
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.closed:
-		return nil, io.EOF
-	}
-}
-
-func (l *oneConnListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
-
-// notifyConn closes its listener when the session closes the connection.
-type notifyConn struct {
-	net.Conn
-	l *oneConnListener
-}
-
-func (c *notifyConn) Close() error {
-	err := c.Conn.Close()
-	c.l.Close()
-	return err
 }

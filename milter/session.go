@@ -2,12 +2,8 @@ package milter
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"net/textproto"
 	"strings"
-
-	gomilter "github.com/emersion/go-milter"
 
 	"github.com/authmilter/authmilter/internal/message"
 )
@@ -16,21 +12,20 @@ import (
 // the actions used; SMFIP_HDR_LEADSPC keeps header values byte-exact for
 // c=simple canonicalisation. Every command before end-of-message is answered
 // "continue", so the SMFIP_NR_* flags ask the MTA not to wait for those
-// replies, sparing a round trip per header field: the server grants only
-// the ones the MTA offered (idleConn.Write) and the session then returns no
-// response, which go-milter does not send.
+// replies, sparing a round trip per header field; the server gets those
+// the MTA offers.
 const (
-	Actions  = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptSetSymList
-	Protocol = gomilter.OptHeaderLeadingSpace | gomilter.OptNoUnknown | gomilter.OptNoData | NoReplyFlags
+	Actions  = OptAddHeader | OptChangeHeader | OptQuarantine | OptSetSymList
+	Protocol = OptHeaderLeadingSpace | OptNoUnknown | OptNoData | NoReplyFlags
 )
 
 // SymList asks for the macros the sessions read. A list replaces the MTA's
 // default for its stage, so each names everything needed there.
-var SymList = map[gomilter.Stage][]string{
-	gomilter.StageConnect:  {"j", "{client_addr}", "{client_name}", "{daemon_name}"},
-	gomilter.StageMailFrom: {"i", "{auth_authen}", "{mail_addr}"},
-	gomilter.StageEOH:      {"i"},
-	gomilter.StageEOM:      {"i"},
+var SymList = map[Stage][]string{
+	StageConnect:  {"j", "{client_addr}", "{client_name}", "{daemon_name}"},
+	StageMailFrom: {"i", "{auth_authen}", "{mail_addr}"},
+	StageEOH:      {"i"},
+	StageEOM:      {"i"},
 }
 
 // Handler creates the milter sessions of a Server from the current Engine.
@@ -42,18 +37,19 @@ type Handler struct {
 	Context context.Context
 }
 
-// NewSession returns the go-milter handler for the next transaction on c.
-// It is called again after every final response, so everything that must
-// outlive a message lives in c.
-func (h *Handler) NewSession(c *Conn) gomilter.Milter {
+// NewSession returns the handler of the MTA connection c.
+func (h *Handler) NewSession(c *Conn) Milter {
 	return &session{h: h, c: c}
 }
 
-// session implements gomilter.Milter for the messages of one connection.
+// session is the Milter of one connection: the SMTP client's facts, which
+// hold for all its messages whatever their verdicts, and the message in
+// progress.
 type session struct {
-	h   *Handler
-	c   *Conn
-	msg *Message
+	h      *Handler
+	c      *Conn
+	client clientFacts
+	msg    *Message
 }
 
 func (s *session) ctx() context.Context {
@@ -64,134 +60,102 @@ func (s *session) ctx() context.Context {
 }
 
 // parseClientIP reads the client address from what the MTA sent: the
-// connect command's address, or the {client_addr} macro, which Sendmail
-// writes as "IPv6:2001:db8::1".
-func parseClientIP(addr net.IP, macro string) netip.Addr {
-	if a, ok := netip.AddrFromSlice(addr); ok && addr != nil {
-		return a.Unmap()
-	}
-	macro = strings.TrimPrefix(strings.TrimPrefix(strings.Trim(macro, "[]"), "IPv6:"), "ipv6:")
-	if a, err := netip.ParseAddr(macro); err == nil {
-		return a.Unmap()
+// connect command's address, or the {client_addr} macro. Sendmail writes
+// IPv6 addresses as "IPv6:2001:db8::1".
+func parseClientIP(addr, macro string) netip.Addr {
+	for _, s := range []string{addr, macro} {
+		s = strings.TrimPrefix(strings.TrimPrefix(strings.Trim(s, "[]"), "IPv6:"), "ipv6:")
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap()
+		}
 	}
 	return netip.Addr{}
 }
 
-func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
-	ip := parseClientIP(addr, m.Macros["{client_addr}"])
-	s.c.setFacts(func(f *clientFacts) {
-		f.ip, f.name, f.helo = ip, host, ""
-	})
-	return s.next(gomilter.OptNoConnReply)
+func (s *session) Connect(host string, family byte, port uint16, addr string, m *Macros) {
+	s.release()
+	if family != '4' && family != '6' {
+		addr = ""
+	}
+	s.client = clientFacts{ip: parseClientIP(addr, m.Get("{client_addr}")), name: host}
 }
 
-func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
-	s.c.setFacts(func(f *clientFacts) { f.helo = name })
-	return s.next(gomilter.OptNoHeloReply)
-}
+func (s *session) Helo(name string, m *Macros) { s.client.helo = name }
 
-func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) MailFrom(from string, m *Macros) {
 	s.release()
 	eng := s.h.Engine()
-	f := s.c.facts()
 	env := Envelope{
-		ClientIP:   f.ip,
-		ClientName: f.name,
-		HELO:       f.helo,
+		ClientIP:   s.client.ip,
+		ClientName: s.client.name,
+		HELO:       s.client.helo,
 		MailFrom:   strings.TrimSpace(from),
-		QueueID:    m.Macros["i"],
-		AuthUser:   m.Macros["{auth_authen}"],
+		QueueID:    m.Get("i"),
+		AuthUser:   m.Get("{auth_authen}"),
 	}
 	s.msg = eng.Begin(s.ctx(), env)
-	s.c.SetBusy(true)
-	msg := s.msg
-	s.c.setCleanup(msg.Abort)
-	return s.next(gomilter.OptNoMailReply)
 }
 
-func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) RcptTo(rcpt string, m *Macros) {
 	if s.msg != nil {
 		s.msg.AddRcpt(rcpt)
 	}
-	return s.next(gomilter.OptNoRcptReply)
 }
 
-func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) Header(name, value string, m *Macros) {
 	if s.msg != nil {
-		s.msg.Header(message.FromMilter(name, value, true))
+		s.msg.Header(message.FromMilter(name, value, s.c.Protocol()&OptHeaderLeadingSpace != 0))
 	}
-	return s.next(gomilter.OptNoHeaderReply)
 }
 
-func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) EndOfHeaders(m *Macros) {
 	if s.msg != nil {
-		s.msg.SetQueueID(m.Macros["i"])
+		s.msg.SetQueueID(m.Get("i"))
 		s.msg.EndOfHeaders()
 	}
-	return s.next(gomilter.OptNoEOHReply)
 }
 
-func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) BodyChunk(chunk []byte, m *Macros) {
 	if s.msg != nil {
 		s.msg.Body(chunk)
 	}
-	return s.next(gomilter.OptNoBodyReply)
 }
 
-func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) EndOfMessage(m *Macros, mod *Modifier) Reply {
 	msg := s.msg
 	if msg == nil {
-		return gomilter.RespAccept, nil
+		return ReplyAccept
 	}
-	msg.SetQueueID(m.Macros["i"])
+	msg.SetQueueID(m.Get("i"))
 	v := msg.End()
 	s.msg = nil
-	s.c.setCleanup(nil)
-	s.c.SetBusy(false)
-	return apply(v, m)
-}
-
-// next is the answer to a command that lets the message go on: "continue",
-// or no response at all when the MTA was granted nr (an SMFIP_NR_* flag)
-// and does not wait for one.
-func (s *session) next(nr gomilter.OptProtocol) (gomilter.Response, error) {
-	if s.c.NoReply()&nr != 0 {
-		return nil, nil
-	}
-	return gomilter.RespContinue, nil
+	return apply(v, mod)
 }
 
 // apply carries out a verdict through the milter protocol.
-func apply(v *Verdict, m *gomilter.Modifier) (gomilter.Response, error) {
+func apply(v *Verdict, m *Modifier) Reply {
 	switch v.Action {
 	case ActionReject, ActionTempfail:
-		return gomilter.NewResponseStr('y', v.Reply), nil
+		return ReplyCode(v.Reply)
 	}
 	// Removals first, highest index first, then inserts at the top in
 	// reverse so that the first of v.Insert ends up first.
 	for _, i := range v.RemoveAR {
-		if err := m.ChangeHeader(i, "Authentication-Results", ""); err != nil {
-			return nil, err
-		}
+		m.ChangeHeader(i, "Authentication-Results", "")
 	}
 	for i := len(v.Insert) - 1; i >= 0; i-- {
 		f := v.Insert[i]
-		if err := m.InsertHeader(0, f.Name, f.Value()); err != nil {
-			return nil, err
-		}
+		m.InsertHeader(0, f.Name, f.Value())
 	}
 	if v.Action == ActionQuarantine {
-		if err := m.Quarantine(v.QuarantineReason); err != nil {
-			return nil, err
-		}
+		m.Quarantine(v.QuarantineReason)
 	}
-	return gomilter.RespAccept, nil
+	return ReplyAccept
 }
 
-func (s *session) Abort(m *gomilter.Modifier) error {
-	s.release()
-	return nil
-}
+func (s *session) Abort() { s.release() }
+
+func (s *session) Close() { s.release() }
 
 // release aborts the message in progress, if any.
 func (s *session) release() {
@@ -199,6 +163,4 @@ func (s *session) release() {
 		s.msg.Abort()
 		s.msg = nil
 	}
-	s.c.setCleanup(nil)
-	s.c.SetBusy(false)
 }

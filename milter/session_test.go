@@ -304,7 +304,7 @@ func TestSessionNoReplyFlags(t *testing.T) {
 		gomilter.OptProtocol(0x1fffff), // Postfix 3
 	} {
 		m := dialRawMTA(t, addr, offer)
-		if want := NoReplyFlags & offer; m.granted&(NoReplyFlags|gomilter.OptNoDataReply|gomilter.OptNoUnknownReply) != want {
+		if want := NoReplyFlags & OptProtocol(offer); OptProtocol(m.granted)&(NoReplyFlags|OptNoDataReply|OptNoUnknownReply) != want {
 			t.Errorf("offer %#x: granted %#x, want SMFIP_NR_* %#x", offer, m.granted, want)
 		}
 		m.cmd('C', gomilter.OptNoConnReply, "mail.example.com\x004\x9c\x40192.0.2.10")

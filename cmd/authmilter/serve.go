@@ -75,8 +75,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	}
 	d := &daemon{path: path, logOut: logOut, level: new(slog.LevelVar)}
 	d.setLogger(cfg)
-	// go-milter reports protocol errors (garbage, oversized packets, a
-	// recovered panic) through the standard logger: route them into ours.
+	// Libraries that write to the standard logger: route it into ours.
 	log.SetFlags(0)
 	log.SetOutput(libLog{d})
 	reg := &metrics.Registry{}
@@ -163,11 +162,11 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	}
 }
 
-// libLog turns the standard logger's lines (go-milter's) into warnings.
+// libLog turns the standard logger's lines into warnings.
 type libLog struct{ d *daemon }
 
 func (l libLog) Write(p []byte) (int, error) {
-	l.d.logger.Load().Warn("milter protocol", "source", "go-milter", "detail", strings.TrimSpace(string(p)))
+	l.d.logger.Load().Warn("library message", "source", "log", "detail", strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 

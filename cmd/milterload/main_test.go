@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	gomilter "github.com/emersion/go-milter"
 
 	"github.com/authmilter/authmilter/internal/benchmail"
 	"github.com/authmilter/authmilter/milter"
@@ -135,9 +132,8 @@ func TestRunAgainstAuthmilter(t *testing.T) {
 	}
 }
 
-// recorder is a go-milter handler that keeps what the MTA sent.
+// recorder is a milter.Milter that keeps what the MTA sent.
 type recorder struct {
-	conn    *milter.Conn // for the SMFIP_NR_* flags granted
 	mu      *sync.Mutex
 	log     *[]string
 	macros  map[string]string
@@ -146,59 +142,35 @@ type recorder struct {
 	body    bytes.Buffer
 }
 
-// next answers a command that lets the message go on: no response when
-// the MTA was granted nr (milterload offers every SMFIP_NR_* flag).
-func (r *recorder) next(nr gomilter.OptProtocol) (gomilter.Response, error) {
-	if r.conn.NoReply()&nr != 0 {
-		return nil, nil
-	}
-	return gomilter.RespContinue, nil
-}
-
 func (r *recorder) record(s string) {
 	r.mu.Lock()
 	*r.log = append(*r.log, s)
 	r.mu.Unlock()
 }
 
-func (r *recorder) keep(m *gomilter.Modifier) {
-	for k, v := range m.Macros {
-		r.macros[k] = v
-	}
+func (r *recorder) keep(m *milter.Macros) {
+	m.Range(func(k, v string) { r.macros[k] = v })
 }
 
-func (r *recorder) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+func (r *recorder) Connect(host string, family byte, port uint16, addr string, m *milter.Macros) {
 	r.keep(m)
-	r.record("connect " + family + " " + addr.String())
-	return r.next(gomilter.OptNoConnReply)
+	r.record("connect " + string(family) + " " + addr)
 }
-func (r *recorder) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
-	r.record("helo " + name)
-	return r.next(gomilter.OptNoHeloReply)
-}
-func (r *recorder) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (r *recorder) Helo(name string, m *milter.Macros) { r.record("helo " + name) }
+func (r *recorder) MailFrom(from string, m *milter.Macros) {
 	r.keep(m)
 	r.record("mail " + from)
-	return r.next(gomilter.OptNoMailReply)
 }
-func (r *recorder) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
-	r.record("rcpt " + rcpt)
-	return r.next(gomilter.OptNoRcptReply)
-}
-func (r *recorder) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (r *recorder) RcptTo(rcpt string, m *milter.Macros) { r.record("rcpt " + rcpt) }
+func (r *recorder) Header(name, value string, m *milter.Macros) {
 	r.headers = append(r.headers, name+":"+value)
-	return r.next(gomilter.OptNoHeaderReply)
 }
-func (r *recorder) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
-	r.keep(m)
-	return r.next(gomilter.OptNoEOHReply)
-}
-func (r *recorder) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
+func (r *recorder) EndOfHeaders(m *milter.Macros) { r.keep(m) }
+func (r *recorder) BodyChunk(chunk []byte, m *milter.Macros) {
 	r.chunks = append(r.chunks, len(chunk))
 	r.body.Write(chunk)
-	return r.next(gomilter.OptNoBodyReply)
 }
-func (r *recorder) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+func (r *recorder) EndOfMessage(m *milter.Macros, mod *milter.Modifier) milter.Reply {
 	r.keep(m)
 	r.record("eom")
 	for k, v := range r.macros {
@@ -214,12 +186,11 @@ func (r *recorder) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 			r.record("chunk over 65535")
 		}
 	}
-	if err := m.Quarantine("test"); err != nil {
-		return nil, err
-	}
-	return gomilter.RespAccept, nil
+	mod.Quarantine("test")
+	return milter.ReplyAccept
 }
-func (r *recorder) Abort(m *gomilter.Modifier) error { return nil }
+func (r *recorder) Abort() {}
+func (r *recorder) Close() {}
 
 // TestProtocolAsPostfix checks what a milter receives: the connect
 // address, HELO, envelope, the requested macros ({i} but no
@@ -232,8 +203,8 @@ func TestProtocolAsPostfix(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
 	srv := &milter.Server{
-		NewSession: func(c *milter.Conn) gomilter.Milter {
-			return &recorder{conn: c, mu: &mu, log: &log, macros: map[string]string{}}
+		NewSession: func(c *milter.Conn) milter.Milter {
+			return &recorder{mu: &mu, log: &log, macros: map[string]string{}}
 		},
 		Actions: milter.Actions, Protocol: milter.Protocol, SymList: milter.SymList,
 	}
@@ -247,7 +218,7 @@ func TestProtocolAsPostfix(t *testing.T) {
 	mu.Unlock()
 	m := c.Find(benchmail.DKIMEd25519, "200KB")
 	for _, want := range []string{
-		"connect tcp4 " + m.Envelope.ClientIP,
+		"connect 4 " + m.Envelope.ClientIP,
 		"helo " + m.Envelope.HELO,
 		"mail " + m.Envelope.MailFrom,
 		"rcpt " + m.Envelope.Rcpts[0],

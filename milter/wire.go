@@ -1,0 +1,496 @@
+package milter
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// The milter protocol as Sendmail's libmilter and Postfix speak it
+// (version 6): every packet is a 4-byte big-endian length, a command or
+// reply code, and length-1 bytes of data; strings are NUL-terminated.
+
+// OptAction is a set of SMFIF_* actions the milter may take.
+type OptAction uint32
+
+// The SMFIF_* actions.
+const (
+	OptAddHeader    OptAction = 0x01  // add and insert header fields
+	OptChangeBody   OptAction = 0x02  // replace the body
+	OptAddRcpt      OptAction = 0x04  // add recipients
+	OptRemoveRcpt   OptAction = 0x08  // remove recipients
+	OptChangeHeader OptAction = 0x10  // change and delete header fields
+	OptQuarantine   OptAction = 0x20  // quarantine the message
+	OptChangeFrom   OptAction = 0x40  // change the envelope sender
+	OptAddRcptArgs  OptAction = 0x80  // add recipients with ESMTP arguments
+	OptSetSymList   OptAction = 0x100 // ask for macros per stage
+)
+
+// OptProtocol is a set of SMFIP_* protocol flags.
+type OptProtocol uint32
+
+// The SMFIP_* protocol flags.
+const (
+	OptNoConnect      OptProtocol = 0x01
+	OptNoHelo         OptProtocol = 0x02
+	OptNoMailFrom     OptProtocol = 0x04
+	OptNoRcptTo       OptProtocol = 0x08
+	OptNoBody         OptProtocol = 0x10
+	OptNoHeaders      OptProtocol = 0x20
+	OptNoEOH          OptProtocol = 0x40
+	OptNoHeaderReply  OptProtocol = 0x80
+	OptNoUnknown      OptProtocol = 0x100
+	OptNoData         OptProtocol = 0x200
+	OptSkip           OptProtocol = 0x400
+	OptRcptRejected   OptProtocol = 0x800
+	OptNoConnReply    OptProtocol = 0x1000
+	OptNoHeloReply    OptProtocol = 0x2000
+	OptNoMailReply    OptProtocol = 0x4000
+	OptNoRcptReply    OptProtocol = 0x8000
+	OptNoDataReply    OptProtocol = 0x10000
+	OptNoUnknownReply OptProtocol = 0x20000
+	OptNoEOHReply     OptProtocol = 0x40000
+	OptNoBodyReply    OptProtocol = 0x80000
+	// OptHeaderLeadingSpace: header values keep the space after the colon,
+	// in both directions.
+	OptHeaderLeadingSpace OptProtocol = 0x100000
+)
+
+// Stage names a protocol stage in a macro list request (SMFIM_*).
+type Stage uint32
+
+// The SMFIM_* stages.
+const (
+	StageConnect  Stage = 0
+	StageHelo     Stage = 1
+	StageMailFrom Stage = 2
+	StageRcpt     Stage = 3
+	StageData     Stage = 4
+	StageEOM      Stage = 5
+	StageEOH      Stage = 6
+)
+
+// protocolVersion is the version this server speaks; an MTA offering a
+// later one is answered with this one, an MTA offering one before
+// minVersion is refused.
+const (
+	protocolVersion = 6
+	minVersion      = 2
+)
+
+// maxPacket bounds one packet, command byte included: 1 MiB, as libmilter
+// and go-milter. Postfix's body chunks are 65535 bytes; a header field
+// beyond this is refused by the MTA's own limits long before.
+const maxPacket = 1 << 20
+
+// Reply is the milter's final answer to a message: one of the SMFIR_*
+// codes accept, continue, reject, tempfail or discard, or ReplyCode with
+// an SMTP reply line in Text.
+type Reply struct {
+	Code byte
+	Text string
+}
+
+// The final replies.
+var (
+	ReplyAccept   = Reply{Code: 'a'}
+	ReplyContinue = Reply{Code: 'c'}
+	ReplyReject   = Reply{Code: 'r'}
+	ReplyTempfail = Reply{Code: 't'}
+	ReplyDiscard  = Reply{Code: 'd'}
+)
+
+// ReplyCode returns the reply that rejects or tempfails with the SMTP
+// reply line text ("550 5.7.1 ...").
+func ReplyCode(text string) Reply { return Reply{Code: 'y', Text: text} }
+
+// errProtocol marks a command the server cannot make sense of; the
+// connection is closed and the MTA applies its default action.
+var errProtocol = errors.New("milter protocol error")
+
+func protocolError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
+}
+
+// packetReader reads the MTA's packets into one buffer that it keeps from
+// packet to packet (taken at the first packet, readBufSize bytes, growing
+// at most to twice what has arrived): one read usually brings a packet's
+// length and payload together, often the next packets too (with SMFIP_NR_*
+// the MTA sends header fields without waiting). Memory follows the bytes
+// that actually arrived: 5 bytes announcing 1 MiB cost one small buffer.
+// Every read is under the idle deadline, so an MTA that goes silent or
+// trickles a packet cannot hold a session past the timeout. A buffer grown
+// past keepBufSize for a big packet is dropped once that packet has been
+// read; buffers up to that size come from and go back to a bufPool.
+type packetReader struct {
+	conn    net.Conn
+	timeout time.Duration
+	// buf[:end] is the packet last returned; buf[end:] was read ahead.
+	buf    []byte
+	end    int
+	readDL time.Time // the deadline last set; see deadline
+	pool   *bufPool  // nil: buffers are allocated
+}
+
+const (
+	// readBufSize is a connection's first buffer: a macro packet, a
+	// header field or a command fits.
+	readBufSize = 512
+	// keepBufSize bounds the buffer a connection keeps between packets:
+	// one of Postfix's body chunks (65535 bytes) with its length and
+	// command byte.
+	keepBufSize = 64 << 10
+)
+
+// next returns the next packet's code and data. data is valid until the
+// next call.
+func (r *packetReader) next() (code byte, data []byte, err error) {
+	// Drop the packet returned last; keep what was read ahead.
+	rest := r.buf[r.end:]
+	switch {
+	case r.buf == nil:
+		r.buf = r.pool.get(readBufSize)
+	case cap(r.buf) > keepBufSize:
+		old := r.buf
+		r.buf = append(r.pool.get(max(readBufSize, len(rest))), rest...)
+		r.pool.put(old)
+	default:
+		r.buf = r.buf[:copy(r.buf, rest)]
+	}
+	r.end = 0
+	if err := r.fill(4); err != nil {
+		if err == io.ErrUnexpectedEOF && len(r.buf) == 0 {
+			err = io.EOF
+		}
+		return 0, nil, err
+	}
+	length := int(binary.BigEndian.Uint32(r.buf))
+	if length == 0 {
+		return 0, nil, protocolError("empty packet")
+	}
+	if length > maxPacket {
+		return 0, nil, protocolError("packet of %d bytes, over the limit of %d", length, maxPacket)
+	}
+	if err := r.fill(4 + length); err != nil {
+		return 0, nil, err
+	}
+	r.end = 4 + length
+	return r.buf[4], r.buf[5:r.end], nil
+}
+
+// fill reads until buf holds at least n bytes, under the idle deadline,
+// growing buf (to at most twice what has arrived, and not past n) only when
+// it is full.
+func (r *packetReader) fill(n int) error {
+	armed := false
+	for len(r.buf) < n {
+		if !armed {
+			r.readDL = deadline(r.timeout, r.readDL, r.conn.SetReadDeadline)
+			armed = true
+		}
+		if len(r.buf) == cap(r.buf) {
+			grown := r.pool.get(min(n, 2*cap(r.buf)))
+			grown = append(grown, r.buf...)
+			r.pool.put(r.buf)
+			r.buf = grown
+		}
+		m, err := r.conn.Read(r.buf[len(r.buf):cap(r.buf)])
+		r.buf = r.buf[:len(r.buf)+m]
+		if err != nil && len(r.buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// release hands the buffer back to the pool; the reader reads no more.
+func (r *packetReader) release() {
+	r.pool.put(r.buf)
+	r.buf, r.end = nil, 0
+}
+
+// deadline sets a connection deadline (through set) to now plus timeout,
+// unless the one set before is already within 1/64 of that: moving a timer
+// costs more than the syscall it guards, and a deadline a little early
+// still bounds the wait.
+func deadline(timeout time.Duration, last time.Time, set func(time.Time) error) time.Time {
+	t := time.Now().Add(timeout)
+	if !last.IsZero() && t.Sub(last) < timeout/64 {
+		return last
+	}
+	set(t)
+	return t
+}
+
+// packetWriter collects the milter's packets and sends them in one write
+// when flushed: a reply, or the header changes of a verdict with the final
+// reply that follows them.
+type packetWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	out     []byte
+	writeDL time.Time
+}
+
+// packet appends one packet: code, then each part of data in turn.
+func (w *packetWriter) packet(code byte, data ...[]byte) {
+	n := 1
+	for _, d := range data {
+		n += len(d)
+	}
+	w.out = binary.BigEndian.AppendUint32(w.out, uint32(n))
+	w.out = append(w.out, code)
+	for _, d := range data {
+		w.out = append(w.out, d...)
+	}
+}
+
+// flush writes what was collected.
+func (w *packetWriter) flush() error {
+	if len(w.out) == 0 {
+		return nil
+	}
+	w.writeDL = deadline(w.timeout, w.writeDL, w.conn.SetWriteDeadline)
+	_, err := w.conn.Write(w.out)
+	if cap(w.out) > keepBufSize {
+		w.out = nil
+	} else {
+		w.out = w.out[:0]
+	}
+	return err
+}
+
+// Modifier asks the MTA for changes to the message, with the final reply
+// to end of message. A change the MTA did not grant at negotiation is not
+// sent (the server logged that at negotiation).
+type Modifier struct {
+	w       *packetWriter
+	actions OptAction
+	scratch []byte
+}
+
+// headerPacket sends a header change: an index (unless index < 0), the
+// name and the value, NUL-terminated, the value's CRLF line ends sent as
+// LF (what Postfix and Sendmail expect of a milter).
+func (m *Modifier) headerPacket(code byte, index int, name, value string) {
+	b := m.scratch[:0]
+	if index >= 0 {
+		b = binary.BigEndian.AppendUint32(b, uint32(index))
+	}
+	b = append(b, name...)
+	b = append(b, 0)
+	for i := 0; i < len(value); i++ {
+		if value[i] == '\r' && i+1 < len(value) && value[i+1] == '\n' {
+			continue
+		}
+		b = append(b, value[i])
+	}
+	b = append(b, 0)
+	m.w.packet(code, b)
+	m.scratch = b
+}
+
+// InsertHeader inserts a field at index (0: the top of the header).
+func (m *Modifier) InsertHeader(index int, name, value string) {
+	if m.actions&OptAddHeader != 0 {
+		m.headerPacket('i', index, name, value)
+	}
+}
+
+// AddHeader appends a field at the end of the header.
+func (m *Modifier) AddHeader(name, value string) {
+	if m.actions&OptAddHeader != 0 {
+		m.headerPacket('h', -1, name, value)
+	}
+}
+
+// ChangeHeader replaces the index-th (1-based) field called name; an empty
+// value removes it.
+func (m *Modifier) ChangeHeader(index int, name, value string) {
+	if m.actions&OptChangeHeader != 0 {
+		m.headerPacket('m', index, name, value)
+	}
+}
+
+// Quarantine asks the MTA to hold the message, giving reason.
+func (m *Modifier) Quarantine(reason string) {
+	if m.actions&OptQuarantine != 0 {
+		m.w.packet('q', append(append(m.scratch[:0], reason...), 0))
+	}
+}
+
+// Macros are the macros the MTA sent for the command being handled and the
+// stages before it in the current transaction.
+type Macros struct {
+	// stages[i] holds the data of the last macro packet for the command
+	// of stage i (see macroStage): name NUL value NUL pairs.
+	stages [numMacroStages][]byte
+	cur    int
+}
+
+const numMacroStages = 11
+
+// macroStage orders the commands macros are sent for: connect, HELO,
+// MAIL, RCPT, DATA, header, end of headers, body, end of message,
+// unknown, anything else.
+func macroStage(cmd byte) int {
+	switch cmd {
+	case 'C':
+		return 0
+	case 'H':
+		return 1
+	case 'M':
+		return 2
+	case 'R':
+		return 3
+	case 'T':
+		return 4
+	case 'L':
+		return 5
+	case 'N':
+		return 6
+	case 'B':
+		return 7
+	case 'E':
+		return 8
+	case 'U':
+		return 9
+	}
+	return 10
+}
+
+// set keeps the macros of a macro packet for the command cmd.
+func (m *Macros) set(cmd byte, data []byte) {
+	i := macroStage(cmd)
+	m.stages[i] = append(m.stages[i][:0], data...)
+}
+
+// clear forgets the macros of stage from and later ones.
+func (m *Macros) clear(from int) {
+	for i := from; i < numMacroStages; i++ {
+		m.stages[i] = m.stages[i][:0]
+	}
+}
+
+// Get returns the value of the macro name ("i", "{auth_authen}"): from the
+// current command's macros, else from the latest earlier stage that has
+// it; "" when the MTA sent none.
+func (m *Macros) Get(name string) string {
+	for i := m.cur; i >= 0; i-- {
+		if v, ok := lookupMacro(m.stages[i], name); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Range calls f for every macro held, stage by stage up to the current one.
+func (m *Macros) Range(f func(name, value string)) {
+	for i := 0; i <= m.cur; i++ {
+		for data := m.stages[i]; len(data) > 0; {
+			k, rest := cstring(data)
+			v, rest := cstring(rest)
+			f(string(k), string(v))
+			data = rest
+		}
+	}
+}
+
+func lookupMacro(data []byte, name string) (string, bool) {
+	for len(data) > 0 {
+		k, rest := cstring(data)
+		v, rest := cstring(rest)
+		if string(k) == name {
+			return string(v), true
+		}
+		data = rest
+	}
+	return "", false
+}
+
+// cstring splits b at its first NUL: the string before it and the bytes
+// after it (all of b, and nothing after, when there is no NUL).
+func cstring(b []byte) (s, rest []byte) {
+	for i, c := range b {
+		if c == 0 {
+			return b[:i], b[i+1:]
+		}
+	}
+	return b, nil
+}
+
+// bufPool keeps read buffers between packets and connections, in classes
+// of readBufSize<<i bytes up to keepBufSize, a few of each: a connection
+// that grows its buffer for a body chunk takes one of the next class and
+// gives back the one it had, instead of allocating both. It holds at most
+// bufPoolDepth buffers per class (about 2 MiB in all).
+type bufPool struct {
+	classes [bufClasses]chan []byte
+	once    sync.Once
+}
+
+const (
+	bufClasses   = 8 // 512 B … 64 KiB
+	bufPoolDepth = 16
+)
+
+func (p *bufPool) init() {
+	for i := range p.classes {
+		p.classes[i] = make(chan []byte, bufPoolDepth)
+	}
+}
+
+// bufClass returns the class of a buffer of capacity n, or -1 when n is
+// not a class size.
+func bufClass(n int) int {
+	for i := 0; i < bufClasses; i++ {
+		if n == readBufSize<<i {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns an empty buffer of capacity at least n: a class size when n
+// is at most keepBufSize (taken from the pool when one is there), else n.
+func (p *bufPool) get(n int) []byte {
+	if n > keepBufSize {
+		return make([]byte, 0, n)
+	}
+	size := readBufSize
+	for size < n {
+		size <<= 1
+	}
+	if p != nil {
+		p.once.Do(p.init)
+		select {
+		case b := <-p.classes[bufClass(size)]:
+			return b[:0]
+		default:
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+// put gives b back, if it is of a class size and the class has room.
+func (p *bufPool) put(b []byte) {
+	if p == nil {
+		return
+	}
+	i := bufClass(cap(b))
+	if i < 0 {
+		return
+	}
+	p.once.Do(p.init)
+	select {
+	case p.classes[i] <- b[:0]:
+	default:
+	}
+}

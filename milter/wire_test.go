@@ -1,0 +1,188 @@
+package milter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestPacketReaderStream: whatever the packet sizes and however the bytes
+// are split on the wire, the reader returns exactly the packets that were
+// sent; the buffer never holds more than twice what has arrived of a
+// packet, a connection keeps at most keepBufSize between packets, and
+// buffers go back to the pool.
+func TestPacketReaderStream(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var stream []byte
+	var want [][]byte
+	for _, size := range []int{1, 13, 100, 511, 512, 600, 4000, 20000, 65536, 100000, 3, 70000, 9} {
+		p := make([]byte, size)
+		for i := range p {
+			p[i] = byte(rng.IntN(256))
+		}
+		want = append(want, p)
+		stream = append(binary.BigEndian.AppendUint32(stream, uint32(size)), p...)
+	}
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	go func() {
+		// Bytes in random pieces, some with several packets.
+		wrng := rand.New(rand.NewPCG(3, 4))
+		for rest := stream; len(rest) > 0; {
+			n := min(len(rest), 1+wrng.IntN(9000))
+			cli.Write(rest[:n])
+			rest = rest[n:]
+		}
+		cli.Close()
+	}()
+	pool := &bufPool{}
+	r := &packetReader{conn: srv, timeout: 5 * time.Second, pool: pool}
+	for i := 0; ; i++ {
+		code, data, err := r.next()
+		if err == io.EOF {
+			if i != len(want) {
+				t.Fatalf("EOF after %d packets, sent %d", i, len(want))
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := append([]byte{code}, data...); !bytes.Equal(got, want[i]) {
+			t.Fatalf("packet %d: %d bytes differ from the %d sent", i, len(got), len(want[i]))
+		}
+		if cap(r.buf) > 2*max(readBufSize, r.end) {
+			t.Fatalf("buffer of %d bytes for a packet of %d", cap(r.buf), r.end)
+		}
+	}
+	if cap(r.buf) > keepBufSize {
+		t.Errorf("keeps %d bytes after the last packet", cap(r.buf))
+	}
+	r.release()
+	pooled := 0
+	for i := range pool.classes {
+		pooled += len(pool.classes[i])
+	}
+	if pooled == 0 {
+		t.Error("no buffer went back to the pool")
+	}
+	if b := pool.get(700); cap(b) != 1024 || len(b) != 0 {
+		t.Errorf("get(700): len %d cap %d", len(b), cap(b))
+	}
+}
+
+// TestPacketReaderStalledPacket: 2 bytes of a packet announcing 1 MiB cost
+// no more than the first buffer, and the read ends at the idle timeout.
+func TestPacketReaderStalledPacket(t *testing.T) {
+	t.Parallel()
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	r := &packetReader{conn: srv, timeout: 200 * time.Millisecond, pool: &bufPool{}}
+	go cli.Write(append(binary.BigEndian.AppendUint32(nil, maxPacket), 'L', 'X'))
+	_, _, err := r.next()
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("err %v, want a timeout", err)
+	}
+	if cap(r.buf) != readBufSize {
+		t.Errorf("buffer of %d bytes for 6 bytes received", cap(r.buf))
+	}
+}
+
+// TestPacketReaderBadLength: a packet of length 0 or over maxPacket is a
+// protocol error, read no further.
+func TestPacketReaderBadLength(t *testing.T) {
+	t.Parallel()
+	for _, n := range []uint32{0, maxPacket + 1, 0xffffffff} {
+		srv, cli := net.Pipe()
+		go cli.Write(binary.BigEndian.AppendUint32(nil, n))
+		r := &packetReader{conn: srv, timeout: time.Second}
+		if _, _, err := r.next(); !errors.Is(err, errProtocol) {
+			t.Errorf("length %d: err %v, want a protocol error", n, err)
+		}
+		srv.Close()
+		cli.Close()
+	}
+}
+
+// TestModifierOneWrite: header changes go out with the reply that follows
+// them, in one write and in order, CRLF in values sent as LF; changes the
+// MTA did not grant are not sent.
+func TestModifierOneWrite(t *testing.T) {
+	t.Parallel()
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	w := &packetWriter{conn: srv, timeout: 5 * time.Second}
+	pkt := func(code byte, data string) []byte {
+		return append(append(binary.BigEndian.AppendUint32(nil, uint32(len(data)+1)), code), data...)
+	}
+	writes := make(chan []byte, 4)
+	go func() {
+		for {
+			b := make([]byte, 1024)
+			n, err := cli.Read(b)
+			if err != nil {
+				close(writes)
+				return
+			}
+			writes <- b[:n]
+		}
+	}()
+	m := &Modifier{w: w, actions: OptAddHeader | OptChangeHeader}
+	m.ChangeHeader(1, "Authentication-Results", "")
+	m.InsertHeader(0, "X", " y;\r\n\tz")
+	m.Quarantine("not granted")
+	w.packet('a')
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(pkt('m', "\x00\x00\x00\x01Authentication-Results\x00\x00"), pkt('i', "\x00\x00\x00\x00X\x00 y;\n\tz\x00")...), pkt('a', "")...)
+	if got := <-writes; !bytes.Equal(got, want) {
+		t.Fatalf("one write %q, want %q", got, want)
+	}
+	// A reply with nothing held goes out alone.
+	w.packet('c')
+	w.flush()
+	if got := <-writes; !bytes.Equal(got, pkt('c', "")) {
+		t.Fatalf("got %q", got)
+	}
+	srv.Close()
+}
+
+// TestMacros: a macro is looked up in the current command's macros, then
+// in earlier stages; clearing from MAIL on keeps the connection's.
+func TestMacros(t *testing.T) {
+	t.Parallel()
+	var m Macros
+	m.set('C', []byte("{client_addr}\x00192.0.2.1\x00j\x00mx\x00"))
+	m.set('M', []byte("i\x00Q1\x00{auth_authen}\x00\x00"))
+	m.set('E', []byte("i\x00Q2\x00odd"))
+	m.cur = macroStage('M')
+	if got := m.Get("i"); got != "Q1" {
+		t.Errorf("at MAIL: i=%q", got)
+	}
+	if got := m.Get("{client_addr}"); got != "192.0.2.1" {
+		t.Errorf("at MAIL: client_addr=%q", got)
+	}
+	m.cur = macroStage('E')
+	if got := m.Get("i"); got != "Q2" {
+		t.Errorf("at EOM: i=%q", got)
+	}
+	if got := m.Get("odd"); got != "" {
+		t.Errorf("a name without value: %q", got)
+	}
+	m.cur = macroStage('C')
+	if got := m.Get("i"); got != "" {
+		t.Errorf("at CONNECT, a later stage's macro: %q", got)
+	}
+	m.clear(macroStage('M'))
+	m.cur = macroStage('E')
+	if m.Get("i") != "" || m.Get("j") != "mx" {
+		t.Errorf("after clear: i=%q j=%q", m.Get("i"), m.Get("j"))
+	}
+}
