@@ -48,7 +48,13 @@ type Server struct {
 	conns    map[*Conn]struct{}
 	closing  bool
 	listener []net.Listener
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // connections being served
+	// handoff passes an accepted connection to an idle worker; quit
+	// (closed by Shutdown) ends the idle ones.
+	handoff  chan *Conn
+	quit     chan struct{}
+	quitOnce sync.Once
+	workers  sync.WaitGroup
 }
 
 // Milter handles the commands of one MTA connection, in the order the MTA
@@ -121,6 +127,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	if s.conns == nil {
 		s.conns = make(map[*Conn]struct{})
+		s.handoff = make(chan *Conn)
+		s.quit = make(chan struct{})
 	}
 	s.listener = append(s.listener, ln)
 	s.mu.Unlock()
@@ -154,7 +162,41 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		// An idle worker takes it, or a new one.
+		select {
+		case s.handoff <- c:
+		default:
+			s.workers.Add(1)
+			go s.worker(c)
+		}
+	}
+}
+
+// workerIdle is how long a connection's goroutine waits for another
+// connection once its own has ended. Reusing it spares the new goroutine
+// and, above all, growing its stack again to the depth of the signature
+// checks, for every connection (Postfix opens one per SMTP session).
+const workerIdle = time.Second
+
+// worker serves c, then the connections the accept loop hands it while it
+// is idle, until none comes for workerIdle or the server shuts down.
+func (s *Server) worker(c *Conn) {
+	defer s.workers.Done()
+	var idle *time.Timer
+	for {
+		s.serveConn(c)
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case c = <-s.handoff:
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
 	}
 }
 
@@ -395,13 +437,16 @@ func trimAngle(b []byte) string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	if s.quit != nil {
+		s.quitOnce.Do(func() { close(s.quit) })
+	}
 	for _, ln := range s.listener {
 		ln.Close()
 	}
 	s.mu.Unlock()
 
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.workers.Wait(); close(done) }()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
