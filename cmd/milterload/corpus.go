@@ -16,8 +16,7 @@ import (
 	"github.com/authmilter/authmilter/internal/message"
 )
 
-// mail is one corpus message, prepared for sending: header fields as the
-// MTA passes them and the body in protocol-sized CRLF chunks.
+// mail is one corpus message, prepared for sending.
 type mail struct {
 	name     string
 	class    string
@@ -25,12 +24,34 @@ type mail struct {
 	helo     string
 	mailFrom string
 	rcpts    []string
-	fields   []field
-	body     [][]byte
 	size     int
+	wire     encoded
 }
 
-type field struct{ name, value string }
+// encoded is what of a message goes to the milter the same in every
+// transaction, encoded once when the corpus is loaded: command data, macro
+// values, and the header and body commands as whole packets.
+type encoded struct {
+	clientAddr  string // {client_addr}
+	clientMacro string // _: "unknown [ADDR]"
+	connect     []byte // SMFIC_CONNECT data
+	helo        []byte // SMFIC_HELO data
+	mail        []byte // SMFIC_MAIL data
+	mailHost    string // {mail_host}
+	rcpts       []encodedRcpt
+	// headers are the SMFIC_HEADER packets of the message's fields as the
+	// MTA passes them: [0] values without their leading space, [1] with it
+	// (SMFIP_HDR_LEADSPC).
+	headers [2][][]byte
+	// body are the SMFIC_BODY packets: the body with CRLF line ends in
+	// chunks of at most 65535 bytes.
+	body [][]byte
+}
+
+type encodedRcpt struct {
+	addr, host string // {rcpt_addr}, {rcpt_host}
+	data       []byte // SMFIC_RCPT data
+}
 
 // sidecar is the NAME.env envelope file.
 type sidecar struct {
@@ -97,13 +118,19 @@ func loadMail(emlPath, envPath string) (*mail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", emlPath, err)
 	}
-	for _, f := range fields {
-		m.fields = append(m.fields, milterField(f))
+	m.encodeEnvelope()
+	for lead := range m.wire.headers {
+		var buf []byte
+		for _, f := range fields {
+			start := len(buf)
+			buf = appendHeaderPacket(buf, f.Name, milterValue(f), lead == 1)
+			m.wire.headers[lead] = append(m.wire.headers[lead], buf[start:len(buf):len(buf)])
+		}
 	}
 	// The MTA sends the body with CRLF line ends in chunks of at most
 	// 65535 bytes.
 	err = message.BodyCRLF(br, maxBodyChunk, func(chunk []byte) error {
-		m.body = append(m.body, bytes.Clone(chunk))
+		m.wire.body = append(m.wire.body, appendPacket(nil, cmdBody, chunk))
 		return nil
 	})
 	if err != nil && err != io.EOF {
@@ -112,14 +139,36 @@ func loadMail(emlPath, envPath string) (*mail, error) {
 	return m, nil
 }
 
-// milterField is a raw header field as the MTA passes it: the name, and
-// the value after the colon with its leading space, folded lines joined
-// with LF and no final line end.
-func milterField(f message.Field) field {
-	raw := string(f.Raw)
-	_, value, _ := strings.Cut(raw, ":")
-	value = strings.TrimSuffix(value, "\n")
-	value = strings.TrimSuffix(value, "\r")
-	value = strings.ReplaceAll(value, "\r\n", "\n")
-	return field{name: f.Name, value: value}
+// encodeEnvelope encodes the command data and macro values of the client,
+// HELO and envelope.
+func (m *mail) encodeEnvelope() {
+	w := &m.wire
+	w.clientAddr = m.ip.String()
+	w.clientMacro = "unknown [" + w.clientAddr + "]"
+	// SMFIC_CONNECT: host name, family, port (49152), address.
+	family := byte('4')
+	if m.ip.Is6() {
+		family = '6'
+	}
+	w.connect = append([]byte("unknown\x00"), family, 0xc0, 0x00)
+	w.connect = append(append(w.connect, w.clientAddr...), 0)
+	w.helo = cstr(m.helo)
+	w.mail = cstr("<" + m.mailFrom + ">")
+	_, w.mailHost, _ = strings.Cut(m.mailFrom, "@")
+	for _, r := range m.rcpts {
+		_, host, _ := strings.Cut(r, "@")
+		w.rcpts = append(w.rcpts, encodedRcpt{addr: r, host: host, data: cstr("<" + r + ">")})
+	}
+}
+
+func cstr(s string) []byte { return append([]byte(s), 0) }
+
+// milterValue is a raw header field's value as the MTA passes it: after
+// the colon with its leading space, folded lines joined with LF and no
+// final line end.
+func milterValue(f message.Field) []byte {
+	_, value, _ := bytes.Cut(f.Raw, []byte(":"))
+	value = bytes.TrimSuffix(value, []byte("\n"))
+	value = bytes.TrimSuffix(value, []byte("\r"))
+	return bytes.ReplaceAll(value, []byte("\r\n"), []byte("\n"))
 }

@@ -76,6 +76,8 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noReceived := fs.Bool("no-received", false, "do not send the Received field Postfix adds at the top of the header")
 	mta := fs.String("mta-name", "mx.inbound.example", "the MTA's host name ({j} and its Received field)")
 	warmup := fs.Int("warmup", 0, "messages sent (one session) before measuring, to fill the milter's caches")
+	cpuProfile := fs.String("cpuprofile", "", "write milterload's own CPU profile of the measured run (after warm-up) to this file")
+	memProfile := fs.String("memprofile", "", "write milterload's own allocation profile (alloc_space, alloc_objects) at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,7 +126,14 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("warm-up: %s", summarize(s, 0).FirstError)
 		}
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return err
+	}
 	rep, err := measure(ctx, cfg, corpus, pids)
+	if perr := stopProfiles(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}

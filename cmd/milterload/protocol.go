@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -105,67 +106,114 @@ var defaultMacros = [7][]string{
 	stageEOH:     {"i"},
 }
 
-// conn is one milter connection, driven as an MTA drives it.
+// conn is one milter connection, driven as an MTA drives it. A worker
+// keeps one conn for the whole run and dials it again for each milter
+// connection, so the buffers below serve every message.
 type conn struct {
 	nc      net.Conn
 	r       *bufio.Reader
-	w       *bufio.Writer
 	timeout time.Duration
+	// deadlineSet is when the read and write deadline was last moved to
+	// timeout from then; it moves again when 1/64 of timeout stale.
+	deadlineSet time.Time
+
+	out     []byte // the command being written: macros, then the command
+	in      []byte // the reply being read
+	scratch []byte // a header value being built
+	hdr     [4]byte
 
 	version  uint32
 	actions  uint32
 	protocol uint32
 	macros   [7][]string
-	hdr      [4]byte
+	symlist  []byte // the symbol lists macros were parsed from
 }
 
 // errMilter is a protocol violation by the milter.
 var errMilter = errors.New("milter protocol error")
 
-func dialMilter(network, addr string, timeout time.Duration) (*conn, error) {
-	nc, err := net.DialTimeout(network, addr, timeout)
+// dial opens a connection to the milter and negotiates options.
+func (c *conn) dial(d *net.Dialer, network, addr string) error {
+	nc, err := d.Dial(network, addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, 4096), w: bufio.NewWriterSize(nc, 64<<10), timeout: timeout, macros: defaultMacros}
+	c.nc = nc
+	if c.r == nil {
+		c.r = bufio.NewReaderSize(nc, 4096)
+	} else {
+		c.r.Reset(nc)
+	}
+	c.deadlineSet = time.Time{}
 	if err := c.negotiate(); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *conn) close() error { return c.nc.Close() }
-
-// send queues one command; flush sends the queue (a reply is awaited only
-// after a flush, so macros travel with their command in one write).
-func (c *conn) send(cmd byte, data ...[]byte) error {
-	n := 1
-	for _, d := range data {
-		n += len(d)
-	}
-	binary.BigEndian.PutUint32(c.hdr[:], uint32(n))
-	c.w.Write(c.hdr[:])
-	c.w.WriteByte(cmd)
-	for _, d := range data {
-		c.w.Write(d)
+		c.close()
+		return err
 	}
 	return nil
 }
 
-func (c *conn) flush() error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.w.Flush()
+func (c *conn) close() error {
+	err := c.nc.Close()
+	c.nc = nil
+	c.r.Reset(nil)
+	return err
 }
 
-// packet is one reply from the milter.
+// open reports whether the connection is up.
+func (c *conn) open() bool { return c.nc != nil }
+
+// touchDeadline keeps the connection's deadline at timeout from now, within
+// 1/64 of it, without moving the runtime's timer for every packet.
+func (c *conn) touchDeadline() {
+	now := time.Now()
+	if now.Sub(c.deadlineSet) > c.timeout/64 {
+		c.nc.SetDeadline(now.Add(c.timeout))
+		c.deadlineSet = now
+	}
+}
+
+// appendPacket appends one milter packet: length, command, data.
+func appendPacket(dst []byte, cmd byte, data ...[]byte) []byte {
+	n := 1
+	for _, d := range data {
+		n += len(d)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	dst = append(dst, cmd)
+	for _, d := range data {
+		dst = append(dst, d...)
+	}
+	return dst
+}
+
+// send queues one command; flush writes the queue in one write, as
+// Postfix's milter8 flushes after each command (macros travel with their
+// command). A reply is awaited only after a flush.
+func (c *conn) send(cmd byte, data ...[]byte) {
+	c.out = appendPacket(c.out, cmd, data...)
+}
+
+func (c *conn) flush() error {
+	err := c.write(c.out)
+	c.out = c.out[:0]
+	return err
+}
+
+// write writes one or more encoded packets in one write.
+func (c *conn) write(b []byte) error {
+	c.touchDeadline()
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// packet is one reply from the milter; data is valid until the next read.
 type packet struct {
 	code byte
 	data []byte
 }
 
 func (c *conn) read() (packet, error) {
-	c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+	c.touchDeadline()
 	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
 		return packet{}, err
 	}
@@ -173,7 +221,10 @@ func (c *conn) read() (packet, error) {
 	if n == 0 || n > maxReplyPacket {
 		return packet{}, fmt.Errorf("%w: reply length %d", errMilter, n)
 	}
-	buf := make([]byte, n)
+	if cap(c.in) < int(n) {
+		c.in = make([]byte, n)
+	}
+	buf := c.in[:n]
 	if _, err := io.ReadFull(c.r, buf); err != nil {
 		return packet{}, err
 	}
@@ -213,46 +264,61 @@ func (c *conn) negotiate() error {
 	if c.version < 2 || c.version > offerVersion {
 		return fmt.Errorf("%w: milter protocol version %d", errMilter, c.version)
 	}
-	// Symbol lists (SMFIF_SETSYMLIST): uint32 stage, then the macro names,
-	// space-separated, NUL-terminated.
-	rest := p.data[12:]
+	// A milter answers every connection with the same symbol lists: parse
+	// them when they differ from the last connection's.
+	if rest := p.data[12:]; c.symlist == nil || !bytes.Equal(rest, c.symlist) {
+		c.macros = parseSymLists(rest)
+		c.symlist = append(c.symlist[:0:0], rest...)
+	}
+	return nil
+}
+
+// parseSymLists parses the symbol lists of an option negotiation reply
+// (SMFIF_SETSYMLIST): uint32 stage, then the macro names, space-separated,
+// NUL-terminated. Stages without a list keep Postfix's defaults.
+func parseSymLists(rest []byte) [7][]string {
+	macros := defaultMacros
 	for len(rest) >= 5 {
 		stage := binary.BigEndian.Uint32(rest)
 		rest = rest[4:]
-		end := strings.IndexByte(string(rest), 0)
+		end := bytes.IndexByte(rest, 0)
 		if end < 0 {
 			end = len(rest)
 		}
-		if stage < uint32(len(c.macros)) {
-			c.macros[stage] = strings.Fields(string(rest[:end]))
+		if stage < uint32(len(macros)) {
+			macros[stage] = strings.Fields(string(rest[:end]))
 		}
 		rest = rest[min(end+1, len(rest)):]
 	}
-	return nil
+	return macros
 }
 
 func (c *conn) has(flag uint32) bool { return c.protocol&flag != 0 }
 
 // sendMacros queues the macros of stage that have a value, as Postfix does
 // (undefined macros are not sent; nothing is sent when none is defined).
-func (c *conn) sendMacros(cmd byte, stage int, vals map[string]string) {
-	var data []byte
+// value gives a macro's value at the stage, "" when undefined.
+func (c *conn) sendMacros(cmd byte, stage int, value func(name string) string) {
+	start := len(c.out)
+	c.out = append(c.out, 0, 0, 0, 0, cmdMacro, cmd)
 	for _, name := range c.macros[stage] {
-		v, ok := vals[name]
-		if !ok {
+		v := value(name)
+		if v == "" {
 			// Postfix accepts names with or without braces.
-			v, ok = vals[strings.Trim(name, "{}")]
+			v = value(strings.Trim(name, "{}"))
 		}
-		if !ok || v == "" {
+		if v == "" {
 			continue
 		}
-		data = append(data, name...)
-		data = append(data, 0)
-		data = append(data, v...)
-		data = append(data, 0)
+		c.out = append(c.out, name...)
+		c.out = append(c.out, 0)
+		c.out = append(c.out, v...)
+		c.out = append(c.out, 0)
 	}
-	if data != nil {
-		c.send(cmdMacro, []byte{cmd}, data)
+	if n := len(c.out) - start; n == 6 {
+		c.out = c.out[:start]
+	} else {
+		binary.BigEndian.PutUint32(c.out[start:], uint32(n-4))
 	}
 }
 
@@ -264,11 +330,20 @@ type outcome struct {
 	headers    int // header changes (add, insert, change)
 }
 
-// step sends a queued command (when the milter replies to it) and reads the
-// answer: continue goes on, anything else ends the message.
+// step writes the queued command and, when the milter replies to it,
+// reads the answer: continue goes on, anything else ends the message.
 func (c *conn) step(noReply bool) (done bool, o outcome, err error) {
-	if err := c.flush(); err != nil {
-		return true, o, err
+	return c.answer(c.flush(), noReply)
+}
+
+// stepPacket is step for a command encoded beforehand.
+func (c *conn) stepPacket(pkt []byte, noReply bool) (done bool, o outcome, err error) {
+	return c.answer(c.write(pkt), noReply)
+}
+
+func (c *conn) answer(writeErr error, noReply bool) (done bool, o outcome, err error) {
+	if writeErr != nil {
+		return true, o, writeErr
 	}
 	if noReply {
 		return false, o, nil

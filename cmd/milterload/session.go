@@ -1,9 +1,8 @@
 package main
 
 import (
-	"fmt"
+	"bytes"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -12,29 +11,35 @@ import (
 // answer here applies to every message of the connection.
 func (c *conn) connect(m *mail, mta string) (done bool, o outcome, err error) {
 	if !c.has(pNoConnect) {
-		c.sendMacros(cmdConnect, stageConnect, map[string]string{
-			"j": mta, "{daemon_name}": mta, "{daemon_addr}": "127.0.0.1", "v": "Postfix 3.7.11",
-			"_":                "unknown [" + m.ip.String() + "]",
-			"{client_addr}":    m.ip.String(),
-			"{client_name}":    "unknown",
-			"{client_port}":    "49152",
-			"{client_ptr}":     "unknown",
-			"{client_resolve}": "OK",
+		c.sendMacros(cmdConnect, stageConnect, func(name string) string {
+			switch name {
+			case "j", "{daemon_name}":
+				return mta
+			case "{daemon_addr}":
+				return "127.0.0.1"
+			case "v":
+				return "Postfix 3.7.11"
+			case "_":
+				return m.wire.clientMacro
+			case "{client_addr}":
+				return m.wire.clientAddr
+			case "{client_name}", "{client_ptr}":
+				return "unknown"
+			case "{client_port}":
+				return "49152"
+			case "{client_resolve}":
+				return "OK"
+			}
+			return ""
 		})
-		family := byte('4')
-		if m.ip.Is6() {
-			family = '6'
-		}
-		data := append([]byte("unknown\x00"), family, 0xc0, 0x00)
-		data = append(append(data, m.ip.String()...), 0)
-		c.send(cmdConnect, data)
+		c.send(cmdConnect, m.wire.connect)
 		if done, o, err = c.step(c.has(pNRConn)); done {
 			return
 		}
 	}
 	if !c.has(pNoHelo) {
-		c.sendMacros(cmdHelo, stageHelo, nil)
-		c.send(cmdHelo, cstr(m.helo))
+		c.sendMacros(cmdHelo, stageHelo, noMacros)
+		c.send(cmdHelo, m.wire.helo)
 		if done, o, err = c.step(c.has(pNRHelo)); done {
 			return
 		}
@@ -42,7 +47,9 @@ func (c *conn) connect(m *mail, mta string) (done bool, o outcome, err error) {
 	return false, o, nil
 }
 
-func cstr(s string) []byte { return append([]byte(s), 0) }
+// noMacros is the value of every macro at a stage where the MTA defines
+// none (HELO: no TLS here).
+func noMacros(string) string { return "" }
 
 // transaction sends one message (MAIL … end of message) and returns the
 // milter's answer and the time from MAIL to the final reply.
@@ -58,51 +65,82 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 		o    outcome
 		err  error
 	)
-	_, mailHost, _ := strings.Cut(m.mailFrom, "@")
+	onlyQueueID := func(name string) string {
+		if name == "i" {
+			return qid
+		}
+		return ""
+	}
 	if !c.has(pNoMail) {
-		c.sendMacros(cmdMail, stageMail, map[string]string{
-			"i": qid, "{mail_addr}": m.mailFrom, "{mail_host}": mailHost, "{mail_mailer}": "smtp",
+		c.sendMacros(cmdMail, stageMail, func(name string) string {
+			switch name {
+			case "i":
+				return qid
+			case "{mail_addr}":
+				return m.mailFrom
+			case "{mail_host}":
+				return m.wire.mailHost
+			case "{mail_mailer}":
+				return "smtp"
+			}
+			return ""
 		})
-		c.send(cmdMail, cstr("<"+m.mailFrom+">"))
+		c.send(cmdMail, m.wire.mail)
 		if done, o, err = c.step(c.has(pNRMail)); done {
 			return o, err
 		}
 	}
 	if !c.has(pNoRcpt) {
-		for _, r := range m.rcpts {
-			_, host, _ := strings.Cut(r, "@")
-			c.sendMacros(cmdRcpt, stageRcpt, map[string]string{"i": qid, "{rcpt_addr}": r, "{rcpt_host}": host, "{rcpt_mailer}": "local"})
-			c.send(cmdRcpt, cstr("<"+r+">"))
+		for i := range m.wire.rcpts {
+			r := &m.wire.rcpts[i]
+			c.sendMacros(cmdRcpt, stageRcpt, func(name string) string {
+				switch name {
+				case "i":
+					return qid
+				case "{rcpt_addr}":
+					return r.addr
+				case "{rcpt_host}":
+					return r.host
+				case "{rcpt_mailer}":
+					return "local"
+				}
+				return ""
+			})
+			c.send(cmdRcpt, r.data)
 			if done, o, err = c.step(c.has(pNRRcpt)); done {
 				return o, err
 			}
 		}
 	}
-	qm := map[string]string{"i": qid}
 	// SMFIC_DATA exists from protocol version 4 on.
 	if c.version >= 4 && !c.has(pNoData) {
-		c.sendMacros(cmdData, stageData, qm)
+		c.sendMacros(cmdData, stageData, onlyQueueID)
 		c.send(cmdData)
 		if done, o, err = c.step(c.has(pNRData)); done {
 			return o, err
 		}
 	}
 	if !c.has(pNoHdrs) {
+		lead := c.has(pLeadSpace)
+		// SMFIP_NOHREPL (SMFIP_NR_HDR): no reply to header commands.
+		noReply := c.has(pNoHdrReply)
 		if received {
 			// The Received field Postfix's smtpd adds is the first the
 			// milter sees.
-			if done, o, err = c.header("Received", postfixReceived(m, qid, mta)); done {
+			c.scratch = appendPostfixReceived(c.scratch[:0], m, qid, mta, time.Now())
+			c.out = appendHeaderPacket(c.out, "Received", c.scratch, lead)
+			if done, o, err = c.step(noReply); done {
 				return o, err
 			}
 		}
-		for _, f := range m.fields {
-			if done, o, err = c.header(f.name, f.value); done {
+		for _, p := range m.wire.headers[boolIndex(lead)] {
+			if done, o, err = c.stepPacket(p, noReply); done {
 				return o, err
 			}
 		}
 	}
 	if !c.has(pNoEOH) {
-		c.sendMacros(cmdEOH, stageEOH, qm)
+		c.sendMacros(cmdEOH, stageEOH, onlyQueueID)
 		c.send(cmdEOH)
 		if done, o, err = c.step(c.has(pNREOH)); done {
 			return o, err
@@ -110,9 +148,8 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	}
 	if !c.has(pNoBody) {
 	body:
-		for _, chunk := range m.body {
-			c.send(cmdBody, chunk)
-			if err := c.flush(); err != nil {
+		for _, p := range m.wire.body {
+			if err := c.write(p); err != nil {
 				return o, err
 			}
 			if c.has(pNRBody) {
@@ -132,7 +169,7 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 			}
 		}
 	}
-	c.sendMacros(cmdEOM, stageEOM, qm)
+	c.sendMacros(cmdEOM, stageEOM, onlyQueueID)
 	c.send(cmdEOM)
 	if err := c.flush(); err != nil {
 		return o, err
@@ -155,24 +192,41 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	}
 }
 
-// header sends one header field; value is as in the message after the
-// colon, folded lines joined with LF. Postfix keeps the leading space only
-// when the milter asked for it (SMFIP_HDR_LEADSPC).
-func (c *conn) header(name, value string) (bool, outcome, error) {
-	if !c.has(pLeadSpace) {
-		value = strings.TrimLeft(value, " \t")
+// appendHeaderPacket appends the SMFIC_HEADER packet of one header field;
+// value is as in the message after the colon, folded lines joined with LF.
+// Postfix keeps the leading space only when the milter asked for it
+// (SMFIP_HDR_LEADSPC).
+func appendHeaderPacket(dst []byte, name string, value []byte, leadSpace bool) []byte {
+	if !leadSpace {
+		value = bytes.TrimLeft(value, " \t")
 	}
-	data := make([]byte, 0, len(name)+len(value)+2)
-	data = append(append(append(append(data, name...), 0), value...), 0)
-	c.send(cmdHeader, data)
-	// SMFIP_NOHREPL (SMFIP_NR_HDR): no reply to header commands.
-	return c.step(c.has(pNoHdrReply))
+	return appendPacket(dst, cmdHeader, []byte(name), nul, value, nul)
 }
 
-// postfixReceived is the Received field smtpd writes, as a milter gets it.
-func postfixReceived(m *mail, qid, mta string) string {
-	return fmt.Sprintf(" from %s (unknown [%s])\n\tby %s (Postfix) with ESMTP id %s\n\tfor <%s>; %s",
-		m.helo, m.ip, mta, qid, firstOr(m.rcpts, "postmaster"), time.Now().UTC().Format("Mon, 2 Jan 2006 15:04:05 -0700 (MST)"))
+var nul = []byte{0}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendPostfixReceived appends the value of the Received field smtpd
+// writes, as a milter gets it.
+func appendPostfixReceived(dst []byte, m *mail, qid, mta string, now time.Time) []byte {
+	dst = append(dst, " from "...)
+	dst = append(dst, m.helo...)
+	dst = append(dst, " (unknown ["...)
+	dst = append(dst, m.wire.clientAddr...)
+	dst = append(dst, "])\n\tby "...)
+	dst = append(dst, mta...)
+	dst = append(dst, " (Postfix) with ESMTP id "...)
+	dst = append(dst, qid...)
+	dst = append(dst, "\n\tfor <"...)
+	dst = append(dst, firstOr(m.rcpts, "postmaster")...)
+	dst = append(dst, ">; "...)
+	return now.UTC().AppendFormat(dst, "Mon, 2 Jan 2006 15:04:05 -0700 (MST)")
 }
 
 func firstOr(list []string, def string) string {
@@ -189,7 +243,14 @@ func (c *conn) quit() {
 	c.close()
 }
 
-// queueID makes a Postfix-style short queue id.
+// queueID makes a Postfix-style short queue id: upper-case hexadecimal.
 func queueID(n uint64) string {
-	return strings.ToUpper(strconv.FormatUint(0x1000000000+n, 16))
+	var b [16]byte
+	id := strconv.AppendUint(b[:0], 0x1000000000+n, 16)
+	for i, ch := range id {
+		if 'a' <= ch && ch <= 'f' {
+			id[i] = ch - 'a' + 'A'
+		}
+	}
+	return string(id)
 }
