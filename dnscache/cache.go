@@ -46,7 +46,7 @@ type Cache struct {
 
 	minTTL, maxTTL, negTTL, maxNegTTL, tempTTL time.Duration
 
-	hits, misses, queries, failures atomic.Uint64
+	hits, misses, queries, failures, probeMisses atomic.Uint64
 }
 
 type cacheKey struct {
@@ -85,22 +85,30 @@ func NewCache(up Upstream, cfg Config) *Cache {
 }
 
 // Stats are a Cache's counters since it was made.
+//
+// A lookup in probe mode (WithProbe) counts in Hits when the cache answers
+// it, and otherwise only in ProbeMisses: the caller then makes the lookup
+// again normally, and that one counts as the miss. (When a probe answered
+// some lookups before it missed one, the caller's second pass counts their
+// hits again.)
 type Stats struct {
-	Hits    uint64 // lookups answered from the cache
-	Misses  uint64 // lookups that waited for an upstream query
-	Queries uint64 // upstream queries made (Misses less the shared ones)
-	Errors  uint64 // upstream queries that failed temporarily
-	Entries int    // answers held now, expired ones included
+	Hits        uint64 // lookups answered from the cache
+	Misses      uint64 // lookups that waited for an upstream query
+	Queries     uint64 // upstream queries made (Misses less the shared ones)
+	Errors      uint64 // upstream queries that failed temporarily
+	ProbeMisses uint64 // probe-mode lookups the cache could not answer
+	Entries     int    // answers held now, expired ones included
 }
 
 // Stats returns the counters of c.
 func (c *Cache) Stats() Stats {
 	return Stats{
-		Hits:    c.hits.Load(),
-		Misses:  c.misses.Load(),
-		Queries: c.queries.Load(),
-		Errors:  c.failures.Load(),
-		Entries: c.entries.Len(),
+		Hits:        c.hits.Load(),
+		Misses:      c.misses.Load(),
+		Queries:     c.queries.Load(),
+		Errors:      c.failures.Load(),
+		ProbeMisses: c.probeMisses.Load(),
+		Entries:     c.entries.Len(),
 	}
 }
 
@@ -120,6 +128,12 @@ func (c *Cache) query(ctx context.Context, qtype uint16, name string) (*answer, 
 	if e, ok := c.entries.Get(k); ok && c.now().Before(e.expires) {
 		c.hits.Add(1)
 		return e.result()
+	}
+	if p := probing(ctx); p != nil {
+		// Probe mode: never upstream. Not a miss: the caller asks again
+		// normally, and that lookup is the one counted.
+		c.probeMisses.Add(1)
+		return nil, p.notCached(name)
 	}
 	c.misses.Add(1)
 	if err := ctx.Err(); err != nil {

@@ -86,6 +86,9 @@ func (c *Client) budget() time.Duration {
 
 // query implements querier.
 func (c *Client) query(ctx context.Context, qtype uint16, name string) (*answer, error) {
+	if p := probing(ctx); p != nil {
+		return nil, p.notCached(name) // probe mode: nothing is sent
+	}
 	var last error
 	for range c.attempts {
 		for _, server := range c.servers {
