@@ -96,11 +96,8 @@ type bodyKey struct {
 	limit int64
 }
 
-type keyFuture struct {
-	done chan struct{}
-	key  *dkimkey.Key
-	err  error
-}
+// keyFuture is one key lookup, complete or running (dkimkey.Start).
+type keyFuture = dkimkey.Future
 
 // NewValidator parses the ARC Sets in header (the message's header fields
 // in order, top first, as internal/message reads them), checks their
@@ -257,12 +254,9 @@ func (v *Validator) lookup(selector, domain string) {
 	if v.keys[id] != nil {
 		return
 	}
-	f := &keyFuture{done: make(chan struct{})}
-	v.keys[id] = f
-	go func() {
-		defer close(f.done)
-		f.key, f.err = dkimkey.Lookup(v.ctx, v.r, selector, domain)
-	}()
+	// A key the resolver has in memory is there at once; only one that
+	// needs the network is fetched in the background.
+	v.keys[id] = dkimkey.Start(v.ctx, v.r, selector, domain, nil)
 }
 
 // Write feeds the next part of the body (CRLF line ends, any chunking).
@@ -447,18 +441,16 @@ func appendSelf(buf []byte, c canon.Canon, f message.Field) []byte {
 
 func (v *Validator) verifySig(instance int, header string, alg algorithm, selector, domain string, digest, sig []byte) error {
 	f := v.keys[strings.ToLower(selector+"._domainkey."+domain)]
-	select {
-	case <-f.done:
-	case <-v.ctx.Done():
+	if !f.Wait(v.ctx) {
 		return fmt.Errorf("%w: i=%d %s key %s: %v", ErrTemporary, instance, header, dkimkey.Name(selector, domain), v.ctx.Err())
 	}
-	if f.err != nil {
-		if errors.Is(f.err, dnscache.ErrTemporary) {
-			return fmt.Errorf("%w: i=%d %s: %w", ErrTemporary, instance, header, f.err)
+	k, err := f.Result()
+	if err != nil {
+		if errors.Is(err, dnscache.ErrTemporary) {
+			return fmt.Errorf("%w: i=%d %s: %w", ErrTemporary, instance, header, err)
 		}
-		return fmt.Errorf("%w: i=%d %s: %w", ErrSignature, instance, header, f.err)
+		return fmt.Errorf("%w: i=%d %s: %w", ErrSignature, instance, header, err)
 	}
-	k := f.key
 	if k.Type != alg.keyType() {
 		return fmt.Errorf("%w: i=%d %s a=%s with a k=%s key", ErrSignature, instance, header, alg, k.Type)
 	}

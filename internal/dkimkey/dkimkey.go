@@ -325,3 +325,11 @@ type KeyResolver struct {
 	dnscache.Resolver
 	Keys *Cache
 }
+
+// CanProbe implements dnscache.Prober: a KeyResolver honours probe mode
+// (dnscache.WithProbe) exactly when the Resolver it wraps does.
+func (kr KeyResolver) CanProbe() bool {
+	return kr.Resolver != nil && dnscache.CanProbe(kr.Resolver)
+}
+
+var _ dnscache.Prober = KeyResolver{}

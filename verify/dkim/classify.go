@@ -31,7 +31,7 @@ func classify(in outcome, max int, now time.Time) Signature {
 	var key *dkimkey.Key
 	var keyErr error
 	if in.keyDone {
-		key, keyErr = s.key.key, s.key.err
+		key, keyErr = s.key.Result()
 	}
 	if key != nil {
 		out.KeyBits = key.Bits

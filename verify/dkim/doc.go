@@ -16,8 +16,9 @@
 //     the body is never held in memory;
 //   - streaming without a goroutine and a pipe per message: Write hashes on
 //     the caller's goroutine and never waits for DNS, since the key lookups
-//     start in the background at NewVerifier (one per distinct key, at most
-//     Options.MaxSignatures);
+//     start at NewVerifier (one per distinct key, at most
+//     Options.MaxSignatures): answered at once by a resolver that has the
+//     key in memory (dnscache.CanProbe), in the background otherwise;
 //   - the facts of each signature at hand: d=, i=, s=, a=, the full b=
 //     value, the key size and the key's t=y and t=s flags, as an
 //     Authentication-Results header needs them (RFC 8601 §2.7.1), and a

@@ -55,8 +55,9 @@ const (
 // Verifier verifies the DKIM signatures of one message fed to it in
 // pieces: the header to NewVerifier, the body to Write, then Close. The
 // body is canonicalised and hashed as it is written, on the caller's
-// goroutine, and never held in memory; key lookups run in the background
-// from NewVerifier on. Write, Close and Abort may be called from different
+// goroutine, and never held in memory; key lookups start at NewVerifier,
+// in the background unless the resolver has the keys in memory
+// (dnscache.CanProbe: a warm Cache starts no goroutine). Write, Close and Abort may be called from different
 // goroutines, but Write calls must not overlap one another.
 type Verifier struct {
 	ctx    context.Context
@@ -72,7 +73,7 @@ type Verifier struct {
 	body  *canon.BodySet // private, or shared with an ARC validator
 	fed   int64          // body octets written to this Verifier
 
-	keys   map[string]*keyFuture
+	keys   map[string]*dkimkey.Future
 	keysWG sync.WaitGroup
 
 	closeMu sync.Mutex
@@ -84,16 +85,9 @@ type sigState struct {
 	tags     *sigTags
 	parseErr error             // RFC 6376 §3.2/§3.5 syntax, from parseSignature
 	checkErr error             // RFC 6376 §6.1.1 checks that need neither key nor clock
-	key      *keyFuture        // nil when not checked
+	key      *dkimkey.Future   // nil when not checked
 	body     *canon.BodyHasher // nil when the body hash is never needed
 	digest   [sha256.Size]byte // SHA-256 of the signed header data (RFC 6376 §3.7)
-}
-
-// keyFuture is one key lookup running in the background.
-type keyFuture struct {
-	done chan struct{}
-	key  *dkimkey.Key
-	err  error
 }
 
 // NewVerifier starts verifying a message whose header fields (raw, with
@@ -182,23 +176,19 @@ func headerData(buf []byte, header []message.Field, st *sigTags, self message.Fi
 }
 
 // lookup starts the lookup of a key, or returns the one already started
-// for the same selector and domain.
-func (v *Verifier) lookup(r dnscache.Resolver, selector, domain string) *keyFuture {
+// for the same selector and domain. A key the resolver has in memory is
+// there at once; only one that needs the network is fetched in the
+// background (see dkimkey.Start).
+func (v *Verifier) lookup(r dnscache.Resolver, selector, domain string) *dkimkey.Future {
 	id := strings.ToLower(dkimkey.Name(selector, domain))
 	if f := v.keys[id]; f != nil {
 		return f
 	}
 	if v.keys == nil {
-		v.keys = map[string]*keyFuture{}
+		v.keys = map[string]*dkimkey.Future{}
 	}
-	f := &keyFuture{done: make(chan struct{})}
+	f := dkimkey.Start(v.ctx, r, selector, domain, &v.keysWG)
 	v.keys[id] = f
-	v.keysWG.Add(1)
-	go func() {
-		defer v.keysWG.Done()
-		defer close(f.done)
-		f.key, f.err = dkimkey.Lookup(v.ctx, r, selector, domain)
-	}()
 	return f
 }
 
@@ -245,28 +235,12 @@ func (v *Verifier) Close() []Signature {
 	for i, s := range v.sigs {
 		in := outcome{sig: s, checked: i < v.nCheck}
 		if s.key != nil {
-			in.keyDone = waitDone(v.ctx, s.key.done)
+			in.keyDone = s.key.Wait(v.ctx)
 		}
 		out[i] = classify(in, v.max, now)
 	}
 	v.result = out
 	return out
-}
-
-// waitDone waits for ch to be closed or ctx to end, and reports whether ch
-// was closed.
-func waitDone(ctx context.Context, ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	case <-ctx.Done():
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 }
 
 // Abort abandons the message: lookups are cancelled, a later Write
