@@ -92,7 +92,9 @@ func (e *Engine) logger() *slog.Logger {
 
 // Begin starts a message at MAIL FROM; env must hold the client, HELO and
 // MAIL FROM facts (recipients may be added later). SPF evaluation starts
-// now, in the background. The message holds resources until End or Abort.
+// now: done before Begin returns when the resolver has every answer in
+// memory, in the background otherwise. The message holds resources until
+// End or Abort.
 func (e *Engine) Begin(parent context.Context, env Envelope) *Message {
 	ctx, cancel := context.WithCancel(parent)
 	m := &Message{

@@ -43,7 +43,11 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // it: Begin (at MAIL FROM), AddRcpt, Header for each field, EndOfHeaders,
 // Body for each chunk, then End. Work starts as soon as its inputs exist:
 // SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
-// EndOfHeaders; body hashes as chunks arrive. A Message is used by one
+// EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
+// resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
+// there, on the caller's goroutine: starting a goroutine would cost more.
+// Only work that needs the network runs in the background, hiding its
+// latency behind the rest of the message. A Message is used by one
 // goroutine at a time.
 type Message struct {
 	e        *Engine
@@ -103,13 +107,28 @@ func (m *Message) startSPF() {
 	// RFC 7208 §2.3: the HELO identity is checked too; for a null
 	// reverse-path the MAIL FROM check already is that check (§2.4).
 	checkHELO := env.MailFrom != "" && env.HELO != ""
-	go func() {
-		defer close(m.spfDone)
-		m.spfMail = spf.VerifyWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+	check := func(ctx context.Context) {
+		m.spfMail = spf.VerifyWithOptions(ctx, m.e.Resolver, args, m.e.SPF)
 		if checkHELO {
-			m.spfHELO = spf.VerifyHELOWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+			m.spfHELO = spf.VerifyHELOWithOptions(ctx, m.e.Resolver, args, m.e.SPF)
 			m.heloDone = true
 		}
+	}
+	// With the answers in memory (a warm cache), the check is done here:
+	// a goroutine would cost more than the check. Otherwise it runs in
+	// the background while the message arrives.
+	if dnscache.CanProbe(m.e.Resolver) {
+		pctx, p := dnscache.WithProbe(m.ctx)
+		check(pctx)
+		if !p.Missed() {
+			close(m.spfDone)
+			return
+		}
+		m.spfHELO, m.heloDone = spf.Result{}, false
+	}
+	go func() {
+		defer close(m.spfDone)
+		check(m.ctx)
 	}()
 }
 
@@ -155,8 +174,8 @@ func (m *Message) Header(f message.Field) {
 }
 
 // EndOfHeaders starts DKIM verification, ARC validation (their key lookups
-// run now) and DMARC policy discovery for the From domains, in the
-// background.
+// run now) and DMARC policy discovery for the From domains: at once for
+// what the resolver has in memory, in the background for the rest.
 func (m *Message) EndOfHeaders() {
 	if m.eoh {
 		return
@@ -197,9 +216,29 @@ func (m *Message) EndOfHeaders() {
 		p := &prefetched{OrgDomainFinder: opts.Finder, done: make(chan struct{}), found: map[string]dmarc.Discovery{}}
 		opts.Finder = p
 		m.dmarcOpts = &opts
+		// Authors whose policy the resolver has in memory are discovered
+		// here; only the rest in the background.
+		rest := authors
+		if dnscache.CanProbe(m.e.Resolver) {
+			rest = nil
+			for _, a := range authors {
+				pctx, probe := dnscache.WithProbe(m.ctx)
+				d, err := p.OrgDomainFinder.Discover(pctx, m.e.Resolver, a)
+				switch {
+				case probe.Missed():
+					rest = append(rest, a)
+				case err == nil:
+					p.found[a] = d
+				}
+			}
+			if len(rest) == 0 {
+				close(p.done)
+				return
+			}
+		}
 		go func() {
 			defer close(p.done)
-			for _, a := range authors {
+			for _, a := range rest {
 				if d, err := p.OrgDomainFinder.Discover(m.ctx, m.e.Resolver, a); err == nil {
 					p.found[a] = d
 				}
