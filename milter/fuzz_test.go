@@ -410,7 +410,7 @@ func (s *guardedMilter) RcptTo(rcpt string, m *Macros) {
 	s.m.RcptTo(rcpt, m)
 }
 
-func (s *guardedMilter) Header(name, value string, m *Macros) {
+func (s *guardedMilter) Header(name, value []byte, m *Macros) {
 	defer s.g.catch()
 	s.m.Header(name, value, m)
 }

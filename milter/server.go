@@ -73,7 +73,7 @@ type Milter interface {
 	// Header: one field as the MTA passes it (with the leading space of
 	// the value when Conn.Protocol has OptHeaderLeadingSpace; folded
 	// lines joined with LF).
-	Header(name, value string, m *Macros)
+	Header(name, value []byte, m *Macros)
 	EndOfHeaders(m *Macros)
 	BodyChunk(chunk []byte, m *Macros)
 	// EndOfMessage returns the final reply, after asking for any changes
@@ -183,8 +183,10 @@ const workerIdle = time.Second
 func (s *Server) worker(c *Conn) {
 	defer s.workers.Done()
 	var idle *time.Timer
+	st := &connState{}
+	defer st.r.release()
 	for {
-		s.serveConn(c)
+		s.serveConn(c, st)
 		if idle == nil {
 			idle = time.NewTimer(workerIdle)
 		} else {
@@ -221,17 +223,42 @@ func (s *Server) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (s *Server) serveConn(c *Conn) {
+// connState is what a worker keeps from one connection to the next: the
+// read buffer (up to keepBufSize), the write buffer, the macro storage and
+// the modifier's scratch space, so that a connection allocates none of
+// them again.
+type connState struct {
+	r   packetReader
+	w   packetWriter
+	mac Macros
+	mod Modifier
+}
+
+// reset readies st for the connection nc.
+func (st *connState) reset(nc net.Conn, timeout time.Duration, pool *bufPool) {
+	st.r.conn, st.r.timeout, st.r.pool, st.r.readDL = nc, timeout, pool, time.Time{}
+	st.r.buf, st.r.end = st.r.buf[:0], 0
+	st.w.conn, st.w.timeout, st.w.out, st.w.writeDL = nc, timeout, st.w.out[:0], time.Time{}
+	st.mac.clear(0)
+	st.mac.cur = 0
+	st.mod.w, st.mod.actions = &st.w, 0
+}
+
+func (s *Server) serveConn(c *Conn, st *connState) {
 	defer s.wg.Done()
-	r := &packetReader{conn: c.nc, timeout: s.idleTimeout(), pool: &s.bufs}
-	w := &packetWriter{conn: c.nc, timeout: s.idleTimeout()}
+	st.reset(c.nc, s.idleTimeout(), &s.bufs)
+	r, w := &st.r, &st.w
 	var m Milter
 	defer func() {
 		if v := recover(); v != nil {
 			s.logger().Error("milter session panicked; connection closed", "conn", c.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		c.nc.Close()
-		r.release()
+		// A buffer grown for a big packet is not kept.
+		if cap(r.buf) > keepBufSize {
+			r.release()
+		}
+		r.conn, w.conn = nil, nil
 		if m != nil {
 			s.closeMilter(c, m)
 		}
@@ -241,7 +268,7 @@ func (s *Server) serveConn(c *Conn) {
 		s.mu.Unlock()
 	}()
 	m = s.NewSession(c)
-	if err := s.converse(c, m, r, w); err != nil {
+	if err := s.converse(c, m, st); err != nil {
 		lvl := slog.LevelWarn
 		if errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) && !c.busy.Load() {
 			lvl = slog.LevelDebug
@@ -263,9 +290,8 @@ func (s *Server) closeMilter(c *Conn, m Milter) {
 
 // converse runs the protocol until the MTA quits (nil) or the connection
 // fails (the error).
-func (s *Server) converse(c *Conn, m Milter, r *packetReader, w *packetWriter) error {
-	var mac Macros
-	mod := &Modifier{w: w}
+func (s *Server) converse(c *Conn, m Milter, st *connState) error {
+	r, w, mac, mod := &st.r, &st.w, &st.mac, &st.mod
 	// cont answers a command with "continue" unless the MTA was granted
 	// nr and does not wait for a reply.
 	cont := func(nr OptProtocol) error {
@@ -309,51 +335,51 @@ func (s *Server) converse(c *Conn, m Milter, r *packetReader, w *packetWriter) e
 				port, rest = binary.BigEndian.Uint16(rest), rest[2:]
 			}
 			addr, _ := cstring(rest)
-			m.Connect(string(host), family, port, string(addr), &mac)
+			m.Connect(string(host), family, port, string(addr), mac)
 			if err := cont(OptNoConnReply); err != nil {
 				return err
 			}
 		case 'H': // SMFIC_HELO
 			name, _ := cstring(data)
-			m.Helo(string(name), &mac)
+			m.Helo(string(name), mac)
 			if err := cont(OptNoHeloReply); err != nil {
 				return err
 			}
 		case 'M': // SMFIC_MAIL: the reverse-path, then ESMTP parameters
 			from, _ := cstring(data)
 			c.busy.Store(true)
-			m.MailFrom(trimAngle(from), &mac)
+			m.MailFrom(trimAngle(from), mac)
 			if err := cont(OptNoMailReply); err != nil {
 				return err
 			}
 		case 'R': // SMFIC_RCPT
 			rcpt, _ := cstring(data)
-			m.RcptTo(trimAngle(rcpt), &mac)
+			m.RcptTo(trimAngle(rcpt), mac)
 			if err := cont(OptNoRcptReply); err != nil {
 				return err
 			}
 		case 'L': // SMFIC_HEADER: name, value
 			name, rest := cstring(data)
 			value, _ := cstring(rest)
-			m.Header(string(name), string(value), &mac)
+			m.Header(name, value, mac)
 			if err := cont(OptNoHeaderReply); err != nil {
 				return err
 			}
 		case 'N': // SMFIC_EOH
-			m.EndOfHeaders(&mac)
+			m.EndOfHeaders(mac)
 			if err := cont(OptNoEOHReply); err != nil {
 				return err
 			}
 		case 'B': // SMFIC_BODY
-			m.BodyChunk(data, &mac)
+			m.BodyChunk(data, mac)
 			if err := cont(OptNoBodyReply); err != nil {
 				return err
 			}
 		case 'E': // SMFIC_BODYEOB, possibly with the last piece of body
 			if len(data) > 0 {
-				m.BodyChunk(data, &mac)
+				m.BodyChunk(data, mac)
 			}
-			reply := m.EndOfMessage(&mac, mod)
+			reply := m.EndOfMessage(mac, mod)
 			if reply.Code == 'y' {
 				w.packet('y', append([]byte(reply.Text), 0))
 			} else {

@@ -30,8 +30,8 @@ func (n noteMilter) Connect(host string, family byte, port uint16, addr string, 
 func (n noteMilter) Helo(name string, m *Macros)     { n.note("helo " + name) }
 func (n noteMilter) MailFrom(from string, m *Macros) { n.note("mail " + from + " i=" + m.Get("i")) }
 func (n noteMilter) RcptTo(rcpt string, m *Macros)   { n.note("rcpt " + rcpt) }
-func (n noteMilter) Header(name, value string, m *Macros) {
-	n.note("header " + name + ":" + value)
+func (n noteMilter) Header(name, value []byte, m *Macros) {
+	n.note("header " + string(name) + ":" + string(value))
 }
 func (n noteMilter) EndOfHeaders(m *Macros)            { n.note("eoh") }
 func (n noteMilter) BodyChunk(chunk []byte, m *Macros) { n.note("body " + string(chunk)) }

@@ -102,9 +102,9 @@ func (s *session) RcptTo(rcpt string, m *Macros) {
 	}
 }
 
-func (s *session) Header(name, value string, m *Macros) {
+func (s *session) Header(name, value []byte, m *Macros) {
 	if s.msg != nil {
-		s.msg.Header(message.FromMilter(name, value, s.c.Protocol()&OptHeaderLeadingSpace != 0))
+		s.msg.Header(message.FromMilterBytes(name, value, s.c.Protocol()&OptHeaderLeadingSpace != 0))
 	}
 }
 

@@ -162,8 +162,8 @@ func (r *recorder) MailFrom(from string, m *milter.Macros) {
 	r.record("mail " + from)
 }
 func (r *recorder) RcptTo(rcpt string, m *milter.Macros) { r.record("rcpt " + rcpt) }
-func (r *recorder) Header(name, value string, m *milter.Macros) {
-	r.headers = append(r.headers, name+":"+value)
+func (r *recorder) Header(name, value []byte, m *milter.Macros) {
+	r.headers = append(r.headers, string(name)+":"+string(value))
 }
 func (r *recorder) EndOfHeaders(m *milter.Macros) { r.keep(m) }
 func (r *recorder) BodyChunk(chunk []byte, m *milter.Macros) {

@@ -149,22 +149,35 @@ func truncate(b []byte) string {
 // without it one space is put back, the usual form. Folded lines, which the
 // MTA joins with bare LF, get CRLF again.
 func FromMilter(name, value string, leadingSpace bool) Field {
-	var b bytes.Buffer
-	b.Grow(len(name) + len(value) + 4)
-	b.WriteString(name)
-	b.WriteByte(':')
+	return Field{Name: name, Raw: appendMilter(nil, name, value, leadingSpace)}
+}
+
+// FromMilterBytes is FromMilter for a name and value the caller keeps
+// (a milter packet's bytes): they are copied.
+func FromMilterBytes(name, value []byte, leadingSpace bool) Field {
+	return Field{Name: string(name), Raw: appendMilter(nil, name, value, leadingSpace)}
+}
+
+func appendMilter[T string | []byte](b []byte, name, value T, leadingSpace bool) []byte {
+	n := len(name) + len(value) + 4
+	for i := 0; i < len(value); i++ {
+		if value[i] == '\n' {
+			n++
+		}
+	}
+	b = append(make([]byte, 0, n), name...)
+	b = append(b, ':')
 	if !leadingSpace {
-		b.WriteByte(' ')
+		b = append(b, ' ')
 	}
 	for i := 0; i < len(value); i++ {
 		c := value[i]
 		if c == '\n' && (i == 0 || value[i-1] != '\r') {
-			b.WriteByte('\r')
+			b = append(b, '\r')
 		}
-		b.WriteByte(c)
+		b = append(b, c)
 	}
-	b.WriteString("\r\n")
-	return Field{Name: name, Raw: b.Bytes()}
+	return append(b, '\r', '\n')
 }
 
 // BodyCRLF copies a body from r to w converting bare LF line ends to CRLF,
