@@ -65,3 +65,26 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSealBodyHash: without a seal to make, the whole body's relaxed hash
+// is not computed (BodyHash is nil) and validation is unchanged; by default
+// it is, and it is the hash a Sealer puts in its AMS bh=.
+func TestNoSealBodyHash(t *testing.T) {
+	t.Parallel()
+	records := newResolver()
+	msg := mustSeal(t, records, newEd25519Sealer(t, records, "a.example"), testMessage)
+	header, body := splitMessage(t, msg)
+	run := func(opts *Options) (Result, []byte) {
+		v := NewValidator(context.Background(), records, header, opts)
+		v.Write(body)
+		return v.Close(), v.BodyHash()
+	}
+	want, full := run(nil)
+	if want.Result != verify.ResultPass || len(full) != 32 {
+		t.Fatalf("default: %+v, body hash %x", want, full)
+	}
+	got, none := run(&Options{NoSealBodyHash: true})
+	if !reflect.DeepEqual(got, want) || none != nil {
+		t.Fatalf("NoSealBodyHash: %+v, body hash %x; want %+v and none", got, none, want)
+	}
+}

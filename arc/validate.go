@@ -22,6 +22,10 @@ import (
 type Options struct {
 	MaxInstances int              // 0 → 50, the RFC 8617 §4.2.1 limit; larger values are capped at 50
 	Now          func() time.Time // nil → time.Now; ARC has no x= (RFC 8617 §4.1.3), so validation does not depend on it today
+	// NoSealBodyHash: the message will not be sealed, so the whole
+	// body's relaxed/sha256 hash (Validator.BodyHash) is not computed
+	// unless an ARC-Message-Signature of the chain needs it anyway.
+	NoSealBodyHash bool
 }
 
 func (o *Options) maxInstances() int {
@@ -125,11 +129,13 @@ func NewValidatorWithBody(ctx context.Context, r dnscache.Resolver, header []mes
 		r:       r,
 		header:  header,
 		body:    body,
-		full:    body.Hasher(canon.Relaxed, crypto.SHA256, -1),
 		hashers: map[bodyKey]*canon.BodyHasher{},
 		keys:    map[string]*keyFuture{},
 	}
-	v.hashers[bodyKey{canon.Relaxed, -1}] = v.full
+	if opts == nil || !opts.NoSealBodyHash {
+		v.full = body.Hasher(canon.Relaxed, crypto.SHA256, -1)
+		v.hashers[bodyKey{canon.Relaxed, -1}] = v.full
+	}
 	if err := v.collect(header, opts.maxInstances()); err != nil {
 		v.early = v.failed(err)
 		v.n = highestInstance(header)
@@ -271,7 +277,13 @@ func (v *Validator) Write(body []byte) (int, error) {
 
 // BodyHash returns the relaxed/sha256 hash of the whole body, as an
 // ARC-Message-Signature by Sealer needs it. Call it after Close.
-func (v *Validator) BodyHash() []byte { return v.full.Sum() }
+// It is nil when Options.NoSealBodyHash was set.
+func (v *Validator) BodyHash() []byte {
+	if v.full == nil {
+		return nil
+	}
+	return v.full.Sum()
+}
 
 // Close ends the body and returns the chain's validation result. It waits
 // for the key lookups, but not past ctx's deadline (a lookup cut short is

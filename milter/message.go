@@ -195,7 +195,7 @@ func (m *Message) EndOfHeaders() {
 	// writing a chunk to both hashes it once.
 	body := canon.NewBodySet()
 	m.dkimV = dkim.NewVerifierWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.DKIM)
-	m.arcV = arc.NewValidatorWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.ARC)
+	m.arcV = arc.NewValidatorWithBody(m.ctx, &m.keyRes, m.fields, body, m.arcOptions())
 	from := m.fieldValues("From")
 	if authors, err := dmarc.AuthorDomains(from); err == nil {
 		opts := dmarc.Options{}
@@ -245,6 +245,21 @@ func (m *Message) EndOfHeaders() {
 			}
 		}()
 	}
+}
+
+// arcOptions returns the engine's ARC options; without a sealer, the whole
+// body's hash for a seal is not computed (a relaxed canonicalisation and a
+// SHA-256 pass over every body, otherwise).
+func (m *Message) arcOptions() *arc.Options {
+	if m.e.Sealer != nil {
+		return m.e.ARC
+	}
+	o := arc.Options{}
+	if m.e.ARC != nil {
+		o = *m.e.ARC
+	}
+	o.NoSealBodyHash = true
+	return &o
 }
 
 // prefetched is an OrgDomainFinder that answers Discover with what the
