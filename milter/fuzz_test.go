@@ -24,14 +24,14 @@ import (
 	"github.com/authmilter/authmilter/verify/authres"
 )
 
-// FuzzSession drives a whole milter Server (go-milter's command loop, our
+// FuzzSession drives a whole milter Server (its command loop, our
 // session, the Engine) with a command stream from a client that may send
 // anything: raw bytes, or (structured) a stream built by genStream from
-// valid-looking O/D/C/H/M/R/L/N/B/E/A/Q/T packets with fuzzed payloads,
+// valid-looking O/D/C/H/M/R/L/N/B/E/A/Q/T/K/U packets with fuzzed payloads,
 // possibly cut short. writes > 0 makes the client vanish after that many
 // reads of the server's answers (the server's writes then fail).
 //
-// It checks that nothing panics (go-milter recovers panics in its command
+// It checks that nothing panics (the server recovers panics in a connection
 // loop and only logs them, so each callback runs under a guard that records
 // them, and the standard logger is watched too), that the connection ends
 // and the server forgets it, that every header change and reply the server
@@ -216,7 +216,7 @@ type milterAnswer struct {
 
 // checkAnswers parses what the server wrote and checks each packet: header
 // names are field names, values are printable text folded only with LF
-// followed by SP or HTAB (go-milter turns CRLF into LF, as Postfix wants),
+// followed by SP or HTAB (the Modifier turns CRLF into LF, as Postfix wants),
 // our Authentication-Results parse back, replies are one line of printable
 // ASCII with a 4xx/5xx code, and no text holds a NUL (the protocol's
 // terminator).

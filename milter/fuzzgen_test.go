@@ -173,7 +173,8 @@ func genStream(data []byte) []byte {
 			}
 			out = append(out, cmdMacros("CHMRLNBEA"[int(b0)%9], kv[0], v)...)
 		case 12:
-			out = append(out, cmdPacket('T')...)
+			// DATA, QUIT_NC (a new SMTP connection follows), UNKNOWN.
+			out = append(out, cmdPacket("TKU"[int(b0)%3], string(arg))...)
 		case 13:
 			if len(arg) > 0 {
 				out = append(out, cmdPacket(arg[0], string(arg[1:]))...)
