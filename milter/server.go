@@ -240,6 +240,7 @@ func (st *connState) reset(nc net.Conn, timeout time.Duration, pool *bufPool) {
 	st.r.buf, st.r.end = st.r.buf[:0], 0
 	st.w.conn, st.w.timeout, st.w.out, st.w.writeDL = nc, timeout, st.w.out[:0], time.Time{}
 	st.mac.clear(0)
+	st.mac.trim()
 	st.mac.cur = 0
 	st.mod.w, st.mod.actions = &st.w, 0
 }
@@ -320,7 +321,9 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 			if len(data) == 0 {
 				return protocolError("empty macro packet")
 			}
-			mac.set(data[0], data[1:])
+			if !mac.set(data[0], data[1:]) {
+				s.logger().Warn("milter macros ignored: more than the limit", "conn", c.ID, "command", string(rune(data[0])), "bytes", len(data)-1, "limit", maxMacroBytes)
+			}
 		case 'C': // SMFIC_CONNECT
 			host, rest := cstring(data)
 			if len(rest) == 0 {

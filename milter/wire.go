@@ -366,16 +366,38 @@ func macroStage(cmd byte) int {
 	return 10
 }
 
-// set keeps the macros of a macro packet for the command cmd.
-func (m *Macros) set(cmd byte, data []byte) {
+// maxMacroBytes bounds the macros kept for one stage. An MTA sends a few
+// hundred bytes; a bigger packet (possible up to maxPacket) is ignored,
+// so that a connection holds at most numMacroStages × this.
+const maxMacroBytes = 64 << 10
+
+// set keeps the macros of a macro packet for the command cmd, and reports
+// false (keeping none for that stage) when there are more than
+// maxMacroBytes of them.
+func (m *Macros) set(cmd byte, data []byte) bool {
 	i := macroStage(cmd)
+	if len(data) > maxMacroBytes {
+		m.stages[i] = m.stages[i][:0]
+		return false
+	}
 	m.stages[i] = append(m.stages[i][:0], data...)
+	return true
 }
 
 // clear forgets the macros of stage from and later ones.
 func (m *Macros) clear(from int) {
 	for i := from; i < numMacroStages; i++ {
 		m.stages[i] = m.stages[i][:0]
+	}
+}
+
+// trim drops the storage of stages grown past the usual size, so that a
+// worker between connections keeps little.
+func (m *Macros) trim() {
+	for i := range m.stages {
+		if cap(m.stages[i]) > 4<<10 {
+			m.stages[i] = nil
+		}
 	}
 }
 

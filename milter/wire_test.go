@@ -186,3 +186,25 @@ func TestMacros(t *testing.T) {
 		t.Errorf("after clear: i=%q j=%q", m.Get("i"), m.Get("j"))
 	}
 }
+
+// TestMacrosBounded: a macro packet over maxMacroBytes is not kept (and
+// clears what its stage held); a normal one after it is.
+func TestMacrosBounded(t *testing.T) {
+	t.Parallel()
+	var m Macros
+	m.cur = macroStage('M')
+	if !m.set('M', []byte("i\x00Q1\x00")) || m.Get("i") != "Q1" {
+		t.Fatal("small packet not kept")
+	}
+	big := append([]byte("i\x00"), bytes.Repeat([]byte("x"), maxMacroBytes)...)
+	if m.set('M', big) || m.Get("i") != "" {
+		t.Fatalf("packet of %d bytes kept", len(big))
+	}
+	m.trim()
+	if cap(m.stages[macroStage('M')]) > 4<<10 {
+		t.Errorf("trim kept %d bytes", cap(m.stages[macroStage('M')]))
+	}
+	if !m.set('M', []byte("i\x00Q2\x00")) || m.Get("i") != "Q2" {
+		t.Fatal("small packet after a big one not kept")
+	}
+}
