@@ -32,7 +32,7 @@
 set -euo pipefail
 
 CMDLINE="bench/compare.sh${*:+ $*}"
-N=3000            # messages per measured run (capped by -d)
+N=12000           # messages per measured run (capped by -d; the peers stop at -d)
 DUR=20s           # longest measured run
 SIZES=20KB        # corpus sizes (milterload gen --sizes)
 PER_CLASS=4       # messages per class and size
