@@ -312,34 +312,16 @@ func TestEngineTrustedSealerOverride(t *testing.T) {
 	// the changed message.
 	signed := w.sign(t, "example.com", "sel", msgText("example.com", "", "Hello.\r\n"))
 	changed := strings.Replace(signed, "Hello.\r\n", "Hello.\r\n-- \r\nlist footer\r\n", 1)
-	br := bufio.NewReader(strings.NewReader(changed))
-	fields, err := message.ReadHeader(br, message.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	val := arc.NewValidator(context.Background(), w.dns, fields, nil)
-	var body bytes.Buffer
-	_ = message.BodyCRLF(br, 1024, func(c []byte) error { body.Write(c); _, err := val.Write(c); return err })
-	chain := val.Close()
-	sealer := &arc.Sealer{Domain: "forwarder.test", Selector: "seal", Key: w.sealKey}
-	set, err := sealer.Seal(fields, val.BodyHash(), chain, "forwarder.test",
+	relayed := w.seal(t, changed,
 		"spf=pass smtp.mailfrom=alice@example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var relayed bytes.Buffer
-	for _, f := range append(set, fields...) {
-		relayed.Write(f.Raw)
-	}
-	relayed.WriteString("\r\n" + body.String())
 
 	from := env("198.51.100.7", "mail.forwarder.test", "list@mail.forwarder.test")
-	plain, _, _ := run(t, w.engine(), from, relayed.String())
+	plain, _, _ := run(t, w.engine(), from, relayed)
 	if plain.DMARC.Result != verify.ResultFail || plain.ARC.Result != verify.ResultPass || plain.Action != ActionReject {
 		t.Fatalf("without trust: dmarc %s arc %s (%s) action %s", plain.DMARC.Result, plain.ARC.Result, plain.ARC.Reason, plain.Action)
 	}
 	trusting := w.engine(func(e *Engine) { e.Policy.TrustedSealers = []string{"forwarder.test"} })
-	v, _, _ := run(t, trusting, from, relayed.String())
+	v, _, _ := run(t, trusting, from, relayed)
 	if v.Action != ActionAccept || !strings.HasPrefix(v.Override, "trusted_forwarder") {
 		t.Fatalf("trusted sealer: action %s override %q", v.Action, v.Override)
 	}

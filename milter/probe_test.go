@@ -24,7 +24,14 @@ import (
 func sealedMessage(t *testing.T, w *world) string {
 	t.Helper()
 	signed := w.sign(t, "example.com", "sel", msgText("example.com", "", "Hello.\r\n"))
-	br := bufio.NewReader(strings.NewReader(signed))
+	return w.seal(t, signed, "spf=pass smtp.mailfrom=alice@example.com")
+}
+
+// seal returns text with an ARC Set by forwarder.test on top, its AAR
+// carrying results.
+func (w *world) seal(t *testing.T, text, results string) string {
+	t.Helper()
+	br := bufio.NewReader(strings.NewReader(text))
 	fields, err := message.ReadHeader(br, message.Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +39,9 @@ func sealedMessage(t *testing.T, w *world) string {
 	val := arc.NewValidator(context.Background(), w.dns, fields, nil)
 	var body bytes.Buffer
 	_ = message.BodyCRLF(br, 1024, func(c []byte) error { body.Write(c); _, err := val.Write(c); return err })
+	chain := val.Close()
 	sealer := &arc.Sealer{Domain: "forwarder.test", Selector: "seal", Key: w.sealKey}
-	set, err := sealer.Seal(fields, val.BodyHash(), val.Close(), "forwarder.test", "spf=pass smtp.mailfrom=alice@example.com")
+	set, err := sealer.Seal(fields, val.BodyHash(), chain, "forwarder.test", results)
 	if err != nil {
 		t.Fatal(err)
 	}
