@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,35 @@ import (
 // shutdownGrace bounds how long SIGTERM waits for messages in flight.
 const shutdownGrace = 30 * time.Second
 
+// The garbage collector's settings of the daemon, unless GOGC or GOMEMLIMIT
+// is in its environment. A message leaves about 33 KB of garbage and the
+// live heap is a few MB, so with Go's default (GOGC=100, a 4 MB minimum
+// heap goal) the collector ran about 14 times per 1000 messages; at
+// gcPercent 400 the goal is at least 16 MB, the collector runs a quarter as
+// often, and on the benchmark corpus CPU per message and p99 latency at 8
+// sessions were both ×0.94 (three interleaved rounds), for an RSS of about
+// 31 MiB instead of 18 under load. The soft memory limit keeps the larger
+// goal from multiplying a large live heap (many sessions with big
+// headers): near the limit the collector runs as often as it must.
+const (
+	gcPercent   = 400
+	memoryLimit = 256 << 20
+)
+
+// tuneGC applies gcPercent and memoryLimit, each unless getenv says the
+// operator chose a value (GOGC, GOMEMLIMIT), and returns what it set.
+func tuneGC(getenv func(string) string) (setPercent, setLimit bool) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+		setPercent = true
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+		setLimit = true
+	}
+	return setPercent, setLimit
+}
+
 // runServe implements `authmilter serve`.
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -39,6 +69,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
 	}
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -261,5 +263,31 @@ func TestServeDefaultBinary(t *testing.T) {
 		if !strings.Contains(logs.String(), s) {
 			t.Errorf("log lacks %q:\n%s", s, logs.String())
 		}
+	}
+}
+
+// TestTuneGC: the daemon's GC settings apply unless the operator set GOGC
+// or GOMEMLIMIT. Not parallel: it changes the process's GC settings.
+func TestTuneGC(t *testing.T) {
+	oldPercent := debug.SetGCPercent(100)
+	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(oldPercent); debug.SetMemoryLimit(oldLimit) })
+
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	if p, l := tuneGC(env(nil)); !p || !l {
+		t.Fatalf("no environment: set percent %v, limit %v", p, l)
+	}
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("GC percent %d, want %d", got, gcPercent)
+	}
+	if got := debug.SetMemoryLimit(-1); got != memoryLimit {
+		t.Errorf("memory limit %d, want %d", got, memoryLimit)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	if p, l := tuneGC(env(map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"})); p || l {
+		t.Fatalf("operator's GOGC/GOMEMLIMIT: set percent %v, limit %v", p, l)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d after GOGC=100, want 100", got)
 	}
 }
