@@ -425,12 +425,16 @@ measure() {
 	for c in $SESSIONS; do
 		out=$T/results/$name.c$c.json
 		say "  $name: $c session(s), up to $N messages in $DUR (warm-up $WARMUP)"
+		# The machine's speed just before and after the run (milterload
+		# calibrate: a fixed piece of signature work), for the corrected table.
+		"$ML" calibrate >"$T/results/$name.c$c.calib0.json"
 		if ! timeout $((secs + 120)) "$ML" --milter "inet:127.0.0.1:$PORT" -c "$c" -n "$N" -d "$DUR" \
 			--warmup "$WARMUP" --pid "$MPIDS" --json "$C" >"$out" 2>"$T/results/$name.c$c.err"; then
 			echo "compare.sh: milterload against $name failed:" >&2
 			cat "$T/results/$name.c$c.err" >&2
 			exit 1
 		fi
+		"$ML" calibrate >"$T/results/$name.c$c.calib1.json"
 		jq -r '"    \(.messages) messages, \(.errors) errors, \(.messages_per_second|floor)/s, p50 \(.latency_ms.p50) ms, CPU \(.milter.cpu_ms_per_message*1000|round/1000) ms/message, actions \(.actions|to_entries|map(select(.value>0)|"\(.key) \(.value)")|join(", ")), header changes \(.header_changes)"' "$out" >&2
 	done
 	ROWS+=("$name")
@@ -466,11 +470,18 @@ val() { # NAME SESSIONS FIELD(cpu|p50|p99|rate)
 	p50) f='.latency_ms.p50' ;;
 	p99) f='.latency_ms.p99' ;;
 	rate) f='.messages_per_second' ;;
+	calib | ccpu) ;;
 	esac
 	if [ "$1" = chain ]; then
 		# Two milters in series: CPU and latency add (measured separately).
 		awk -v a="$(val opendkim "$2" "$3")" -v b="$(val opendmarc "$2" "$3")" -v k="$3" \
 			'BEGIN { if (k == "rate") printf "%.6f", 1 / (1 / a + 1 / b); else printf "%.6f", a + b }'
+	elif [ "$3" = calib ]; then
+		# Mean of the calibrations before and after the run, µs per unit.
+		awk -v a="$(get "$1.c$2.calib0" .unit_us)" -v b="$(get "$1.c$2.calib1" .unit_us)" 'BEGIN { printf "%.3f", (a + b) / 2 }'
+	elif [ "$3" = ccpu ]; then
+		# CPU per message at the speed of the reference calibration.
+		awk -v c="$(val "$1" "$2" cpu)" -v u="$(val "$1" "$2" calib)" -v r="$REF" 'BEGIN { printf "%.6f", c * r / u }'
 	else
 		get "$1.c$2" "$f"
 	fi
@@ -497,6 +508,9 @@ for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonef
 	fi
 done
 
+# The reference speed: the median of every calibration of this run.
+REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length/2|floor]')
+
 {
 	echo
 	echo "authmilter and milterload built from the $BUILT; $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)); Debian $(cat /etc/debian_version); $(go version | awk '{print $3}')"
@@ -522,6 +536,35 @@ done
 		printf '| %s / %s | %s | %s | %s | %s |\n' "$a" "$m" \
 			"$(ratio "$(val $a "$c1" cpu)" "$(val "$m" "$c1" cpu)")" "$(ratio "$(val $a "$c8" cpu)" "$(val "$m" "$c8" cpu)")" \
 			"$(ratio "$(val $a "$c1" p50)" "$(val "$m" "$c1" p50)")" "$(ratio "$(val $a "$c8" p50)" "$(val "$m" "$c8" p50)")"
+	done
+	echo
+	echo "The machine's speed during each run (\`milterload calibrate\` before and after it, µs per unit of signature"
+	echo "work; the reference is their median, $REF µs) and the CPU per message corrected to the reference speed:"
+	echo
+	echo "| milter | calib µs @$c1 | calib µs @$c8 | corrected CPU ms/msg @$c1 | corrected CPU ms/msg @$c8 |"
+	echo "|---|---:|---:|---:|---:|"
+	for m in "${ALL[@]}"; do
+		[ "$m" = chain ] && continue
+		printf '| %s | %.1f | %.1f | %.3f | %.3f |\n' "$(label "$m")" \
+			"$(val "$m" "$c1" calib)" "$(val "$m" "$c8" calib)" "$(val "$m" "$c1" ccpu)" "$(val "$m" "$c8" ccpu)"
+	done
+	echo
+	echo "| authmilter / peer, corrected | CPU @$c1 | CPU @$c8 |"
+	echo "|---|---:|---:|"
+	cval() { # NAME SESSIONS: corrected CPU, the chain as the sum of its two
+		if [ "$1" = chain ]; then
+			awk -v a="$(val opendkim "$2" ccpu)" -v b="$(val opendmarc "$2" ccpu)" 'BEGIN { printf "%.6f", a + b }'
+		else
+			val "$1" "$2" ccpu
+		fi
+	}
+	for m in "${ALL[@]}"; do
+		case $m in authmilter*) continue ;; esac
+		a=authmilter
+		[ "$m" = rspamd-seal ] && a=authmilter-seal
+		have "$a" || continue
+		printf '| %s / %s | %s | %s |\n' "$a" "$m" \
+			"$(ratio "$(cval $a "$c1")" "$(cval "$m" "$c1")")" "$(ratio "$(cval $a "$c8")" "$(cval "$m" "$c8")")"
 	done
 	echo
 	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked):"
