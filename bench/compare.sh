@@ -528,11 +528,18 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 	echo "| authmilter / peer | CPU @$c1 | CPU @$c8 | p50 @$c1 | p50 @$c8 |"
 	echo "|---|---:|---:|---:|---:|"
 	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "–" }'; }
-	for m in "${ALL[@]}"; do
-		case $m in authmilter*) continue ;; esac
-		a=authmilter
-		[ "$m" = rspamd-seal ] && a=authmilter-seal
-		have "$a" || continue
+	# pairs prints "AUTHMILTER-ROW PEER-ROW" for each ratio row: authmilter
+	# against each peer, authmilter with sealing against rspamd with sealing.
+	pairs() {
+		local m a
+		for m in "${ALL[@]}"; do
+			case $m in authmilter*) continue ;; esac
+			a=authmilter
+			[ "$m" = rspamd-seal ] && a=authmilter-seal
+			if have "$a"; then echo "$a $m"; fi
+		done
+	}
+	pairs | while read -r a m; do
 		printf '| %s / %s | %s | %s | %s | %s |\n' "$a" "$m" \
 			"$(ratio "$(val $a "$c1" cpu)" "$(val "$m" "$c1" cpu)")" "$(ratio "$(val $a "$c8" cpu)" "$(val "$m" "$c8" cpu)")" \
 			"$(ratio "$(val $a "$c1" p50)" "$(val "$m" "$c1" p50)")" "$(ratio "$(val $a "$c8" p50)" "$(val "$m" "$c8" p50)")"
@@ -551,20 +558,10 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 	echo
 	echo "| authmilter / peer, corrected | CPU @$c1 | CPU @$c8 |"
 	echo "|---|---:|---:|"
-	cval() { # NAME SESSIONS: corrected CPU, the chain as the sum of its two
-		if [ "$1" = chain ]; then
-			awk -v a="$(val opendkim "$2" ccpu)" -v b="$(val opendmarc "$2" ccpu)" 'BEGIN { printf "%.6f", a + b }'
-		else
-			val "$1" "$2" ccpu
-		fi
-	}
-	for m in "${ALL[@]}"; do
-		case $m in authmilter*) continue ;; esac
-		a=authmilter
-		[ "$m" = rspamd-seal ] && a=authmilter-seal
-		have "$a" || continue
+	# (val sums the chain's two corrected figures as it does the raw ones.)
+	pairs | while read -r a m; do
 		printf '| %s / %s | %s | %s |\n' "$a" "$m" \
-			"$(ratio "$(cval $a "$c1")" "$(cval "$m" "$c1")")" "$(ratio "$(cval $a "$c8")" "$(cval "$m" "$c8")")"
+			"$(ratio "$(val $a "$c1" ccpu)" "$(val "$m" "$c1" ccpu)")" "$(ratio "$(val $a "$c8" ccpu)" "$(val "$m" "$c8" ccpu)")"
 	done
 	echo
 	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked):"
