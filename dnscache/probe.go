@@ -79,6 +79,22 @@ func (p *Probe) notCached(name string) error {
 	return e
 }
 
+// FromMemory runs work with a probe context (WithProbe) when r honours
+// probe mode, and reports whether every lookup work made was answered
+// from memory: then what work computed stands, and no goroutine or
+// network was needed. It reports false without running work when r cannot
+// be probed, and false when a lookup missed: the caller then does the
+// work again normally (in the background, typically), discarding what
+// this run left.
+func FromMemory(ctx context.Context, r Resolver, work func(ctx context.Context)) bool {
+	if !CanProbe(r) {
+		return false
+	}
+	pctx, p := WithProbe(ctx)
+	work(pctx)
+	return !p.Missed()
+}
+
 // Prober is implemented by the resolvers that honour probe mode
 // (WithProbe): Cache, Client, Zone, and the resolvers New and Overlay
 // return. A wrapper of a Resolver implements it by asking CanProbe of

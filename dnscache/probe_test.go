@@ -245,3 +245,33 @@ func TestCanProbe(t *testing.T) {
 		}
 	}
 }
+
+// plainResolver hides a Resolver's Prober method.
+type plainResolver struct{ Resolver }
+
+// TestFromMemory: work runs with a probe context, and FromMemory reports
+// whether the cache answered all of it; a resolver that cannot be probed
+// is not asked at all.
+func TestFromMemory(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, fixed(t, dns.RcodeSuccess, []string{`example.com. 300 IN TXT "v=spf1 -all"`}))
+	c, _ := newTestCache(t, srv, nil)
+	ctx := context.Background()
+	lookup := func(r Resolver, ran *bool) func(context.Context) {
+		return func(ctx context.Context) { *ran = true; _, _, _ = r.LookupTXT(ctx, "example.com") }
+	}
+	var ran bool
+	if FromMemory(ctx, c, lookup(c, &ran)) || !ran {
+		t.Fatalf("cold cache: FromMemory true, or work not run (%v)", ran)
+	}
+	_, _, _ = c.LookupTXT(ctx, "example.com")
+	ran = false
+	if !FromMemory(ctx, c, lookup(c, &ran)) || !ran {
+		t.Fatalf("warm cache: FromMemory false, or work not run (%v)", ran)
+	}
+	ran = false
+	p := plainResolver{c}
+	if FromMemory(ctx, p, lookup(p, &ran)) || ran {
+		t.Fatalf("resolver without probe mode: FromMemory true, or work run (%v)", ran)
+	}
+}

@@ -117,15 +117,11 @@ func (m *Message) startSPF() {
 	// With the answers in memory (a warm cache), the check is done here:
 	// a goroutine would cost more than the check. Otherwise it runs in
 	// the background while the message arrives.
-	if dnscache.CanProbe(m.e.Resolver) {
-		pctx, p := dnscache.WithProbe(m.ctx)
-		check(pctx)
-		if !p.Missed() {
-			close(m.spfDone)
-			return
-		}
-		m.spfHELO, m.heloDone = spf.Result{}, false
+	if dnscache.FromMemory(m.ctx, m.e.Resolver, check) {
+		close(m.spfDone)
+		return
 	}
+	m.spfHELO, m.heloDone = spf.Result{}, false
 	go func() {
 		defer close(m.spfDone)
 		check(m.ctx)
@@ -218,23 +214,19 @@ func (m *Message) EndOfHeaders() {
 		m.dmarcOpts = &opts
 		// Authors whose policy the resolver has in memory are discovered
 		// here; only the rest in the background.
-		rest := authors
-		if dnscache.CanProbe(m.e.Resolver) {
-			rest = nil
-			for _, a := range authors {
-				pctx, probe := dnscache.WithProbe(m.ctx)
-				d, err := p.OrgDomainFinder.Discover(pctx, m.e.Resolver, a)
-				switch {
-				case probe.Missed():
-					rest = append(rest, a)
-				case err == nil:
-					p.found[a] = d
-				}
+		var rest []string
+		for _, a := range authors {
+			var d dmarc.Discovery
+			var err error
+			if !dnscache.FromMemory(m.ctx, m.e.Resolver, func(ctx context.Context) { d, err = p.OrgDomainFinder.Discover(ctx, m.e.Resolver, a) }) {
+				rest = append(rest, a)
+			} else if err == nil {
+				p.found[a] = d
 			}
-			if len(rest) == 0 {
-				close(p.done)
-				return
-			}
+		}
+		if len(rest) == 0 {
+			close(p.done)
+			return
 		}
 		go func() {
 			defer close(p.done)

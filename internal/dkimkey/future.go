@@ -24,14 +24,10 @@ type Future struct {
 // nil) counts until it ends.
 func Start(ctx context.Context, r dnscache.Resolver, selector, domain string, wg *sync.WaitGroup) *Future {
 	f := &Future{}
-	if dnscache.CanProbe(r) {
-		pctx, p := dnscache.WithProbe(ctx)
-		f.key, f.err = Lookup(pctx, r, selector, domain)
-		if !p.Missed() {
-			return f
-		}
-		f.key, f.err = nil, nil
+	if dnscache.FromMemory(ctx, r, func(ctx context.Context) { f.key, f.err = Lookup(ctx, r, selector, domain) }) {
+		return f
 	}
+	f.key, f.err = nil, nil
 	f.done = make(chan struct{})
 	if wg != nil {
 		wg.Add(1)
