@@ -228,6 +228,7 @@ func (s *Server) logger() *slog.Logger {
 // the modifier's scratch space, so that a connection allocates none of
 // them again.
 type connState struct {
+	raw rawConn
 	r   packetReader
 	w   packetWriter
 	mac Macros
@@ -236,9 +237,10 @@ type connState struct {
 
 // reset readies st for the connection nc.
 func (st *connState) reset(nc net.Conn, timeout time.Duration, pool *bufPool) {
-	st.r.conn, st.r.timeout, st.r.pool, st.r.readDL = nc, timeout, pool, time.Time{}
+	st.raw.reset(nc)
+	st.r.conn, st.r.timeout, st.r.pool, st.r.readDL = &st.raw, timeout, pool, time.Time{}
 	st.r.buf, st.r.end = st.r.buf[:0], 0
-	st.w.conn, st.w.timeout, st.w.out, st.w.writeDL = nc, timeout, st.w.out[:0], time.Time{}
+	st.w.conn, st.w.timeout, st.w.out, st.w.writeDL = &st.raw, timeout, st.w.out[:0], time.Time{}
 	st.mac.clear(0)
 	st.mac.trim()
 	st.mac.cur = 0
@@ -260,6 +262,7 @@ func (s *Server) serveConn(c *Conn, st *connState) {
 			r.release()
 		}
 		r.conn, w.conn = nil, nil
+		st.raw.reset(nil)
 		if m != nil {
 			s.closeMilter(c, m)
 		}

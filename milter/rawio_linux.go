@@ -1,0 +1,144 @@
+package milter
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// rawConn reads and writes a connection's socket with raw system calls on
+// the descriptor the net package lends it (syscall.RawConn), waiting in
+// Go's netpoller, under the connection's deadlines, only when the socket
+// has nothing to read or no room to write, as conn.Read and conn.Write do.
+//
+// Why: conn.Read and conn.Write enter the system call through the
+// runtime's syscall path, and the first such call after the process has
+// been idle wakes the runtime's monitor thread (sysmon), which then polls
+// every 20 µs until the process is idle again. A milter at one session
+// goes idle between every few packets of the MTA, so that thread woke
+// about five times per message, each a context switch, which on a
+// virtual machine costs more than the work it interrupts. read(2) and
+// write(2) on a non-blocking socket never block, so the raw path is safe:
+// it never holds the thread.
+type rawConn struct {
+	net.Conn
+	rc syscall.RawConn // nil: through Conn
+
+	// The call in progress, for the functions below (kept, not
+	// allocated per call).
+	b       []byte
+	n       int
+	errno   syscall.Errno
+	readFn  func(fd uintptr) bool
+	writeFn func(fd uintptr) bool
+}
+
+// reset points c at nc, raw when nc offers its descriptor.
+func (c *rawConn) reset(nc net.Conn) {
+	c.Conn, c.rc = nc, nil
+	if nc == nil {
+		return
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	if c.readFn == nil {
+		c.readFn = c.readRaw
+		c.writeFn = c.writeRaw
+	}
+}
+
+// readRaw is one read(2); false asks the netpoller to wait for data.
+func (c *rawConn) readRaw(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.b))), uintptr(len(c.b)))
+		switch e {
+		case 0:
+			c.n = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.errno = e
+		return true
+	}
+}
+
+// writeRaw writes what is left of c.b; false asks the netpoller to wait
+// for room.
+func (c *rawConn) writeRaw(fd uintptr) bool {
+	for c.n < len(c.b) {
+		rest := c.b[c.n:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+		switch e {
+		case 0:
+			c.n += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.errno = e
+			return true
+		}
+	}
+	return true
+}
+
+func (c *rawConn) Read(b []byte) (int, error) {
+	if c.rc == nil {
+		return c.Conn.Read(b)
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.b, c.n, c.errno = b, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.n, c.errno
+	c.b = nil
+	switch {
+	case err != nil:
+		return 0, c.opError("read", err)
+	case errno != 0:
+		return 0, c.opError("read", os.NewSyscallError("read", errno))
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *rawConn) Write(b []byte) (int, error) {
+	if c.rc == nil {
+		return c.Conn.Write(b)
+	}
+	c.b, c.n, c.errno = b, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n, errno := c.n, c.errno
+	c.b = nil
+	switch {
+	case err != nil:
+		return n, c.opError("write", err)
+	case errno != 0:
+		return n, c.opError("write", os.NewSyscallError("write", errno))
+	}
+	return n, nil
+}
+
+// opError reports err as the net package would for conn.Read or
+// conn.Write; the net package's own error (a deadline, a closed
+// connection) keeps its cause, so errors.Is(err, os.ErrDeadlineExceeded)
+// and errors.Is(err, net.ErrClosed) hold as before.
+func (c *rawConn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// rawUsed reports whether c reads and writes with raw system calls.
+func rawUsed(c *rawConn) bool { return c.rc != nil }

@@ -1,0 +1,177 @@
+package milter
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-done
+	if server == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// TestRawConnStream: bytes written through a rawConn arrive whole on the
+// other end and bytes read through one are exactly those sent, in both
+// directions, with writes larger than the socket buffers (so the write
+// waits for room and resumes part way) and reads of any size; the peer's
+// close is io.EOF.
+func TestRawConnStream(t *testing.T) {
+	t.Parallel()
+	srv, cli := tcpPair(t)
+	var rc rawConn
+	rc.reset(srv)
+	if runtime.GOOS == "linux" && !rawUsed(&rc) {
+		t.Fatal("a TCP connection is not read through its descriptor")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	out := make([]byte, 8<<20)
+	for i := range out {
+		out[i] = byte(rng.IntN(256))
+	}
+	// Out: one 8 MiB write against a reader that drains slowly.
+	got := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 3000)
+		for {
+			n, err := cli.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+			if b.Len() < 1<<20 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		got <- b.Bytes()
+	}()
+	n, err := rc.Write(out)
+	if err != nil || n != len(out) {
+		t.Fatalf("Write: %d of %d bytes, %v", n, len(out), err)
+	}
+	srv.(*net.TCPConn).CloseWrite()
+	if b := <-got; !bytes.Equal(b, out) {
+		t.Fatalf("the peer got %d bytes, not the %d written", len(b), len(out))
+	}
+	// In: pieces of random sizes, read into buffers of random sizes.
+	go func() {
+		for rest := out; len(rest) > 0; {
+			k := min(len(rest), 1+rng.IntN(70000))
+			cli.Write(rest[:k])
+			rest = rest[k:]
+		}
+		cli.Close()
+	}()
+	var in bytes.Buffer
+	buf := make([]byte, 100000)
+	rrng := rand.New(rand.NewPCG(7, 8))
+	for {
+		n, err := rc.Read(buf[:1+rrng.IntN(len(buf))])
+		in.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read after %d bytes: %v", in.Len(), err)
+		}
+	}
+	if !bytes.Equal(in.Bytes(), out) {
+		t.Fatalf("read %d bytes, not the %d sent", in.Len(), len(out))
+	}
+}
+
+// TestRawConnErrors: a read past the deadline is a timeout
+// (os.ErrDeadlineExceeded, net.Error.Timeout), a read on a connection
+// closed meanwhile is net.ErrClosed, and a write to a peer that has gone
+// fails rather than hangs; each error names the operation and the
+// addresses as the net package's would.
+func TestRawConnErrors(t *testing.T) {
+	t.Parallel()
+	srv, cli := tcpPair(t)
+	var rc rawConn
+	rc.reset(srv)
+	srv.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := rc.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" || oe.Addr.String() != cli.LocalAddr().String() {
+		t.Fatalf("read error %#v does not name the read and the peer", err)
+	}
+	srv.SetReadDeadline(time.Time{})
+
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		srv.Close()
+	}()
+	if _, err := rc.Read(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read on a connection closed meanwhile: %v", err)
+	}
+
+	srv2, cli2 := tcpPair(t)
+	rc.reset(srv2)
+	cli2.(*net.TCPConn).SetLinger(0)
+	cli2.Close() // RST
+	time.Sleep(20 * time.Millisecond)
+	srv2.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	var werr error
+	for range 100 {
+		if _, werr = rc.Write(make([]byte, 64<<10)); werr != nil {
+			break
+		}
+	}
+	if werr == nil || errors.Is(werr, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a reset connection: %v", werr)
+	}
+	if !errors.As(werr, &oe) || oe.Op != "write" {
+		t.Fatalf("write error %#v does not name the write", werr)
+	}
+}
+
+// TestRawConnFallback: a connection without a descriptor (net.Pipe) is
+// read and written through its own methods.
+func TestRawConnFallback(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var rc rawConn
+	rc.reset(a)
+	go b.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(&rc, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+}
