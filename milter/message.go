@@ -75,9 +75,12 @@ type Message struct {
 	// dmarcOpts are the DMARC options with the policy discovery started
 	// at end of headers; nil when none was started.
 	dmarcOpts *dmarc.Options
-	dkimV     *dkim.Verifier
-	arcV      *arc.Validator
-	ended     bool
+	// authors are the Author Domains of From, found at end of headers
+	// (nil when From did not parse: Evaluate reports why).
+	authors []string
+	dkimV   *dkim.Verifier
+	arcV    *arc.Validator
+	ended   bool
 }
 
 // Envelope returns the message's SMTP facts.
@@ -201,13 +204,10 @@ func (m *Message) EndOfHeaders() {
 		if opts.Finder == nil {
 			opts.Finder = dmarc.TreeWalk{}
 		}
-		max := opts.MaxAuthorDomains
-		if max <= 0 {
-			max = dmarc.DefaultMaxAuthorDomains
-		}
-		if len(authors) > max {
+		if len(authors) > opts.AuthorLimit() {
 			return // Evaluate gives permerror without discovery
 		}
+		m.authors = authors
 		// Policy discovery now; Evaluate at End reuses what was found.
 		p := &prefetched{OrgDomainFinder: opts.Finder, done: make(chan struct{}), found: map[string]dmarc.Discovery{}}
 		opts.Finder = p
@@ -456,7 +456,7 @@ func joinComment(a, b string) string {
 }
 
 func (m *Message) dmarcArgs(v *Verdict) dmarc.Args {
-	args := dmarc.Args{From: m.fieldValues("From")}
+	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
 	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
 	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {

@@ -43,6 +43,10 @@ type Args struct {
 	// From holds the value of every From header field of the message, in
 	// order, as received.
 	From []string
+	// Authors, when not empty, are the Author Domains AuthorDomains(From)
+	// returned; a caller that extracted them already passes them so that
+	// Evaluate does not parse From again.
+	Authors []string
 	// SPF is the SPF result; a zero SPF means none was made.
 	SPF SPF
 	// DKIM holds one result per DKIM-Signature checked.
@@ -64,6 +68,16 @@ type Options struct {
 	// MaxAuthorDomains bounds the distinct Author Domains evaluated (0:
 	// DefaultMaxAuthorDomains).
 	MaxAuthorDomains int
+}
+
+// AuthorLimit is the number of distinct Author Domains Evaluate accepts
+// with these options: MaxAuthorDomains, or DefaultMaxAuthorDomains when
+// that is unset (o may be nil).
+func (o *Options) AuthorLimit() int {
+	if o == nil || o.MaxAuthorDomains <= 0 {
+		return DefaultMaxAuthorDomains
+	}
+	return o.MaxAuthorDomains
 }
 
 // Evaluate performs DMARC validation of a message (RFC 9989 §5.3) given its
@@ -94,13 +108,14 @@ func Evaluate(ctx context.Context, r dnscache.Resolver, args Args, opts *Options
 	if o.Rand == nil {
 		o.Rand = rand.IntN
 	}
-	if o.MaxAuthorDomains <= 0 {
-		o.MaxAuthorDomains = DefaultMaxAuthorDomains
-	}
+	o.MaxAuthorDomains = o.AuthorLimit()
 
-	authors, err := AuthorDomains(args.From)
-	if err != nil {
-		return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+	authors := args.Authors
+	if len(authors) == 0 {
+		var err error
+		if authors, err = AuthorDomains(args.From); err != nil {
+			return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+		}
 	}
 	if len(authors) > o.MaxAuthorDomains {
 		err := fmt.Errorf("%w: %d in From, at most %d are evaluated", ErrTooManyAuthors, len(authors), o.MaxAuthorDomains)

@@ -601,3 +601,37 @@ func TestEvaluateContextCanceled(t *testing.T) {
 		t.Fatalf("Result %q, err %v", res.Result, res.Err)
 	}
 }
+
+// TestEvaluateGivenAuthors: Author Domains the caller extracted already
+// are evaluated as given (From is not parsed again: an unparseable From is
+// no permerror then), and the limit applies to them; no Authors means From
+// is parsed.
+func TestEvaluateGivenAuthors(t *testing.T) {
+	t.Parallel()
+	r := &dnstest.Resolver{TXT: map[string][]string{
+		"_dmarc.example.com": {"v=DMARC1; p=reject"},
+		"_dmarc.example.net": {"v=DMARC1; p=none"},
+	}}
+	res := Evaluate(context.Background(), r, Args{
+		From:    from("not an address"),
+		Authors: []string{"example.net"},
+		SPF:     pass("example.net"),
+	}, nil)
+	if res.Result != verify.ResultPass || res.AuthorDomain != "example.net" {
+		t.Fatalf("given authors: %q for %q: %s", res.Result, res.AuthorDomain, res.Reason)
+	}
+	res = Evaluate(context.Background(), r, Args{From: from("not an address"), SPF: pass("example.net")}, nil)
+	if res.Result != verify.ResultPermerror {
+		t.Fatalf("no authors given, From unparseable: %q", res.Result)
+	}
+	res = Evaluate(context.Background(), r, Args{
+		From:    from("a@example.com"),
+		Authors: []string{"example.com", "example.net"},
+	}, &Options{MaxAuthorDomains: 1})
+	if res.Result != verify.ResultPermerror || !errors.Is(res.Err, ErrTooManyAuthors) {
+		t.Fatalf("given authors over the limit: %q, %v", res.Result, res.Err)
+	}
+	if got := (*Options)(nil).AuthorLimit(); got != DefaultMaxAuthorDomains {
+		t.Errorf("nil options: limit %d", got)
+	}
+}
