@@ -9,7 +9,11 @@
 #   -r REV: build authmilter and milterload from commit REV (git archive)
 #   rather than from the working tree, uncommitted changes and all.
 #   MILTERS: a space-separated subset of: opendkim opendmarc rspamd
-#   rspamd-seal authmilter authmilter-zonefile authmilter-seal (default all).
+#   rspamd-seal authmilter authmilter-zonefile authmilter-seal null
+#   null-libmilter (default all). The last two are floors, milters that
+#   check nothing: `milterload null` (authmilter's protocol loop) and
+#   bench/nullmilter.c (Sendmail's libmilter, which OpenDKIM and OpenDMARC
+#   use; built with gcc and libmilter-dev, installed when missing).
 #
 # What it does (see docs/performance.md, "Side by side"):
 #  1. installs opendkim, opendmarc, rspamd and unbound from Debian when
@@ -38,7 +42,7 @@ SIZES=20KB        # corpus sizes (milterload gen --sizes)
 PER_CLASS=4       # messages per class and size
 WARMUP=50         # messages sent before each measured run
 SESSIONS="1 8"
-MILTERS="opendkim opendmarc rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal"
+MILTERS="opendkim opendmarc rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal null null-libmilter"
 INSTALL=1
 REV=
 KEEP=0
@@ -97,7 +101,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 HAVE_RSPAMD=1
 WANT=()
-for pkg in opendkim opendmarc rspamd unbound; do
+PKGS="opendkim opendmarc rspamd unbound"
+case " $MILTERS " in *" null-libmilter "*) PKGS="$PKGS gcc libc6-dev libmilter-dev" ;; esac
+for pkg in $PKGS; do
 	if installed "$pkg"; then continue; fi
 	if ! installable "$pkg"; then
 		if [ "$pkg" = rspamd ]; then
@@ -147,6 +153,9 @@ fi
 say "building authmilter and milterload ($BUILT)"
 (cd "$SRC" && timeout 600 go build -o "$T/authmilter" ./cmd/authmilter && timeout 600 go build -o "$T/milterload" ./cmd/milterload)
 ML=$T/milterload
+case " $MILTERS " in *" null-libmilter "*)
+	timeout 120 gcc -O2 -o "$T/nullmilter" "$SRC/bench/nullmilter.c" -lmilter -lpthread ;;
+esac
 
 in_use() { ss -Htuan "( sport = :$1 )" 2>/dev/null | grep -q .; }
 free_port() {
@@ -414,6 +423,22 @@ start_authmilter() { # NAME CONF
 	wait_listen "$MPID" 127.0.0.1 "$(sed -n 's|^listen: inet:127.0.0.1:||p' "$2")" 20 "$1"
 }
 
+# The floors: milters that check nothing.
+start_null() { # PORT
+	"$ML" null --listen "inet:127.0.0.1:$1" >>"$T/null.log" 2>&1 &
+	MPID=$!
+	MPIDS=$MPID
+	PIDS+=("$MPID")
+	wait_listen "$MPID" 127.0.0.1 "$1" 20 null
+}
+start_null_libmilter() { # PORT
+	"$T/nullmilter" "inet:$1@127.0.0.1" >>"$T/null-libmilter.log" 2>&1 &
+	MPID=$!
+	MPIDS=$MPID
+	PIDS+=("$MPID")
+	wait_listen "$MPID" 127.0.0.1 "$1" 20 null-libmilter
+}
+
 # ------------------------------------------------------------ 5. load
 mkdir -p "$T/results"
 ROWS=()
@@ -458,6 +483,8 @@ for v in "authmilter unbound authmilter.yaml" "authmilter-zonefile zone authmilt
 	measure "$1"
 	stop_pid "$MPID"
 done
+if wanted null; then PORT=$(free_port); start_null "$PORT"; measure null; stop_pid "$MPID"; fi
+if wanted null-libmilter; then PORT=$(free_port); start_null_libmilter "$PORT"; measure null-libmilter; stop_pid "$MPID"; fi
 
 # ------------------------------------------------------------ 6. table
 c1=${SESSIONS%% *}
@@ -496,11 +523,13 @@ label() {
 	authmilter) echo "authmilter (DNS via unbound)" ;;
 	authmilter-zonefile) echo "authmilter (DNS from zone file)" ;;
 	authmilter-seal) echo "authmilter + ARC seal RSA (unbound)" ;;
+	null) echo "floor: authmilter's protocol loop, no checks (milterload null)" ;;
+	null-libmilter) echo "floor: libmilter, no checks (bench/nullmilter.c)" ;;
 	esac
 }
 have() { [ -s "$T/results/$1.c$c1.json" ] && [ -s "$T/results/$1.c$c8.json" ]; }
 ALL=()
-for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal; do
+for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal null null-libmilter; do
 	if [ "$m" = chain ]; then
 		have opendkim && have opendmarc && ALL+=(chain)
 	elif have "$m"; then
@@ -525,19 +554,28 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 			"$(val "$m" "$c8" p50)" "$(val "$m" "$c8" p99)" "$(val "$m" "$c1" rate)" "$(val "$m" "$c8" rate)"
 	done
 	echo
-	echo "| authmilter / peer | CPU @$c1 | CPU @$c8 | p50 @$c1 | p50 @$c8 |"
+	echo "| A / B | CPU @$c1 | CPU @$c8 | p50 @$c1 | p50 @$c8 |"
 	echo "|---|---:|---:|---:|---:|"
 	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "–" }'; }
-	# pairs prints "AUTHMILTER-ROW PEER-ROW" for each ratio row: authmilter
-	# against each peer, authmilter with sealing against rspamd with sealing.
+	# pairs prints "A B" for each ratio row A / B: authmilter against each
+	# peer, authmilter with sealing against rspamd with sealing; then the
+	# floors: the null milter against the chain and rspamd (the share of a
+	# peer's CPU that the protocol alone takes), authmilter against the null
+	# milter, and the null milter against libmilter's.
 	pairs() {
 		local m a
 		for m in "${ALL[@]}"; do
-			case $m in authmilter*) continue ;; esac
+			case $m in authmilter* | null*) continue ;; esac
 			a=authmilter
 			[ "$m" = rspamd-seal ] && a=authmilter-seal
 			if have "$a"; then echo "$a $m"; fi
 		done
+		have null || return 0
+		for m in chain rspamd; do
+			case " ${ALL[*]} " in *" $m "*) echo "null $m" ;; esac
+		done
+		if have authmilter; then echo "authmilter null"; fi
+		if have null-libmilter; then echo "null null-libmilter"; fi
 	}
 	pairs | while read -r a m; do
 		printf '| %s / %s | %s | %s | %s | %s |\n' "$a" "$m" \
@@ -556,7 +594,7 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 			"$(val "$m" "$c1" calib)" "$(val "$m" "$c8" calib)" "$(val "$m" "$c1" ccpu)" "$(val "$m" "$c8" ccpu)"
 	done
 	echo
-	echo "| authmilter / peer, corrected | CPU @$c1 | CPU @$c8 |"
+	echo "| A / B, corrected | CPU @$c1 | CPU @$c8 |"
 	echo "|---|---:|---:|"
 	# (val sums the chain's two corrected figures as it does the raw ones.)
 	pairs | while read -r a m; do
@@ -575,6 +613,8 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 	echo "The chain row adds the CPU and latency of OpenDKIM and OpenDMARC, each measured on its own (as Postfix calls"
 	echo "two milters in series); its msgs/s is 1/(1/a+1/b). OpenDMARC alone sees no OpenDKIM Authentication-Results, so"
 	echo "it decides DMARC on SPF alone. Ratios: authmilter (unbound) against each peer, authmilter with RSA sealing"
-	echo "against rspamd with RSA sealing."
+	echo "against rspamd with RSA sealing. The floor rows check nothing: \`milterload null\` is authmilter's protocol loop"
+	echo "alone, bench/nullmilter.c libmilter's (OpenDKIM's and OpenDMARC's library); null / rspamd is the share of"
+	echo "rspamd's CPU per message that speaking the protocol over one connection per message takes on this machine."
 	for n in "${NOTES[@]}"; do echo "Note: $n"; done
 } | tee "$T/results/table.md"
