@@ -21,6 +21,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
+	"github.com/authmilter/authmilter/internal/syncbuf"
 	"github.com/authmilter/authmilter/verify/authres"
 )
 
@@ -39,7 +40,7 @@ import (
 // goroutine is left behind, and that the server then serves a normal
 // session.
 func FuzzSession(f *testing.F) {
-	var stdlog syncBuffer
+	var stdlog syncbuf.Buffer
 	log.SetOutput(&stdlog)
 	f.Cleanup(func() { log.SetOutput(io.Discard) })
 
@@ -109,7 +110,7 @@ func (w *fuzzWorld) engine(logOut io.Writer, json bool) *Engine {
 }
 
 // session runs one fuzzed stream and then a normal session on a fresh Server.
-func (w *fuzzWorld) session(t *testing.T, stream []byte, writes int, stdlog *syncBuffer) {
+func (w *fuzzWorld) session(t *testing.T, stream []byte, writes int, stdlog *syncbuf.Buffer) {
 	base := runtime.NumGoroutine()
 	var logs recordChecker
 	guard := &panicGuard{}
@@ -333,29 +334,6 @@ func (r *recordChecker) err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.first
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Reset() {
-	b.mu.Lock()
-	b.buf.Reset()
-	b.mu.Unlock()
 }
 
 // panicGuard runs every callback of the session under a recover that

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,26 +22,9 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/postfixtest"
+	"github.com/authmilter/authmilter/internal/syncbuf"
 	"github.com/authmilter/authmilter/verify"
 )
-
-// syncBuffer is a log sink shared by the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // e2e is a running daemon with its DNS, keys and configuration.
 type e2e struct {
@@ -50,7 +32,7 @@ type e2e struct {
 	dkimKey  ed25519.PrivateKey
 	sealPath string
 	cfgPath  string
-	log      *syncBuffer
+	log      *syncbuf.Buffer
 	addr     string
 	stop     context.CancelFunc
 	done     chan error
@@ -75,7 +57,7 @@ func newE2E(t *testing.T) *e2e {
 	x := &e2e{
 		dkimKey:  dk,
 		sealPath: sealPath,
-		log:      &syncBuffer{},
+		log:      &syncbuf.Buffer{},
 		dns: &dnstest.Resolver{TXT: map[string][]string{
 			"example.com":                    {"v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"},
 			"_dmarc.example.com":             {"v=DMARC1; p=reject"},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/sendmailtest"
+	"github.com/authmilter/authmilter/internal/syncbuf"
 )
 
 // TestSendmailEndToEnd drives Debian's Sendmail (unpacked by .ci/run, see
@@ -26,7 +27,7 @@ func TestSendmailEndToEnd(t *testing.T) {
 	_, dk, _ := ed25519.GenerateKey(rand.Reader)
 	x := &e2e{
 		dkimKey: dk,
-		log:     &syncBuffer{},
+		log:     &syncbuf.Buffer{},
 		dns: &dnstest.Resolver{TXT: map[string][]string{
 			"example.com":                {"v=spf1 ip4:127.0.0.1 -all"},
 			"_dmarc.example.com":         {"v=DMARC1; p=reject"},

@@ -18,6 +18,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
+	"github.com/authmilter/authmilter/internal/syncbuf"
 )
 
 // milterMessage sends one message through the milter at addr from client
@@ -72,7 +73,7 @@ func TestServeReload(t *testing.T) {
 		return "listen: inet:127.0.0.1:0\nauthserv_id: " + id + "\npolicy: {internal_networks: []}\ndns: {servers: [\"" + dns + "\"]}\n"
 	}
 	path := writeConfig(t, cfgText("first.test"))
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	hup := make(chan os.Signal, 1)
 	ready := make(chan net.Addr, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -224,7 +225,7 @@ func TestServeDefaultBinary(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "serve")
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/authmilter/authmilter/internal/syncbuf"
 )
 
 // TestNullMilter: `milterload null` serves the protocol on a loopback
@@ -25,7 +25,7 @@ func TestNullMilter(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- nullMain(ctx, []string{"--listen", "inet:" + addr}, &stderr) }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -53,22 +53,4 @@ func TestNullMilter(t *testing.T) {
 	if err := nullMain(context.Background(), []string{"--listen", "inet:192.0.2.1:8896"}, &stderr); err == nil {
 		t.Error("a non-loopback listener was accepted")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
