@@ -22,9 +22,22 @@ import (
 // virtual machine costs more than the work it interrupts. read(2) and
 // write(2) on a non-blocking socket never block, so the raw path is safe:
 // it never holds the thread.
+//
+// On TCP, before waiting for more, the ACK of what was read is sent at
+// once (TCP_QUICKACK) instead of up to 40 ms later (Linux's delayed ACK).
+// Postfix writes to its milters with Nagle's algorithm on and, under the
+// SMFIP_NR_* flags, sends batches of commands that get no reply (connect
+// to RCPT when DATA starts, then the content): a batch waits in its socket
+// until the previous one is acknowledged, and with nothing to send back
+// the milter's kernel would hold that ACK for its delayed-ACK timer. A
+// Postfix transaction through authmilter took 48 ms against 8 without a
+// milter: it stalled once per message on exactly this.
 type rawConn struct {
 	net.Conn
 	rc syscall.RawConn // nil: through Conn
+	// tcp: the connection is TCP; unacked: data was read since the last
+	// TCP_QUICKACK.
+	tcp, unacked bool
 
 	// The call in progress, for the functions below (kept, not
 	// allocated per call).
@@ -37,10 +50,11 @@ type rawConn struct {
 
 // reset points c at nc, raw when nc offers its descriptor.
 func (c *rawConn) reset(nc net.Conn) {
-	c.Conn, c.rc = nc, nil
+	c.Conn, c.rc, c.unacked = nc, nil, false
 	if nc == nil {
 		return
 	}
+	_, c.tcp = nc.(*net.TCPConn)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
@@ -59,16 +73,27 @@ func (c *rawConn) readRaw(fd uintptr) bool {
 		switch e {
 		case 0:
 			c.n = int(n)
+			c.unacked = c.unacked || (c.tcp && n > 0)
 			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if c.unacked {
+				// Acknowledge what was read before waiting (see
+				// rawConn); a failure only leaves the ACK delayed.
+				syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK,
+					uintptr(unsafe.Pointer(&quickAckOn)), unsafe.Sizeof(quickAckOn), 0)
+				c.unacked = false
+			}
 			return false
 		}
 		c.errno = e
 		return true
 	}
 }
+
+// quickAckOn is TCP_QUICKACK's argument.
+var quickAckOn int32 = 1
 
 // writeRaw writes what is left of c.b; false asks the netpoller to wait
 // for room.

@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -173,5 +174,70 @@ func TestRawConnFallback(t *testing.T) {
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(&rc, buf); err != nil || string(buf) != "hello" {
 		t.Fatalf("read %q, %v", buf, err)
+	}
+}
+
+// TestQuickAckForNagleMTA: an MTA that writes with Nagle's algorithm on, as
+// Postfix does, and sends a batch of commands that get no reply (SMFIP_NR_*)
+// and then the rest of the message gets its answer at once: the server
+// acknowledges what it read before waiting, so the second batch is not held
+// in the MTA's socket for the server's delayed-ACK timer (40 ms on Linux,
+// once per message). Five messages on one connection: with the ACK delayed
+// they take at least 200 ms between the second batch and the reply; the
+// bound is 150 ms.
+func TestQuickAckForNagleMTA(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_QUICKACK is Linux's")
+	}
+	t.Parallel()
+	addr, _, _, _ := startNoteServer(t)
+	c := dialRaw(t, addr)
+	defer c.Close()
+	if err := c.SetNoDelay(false); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	optneg := binary.BigEndian.AppendUint32(nil, 6)
+	optneg = binary.BigEndian.AppendUint32(optneg, 0x1ff)
+	optneg = binary.BigEndian.AppendUint32(optneg, 0x1fffff)
+	if _, err := c.Write(packet('O', string(optneg))); err != nil {
+		t.Fatal(err)
+	}
+	r := &packetReader{conn: c, timeout: 20 * time.Second}
+	code, data, err := r.next()
+	if err != nil || code != 'O' || len(data) < 12 || OptProtocol(binary.BigEndian.Uint32(data[8:]))&NoReplyFlags != NoReplyFlags {
+		t.Fatalf("negotiation: %q %x %v", code, data, err)
+	}
+	// The first message's envelope batch opens the SMTP session too.
+	envelope := append(packet('C', "mail.example.com\x00", "4", "\x9c\x40", "192.0.2.10\x00"), packet('H', "helo.example.com\x00")...)
+	envelope = append(envelope, packet('M', "<alice@example.com>\x00")...)
+	envelope = append(envelope, packet('R', "<bob@mx.test>\x00")...)
+	next := append(packet('M', "<carol@example.com>\x00"), packet('R', "<bob@mx.test>\x00")...)
+	var content []byte
+	content = append(content, packet('L', "From\x00", " Alice <alice@example.com>\x00")...)
+	content = append(content, packet('N')...)
+	content = append(content, packet('B', "hello\r\n")...)
+	content = append(content, packet('E')...)
+	var waited time.Duration
+	for i := range 5 {
+		if _, err := c.Write(envelope); err != nil {
+			t.Fatal(err)
+		}
+		envelope = next
+		// Let the server read the batch and go back to waiting, its ACK
+		// pending, as it does while Postfix's smtpd hands the message to
+		// cleanup.
+		time.Sleep(5 * time.Millisecond)
+		start := time.Now()
+		if _, err := c.Write(content); err != nil {
+			t.Fatal(err)
+		}
+		if code, data, err := r.next(); err != nil || code != 'y' {
+			t.Fatalf("message %d: reply %q %q, %v", i, code, data, err)
+		}
+		waited += time.Since(start)
+	}
+	if waited > 150*time.Millisecond {
+		t.Errorf("five replies took %v after the content was written: the MTA's writes waited for delayed ACKs", waited)
 	}
 }
