@@ -1,7 +1,10 @@
 // Command milterload replays a corpus of messages to a milter as Postfix
 // drives one (option negotiation, connect and HELO with their macros, MAIL,
 // RCPT, each header field, end of headers, the body in chunks of at most
-// 65535 bytes, end of message, QUIT), at a chosen number of concurrent
+// 65535 bytes, end of message, QUIT; with Nagle's algorithm on and the
+// commands the milter does not answer gathered into the writes Postfix 3.7
+// makes: the envelope at DATA, the content at end of message), at a chosen
+// number of concurrent
 // sessions, and reports messages per second, the latency from MAIL to the
 // final reply (p50, p95, p99), the mix of actions and, given the milter's
 // process id, its CPU time per message and memory from /proc. It checks

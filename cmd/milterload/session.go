@@ -120,6 +120,11 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 			return o, err
 		}
 	}
+	// Postfix's smtpd hands the message to its cleanup server here, and
+	// writes what it gathered of the envelope first.
+	if err := c.flush(); err != nil {
+		return o, err
+	}
 	if !c.has(pNoHdrs) {
 		lead := c.has(pLeadSpace)
 		// SMFIP_NOHREPL (SMFIP_NR_HDR): no reply to header commands.
@@ -149,11 +154,14 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	if !c.has(pNoBody) {
 	body:
 		for _, p := range m.wire.body {
-			if err := c.write(p); err != nil {
+			if err := c.queue(p); err != nil {
 				return o, err
 			}
 			if c.has(pNRBody) {
 				continue
+			}
+			if err := c.flush(); err != nil {
+				return o, err
 			}
 			p, err := c.reply()
 			if err != nil {

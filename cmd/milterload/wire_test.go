@@ -12,13 +12,16 @@ import (
 	"time"
 )
 
-// TestOneWritePerCommand drives one connection over a net.Pipe, whose
-// reads never join two writes, and checks that every write holds exactly
-// one milter command, preceded by its macros when it has any, as Postfix's
-// milter8 flushes after each command; a full body chunk (65535 bytes) is
-// one write too. It also checks what each command carries, so encoding
-// packets once per corpus load cannot change the bytes.
-func TestOneWritePerCommand(t *testing.T) {
+// TestWritesAsPostfix drives one connection over a net.Pipe, whose reads
+// never join two writes, and checks how the commands are grouped into
+// writes, as Postfix 3.7 groups them (seen with strace): a milter that
+// answers every command gets one command (with its macros) per write; one
+// that was granted every SMFIP_NR_* flag gets the negotiation, then the
+// whole envelope (connect to DATA) in one write, then the headers, body
+// and end of message in another, then QUIT. A full body chunk (65535
+// bytes) is one packet. It also checks what each command carries, so
+// encoding packets once per corpus load cannot change the bytes.
+func TestWritesAsPostfix(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	body := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz\n", 2000) // 74000 bytes with CRLF
@@ -33,79 +36,127 @@ func TestOneWritePerCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const allNR = pNRConn | pNRHelo | pNRMail | pNRRcpt | pNRData | pNoHdrReply | pNREOH | pNRBody
+	for _, tc := range []struct {
+		name    string
+		granted uint32
+		want    string
+	}{
+		{"every reply", pLeadSpace, "O DC+C H DM+M DR+R DT+T L L(folded) L DN+N B B DE+E Q"},
+		{"no replies before end of message", allNR | pLeadSpace, "O DC+CHDM+MDR+RDT+T LL(folded)LDN+NBBDE+E Q"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mtaEnd, milterEnd := net.Pipe()
+			defer mtaEnd.Close()
+			writes := make(chan []byte, 100)
+			go fakeMilter(milterEnd, tc.granted, writes)
 
-	mtaEnd, milterEnd := net.Pipe()
-	defer mtaEnd.Close()
-	writes := make(chan []byte, 100)
-	go fakeMilter(milterEnd, writes)
+			c := &conn{nc: mtaEnd, r: bufio.NewReader(mtaEnd), timeout: 5 * time.Second}
+			if err := c.negotiate(); err != nil {
+				t.Fatal(err)
+			}
+			if done, _, err := c.connect(m, "mx.inbound.example"); done || err != nil {
+				t.Fatalf("connect: done %v, %v", done, err)
+			}
+			o, _, err := c.transaction(m, queueID(1), "mx.inbound.example", false)
+			if err != nil || o.action != "accept" {
+				t.Fatalf("transaction: %+v, %v", o, err)
+			}
+			c.quit()
 
-	c := &conn{nc: mtaEnd, r: bufio.NewReader(mtaEnd), timeout: 5 * time.Second}
-	if err := c.negotiate(); err != nil {
-		t.Fatal(err)
-	}
-	if done, _, err := c.connect(m, "mx.inbound.example"); done || err != nil {
-		t.Fatalf("connect: done %v, %v", done, err)
-	}
-	o, _, err := c.transaction(m, queueID(1), "mx.inbound.example", false)
-	if err != nil || o.action != "accept" {
-		t.Fatalf("transaction: %+v, %v", o, err)
-	}
-	c.quit()
-
-	// Each write: its commands (a macro packet names the command it
-	// belongs to) and the data of the last one.
-	var got []string
-	var bodyGot []byte
-	var chunks []int
-	for w := range writes {
-		var cmds string
-		var last []byte
-		for len(w) > 0 {
-			if len(w) < 5 {
-				t.Fatalf("write ends in a partial packet: %q", w)
+			// Each write: its commands (a macro packet names the command
+			// it belongs to).
+			var got []string
+			var bodyGot []byte
+			var chunks []int
+			for w := range writes {
+				var cmds string
+				for len(w) > 0 {
+					if len(w) < 5 {
+						t.Fatalf("write ends in a partial packet: %q", w)
+					}
+					n := binary.BigEndian.Uint32(w)
+					if int(n) > len(w)-4 {
+						t.Fatalf("packet of %d bytes split across writes", n)
+					}
+					p := w[4 : 4+n]
+					switch {
+					case p[0] == cmdMacro:
+						cmds += "D" + string(p[1]) + "+"
+					case p[0] == cmdBody:
+						cmds += "B"
+						chunks = append(chunks, len(p)-1)
+						bodyGot = append(bodyGot, p[1:]...)
+					case string(p) == "LSubject\x00 one\n two\x00": // SMFIP_HDR_LEADSPC
+						cmds += "L(folded)"
+					default:
+						cmds += string(p[0])
+					}
+					w = w[4+n:]
+				}
+				got = append(got, cmds)
 			}
-			n := binary.BigEndian.Uint32(w)
-			if int(n) > len(w)-4 {
-				t.Fatalf("packet of %d bytes split across writes", n)
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Errorf("writes:\n got %s\nwant %s", g, tc.want)
 			}
-			p := w[4 : 4+n]
-			if p[0] == cmdMacro {
-				cmds += "D" + string(p[1]) + "+"
-			} else {
-				cmds += string(p[0])
+			if wantBody := strings.ReplaceAll(body, "\n", "\r\n"); string(bodyGot) != wantBody {
+				t.Errorf("body: got %d bytes, want %d", len(bodyGot), len(wantBody))
 			}
-			last, w = p, w[4+n:]
-		}
-		got = append(got, cmds)
-		switch last[0] {
-		case cmdBody:
-			chunks = append(chunks, len(last)-1)
-			bodyGot = append(bodyGot, last[1:]...)
-		case cmdHeader:
-			if string(last) == "LSubject\x00 one\n two\x00" { // SMFIP_HDR_LEADSPC
-				got[len(got)-1] += "(folded)"
+			if len(chunks) != 2 || chunks[0] != maxBodyChunk {
+				t.Errorf("body chunks %v, want 65535 and the rest", chunks)
 			}
-		}
-	}
-	want := "O DC+C H DM+M DR+R DT+T L L(folded) L DN+N B B DE+E Q"
-	if g := strings.Join(got, " "); g != want {
-		t.Errorf("writes:\n got %s\nwant %s", g, want)
-	}
-	if wantBody := strings.ReplaceAll(body, "\n", "\r\n"); string(bodyGot) != wantBody {
-		t.Errorf("body: got %d bytes, want %d", len(bodyGot), len(wantBody))
-	}
-	if len(chunks) != 2 || chunks[0] != maxBodyChunk {
-		t.Errorf("body chunks %v, want 65535 and the rest", chunks)
+		})
 	}
 }
 
-// fakeMilter answers option negotiation with every SMFIP_NR_* flag and
-// SMFIP_HDR_LEADSPC, end of message with accept, and sends each write it
-// reads (one read never spans two writes of a net.Pipe) to writes.
-func fakeMilter(nc net.Conn, writes chan<- []byte) {
+// TestQueueWritesPieces: commands gathered past postfixWriteSize go out in
+// writes of exactly that size, the rest at the next flush.
+func TestQueueWritesPieces(t *testing.T) {
+	t.Parallel()
+	mtaEnd, milterEnd := net.Pipe()
+	defer mtaEnd.Close()
+	sizes := make(chan int, 10)
+	go func() {
+		defer close(sizes)
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := milterEnd.Read(buf)
+			if err != nil {
+				return
+			}
+			sizes <- n
+		}
+	}()
+	c := &conn{nc: mtaEnd, timeout: 5 * time.Second}
+	chunk := appendPacket(nil, cmdBody, make([]byte, maxBodyChunk))
+	for range 3 {
+		if err := c.queue(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.flush(); err != nil {
+		t.Fatal(err)
+	}
+	mtaEnd.Close()
+	var got []int
+	for n := range sizes {
+		got = append(got, n)
+	}
+	total := 3 * len(chunk)
+	if len(got) != 2 || got[0] != postfixWriteSize || got[0]+got[1] != total {
+		t.Errorf("writes of %v bytes, want %d and %d", got, postfixWriteSize, total-postfixWriteSize)
+	}
+}
+
+// fakeMilter answers option negotiation granting the protocol flags
+// granted, every command the MTA then waits for with continue and end of
+// message with accept, and sends each write it reads (one read never spans
+// two writes of a net.Pipe) to writes.
+func fakeMilter(nc net.Conn, granted uint32, writes chan<- []byte) {
 	defer close(writes)
 	defer nc.Close()
-	const granted = pNRConn | pNRHelo | pNRMail | pNRRcpt | pNRData | pNoHdrReply | pNREOH | pNRBody | pLeadSpace
+	noReply := map[byte]uint32{cmdConnect: pNRConn, cmdHelo: pNRHelo, cmdMail: pNRMail, cmdRcpt: pNRRcpt,
+		cmdData: pNRData, cmdHeader: pNoHdrReply, cmdEOH: pNREOH, cmdBody: pNRBody}
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := nc.Read(buf)
@@ -114,20 +165,22 @@ func fakeMilter(nc net.Conn, writes chan<- []byte) {
 		}
 		w := bytes.Clone(buf[:n])
 		writes <- w
-		var last byte
 		for p := w; len(p) >= 5; p = p[min(4+int(binary.BigEndian.Uint32(p)), len(p)):] {
-			last = p[4]
-		}
-		switch last {
-		case cmdOptNeg:
-			data := binary.BigEndian.AppendUint32(nil, offerVersion)
-			data = binary.BigEndian.AppendUint32(data, offerActions)
-			data = binary.BigEndian.AppendUint32(data, granted)
-			nc.Write(appendPacket(nil, cmdOptNeg, data))
-		case cmdEOM:
-			nc.Write(appendPacket(nil, replyAccept))
-		case cmdQuit:
-			return
+			switch cmd := p[4]; cmd {
+			case cmdOptNeg:
+				data := binary.BigEndian.AppendUint32(nil, offerVersion)
+				data = binary.BigEndian.AppendUint32(data, offerActions)
+				data = binary.BigEndian.AppendUint32(data, granted)
+				nc.Write(appendPacket(nil, cmdOptNeg, data))
+			case cmdEOM:
+				nc.Write(appendPacket(nil, replyAccept))
+			case cmdQuit:
+				return
+			default:
+				if flag, ok := noReply[cmd]; ok && granted&flag == 0 {
+					nc.Write(appendPacket(nil, replyContinue))
+				}
+			}
 		}
 	}
 }
