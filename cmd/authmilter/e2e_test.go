@@ -38,7 +38,7 @@ type e2e struct {
 	done     chan error
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t testing.TB) *e2e {
 	t.Helper()
 	_, dk, _ := ed25519.GenerateKey(rand.Reader)
 	_, sk, _ := ed25519.GenerateKey(rand.Reader)
@@ -89,7 +89,7 @@ policy:
 
 // start runs the daemon (on listen, or on the configured address when
 // empty) until stopDaemon or the end of the test.
-func (x *e2e) start(t *testing.T, listen string) {
+func (x *e2e) start(t testing.TB, listen string) {
 	t.Helper()
 	path := x.cfgPath
 	if listen != "" {
@@ -116,7 +116,7 @@ func (x *e2e) start(t *testing.T, listen string) {
 	t.Cleanup(func() { x.stopDaemon(t) })
 }
 
-func (x *e2e) stopDaemon(t *testing.T) {
+func (x *e2e) stopDaemon(t testing.TB) {
 	if x.stop == nil {
 		return
 	}
@@ -127,7 +127,7 @@ func (x *e2e) stopDaemon(t *testing.T) {
 	}
 }
 
-func (x *e2e) sign(t *testing.T, msg string) []byte {
+func (x *e2e) sign(t testing.TB, msg string) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	err := msgauthdkim.Sign(&out, strings.NewReader(msg), &msgauthdkim.SignOptions{
