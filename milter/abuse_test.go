@@ -17,6 +17,8 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/authmilter/authmilter/internal/syncbuf"
 )
 
 // The tests in this file measure the whole process (goroutines, heap), so
@@ -129,28 +131,10 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
-// libLog collects log output: the standard logger's, or the Server's.
-type libLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *libLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *libLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // captureLibLog routes the standard logger (go-milter's) into a buffer for
 // the rest of the test.
-func captureLibLog(t *testing.T) *libLog {
-	l := &libLog{}
+func captureLibLog(t *testing.T) *syncbuf.Buffer {
+	l := &syncbuf.Buffer{}
 	out, flags := log.Writer(), log.Flags()
 	log.SetOutput(l)
 	t.Cleanup(func() { log.SetOutput(out); log.SetFlags(flags) })
@@ -165,10 +149,10 @@ func abuseServer(t *testing.T, idle time.Duration) (*Server, string, int) {
 }
 
 // abuseServerLog is abuseServer, also returning what the Server logs.
-func abuseServerLog(t *testing.T, idle time.Duration) (*Server, string, int, *libLog) {
+func abuseServerLog(t *testing.T, idle time.Duration) (*Server, string, int, *syncbuf.Buffer) {
 	t.Helper()
 	captureLibLog(t)
-	logs := &libLog{}
+	logs := &syncbuf.Buffer{}
 	w := newWorld(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
