@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/syncbuf"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -388,5 +390,35 @@ func TestEngineDMARCDiscoveredOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("_dmarc.example.com asked %d times, want 1: %v", n, w.dns.Queries())
+	}
+}
+
+// TestEngineLogLevel: the message line is written at info, and at warn
+// only for a message that had a problem (here over the header limit).
+func TestEngineLogLevel(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	for _, tc := range []struct {
+		level     slog.Level
+		maxHeader int
+		want      string // "" for no line
+	}{
+		{slog.LevelInfo, 0, "level=INFO msg=message"},
+		{slog.LevelWarn, 0, ""},
+		{slog.LevelWarn, 3, "level=WARN msg=message"},
+	} {
+		var logs syncbuf.Buffer
+		e := w.engine(func(e *Engine) {
+			e.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tc.level}))
+			e.MaxHeaders = tc.maxHeader
+		})
+		run(t, e, env("192.0.2.10", "x.example.net", "alice@example.com"), msgText("example.com", "", "Hi.\r\n"))
+		got := logs.String()
+		if tc.want == "" && strings.Contains(got, "msg=message") || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("level %v, header limit %d: log %q, want %q", tc.level, tc.maxHeader, got, tc.want)
+		}
+		if tc.want != "" && !strings.Contains(got, "action=accept") {
+			t.Errorf("level %v: the line lacks its fields: %q", tc.level, got)
+		}
 	}
 }

@@ -58,6 +58,15 @@ func (m *Message) finish(v *Verdict) {
 			mt.Errors.Inc("header_limit")
 		}
 	}
+	level := slog.LevelInfo
+	if v.SealErr != nil || v.LimitErr != nil {
+		level = slog.LevelWarn
+	}
+	// The line is built only when it will be written (log.level: warn
+	// keeps only the messages that had a problem).
+	if !m.e.logger().Enabled(m.ctx, level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("queue_id", m.env.QueueID),
 		slog.String("client_ip", addrString(m.env)),
@@ -122,10 +131,6 @@ func (m *Message) finish(v *Verdict) {
 		attrs = append(attrs, slog.String("reply", v.Reply))
 	}
 	attrs = append(attrs, slog.Duration("elapsed", v.Elapsed))
-	level := slog.LevelInfo
-	if v.SealErr != nil || v.LimitErr != nil {
-		level = slog.LevelWarn
-	}
 	m.e.logger().LogAttrs(m.ctx, level, "message", attrs...)
 }
 
