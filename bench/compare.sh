@@ -9,8 +9,11 @@
 #   -r REV: build authmilter and milterload from commit REV (git archive)
 #   rather than from the working tree, uncommitted changes and all.
 #   MILTERS: a space-separated subset of: opendkim opendmarc rspamd
-#   rspamd-seal authmilter authmilter-zonefile authmilter-seal null
-#   null-libmilter (default all). The last two are floors, milters that
+#   rspamd-seal authmilter authmilter-zonefile authmilter-seal
+#   authmilter-1thread null null-libmilter (default all).
+#   authmilter-1thread is authmilter with GOMAXPROCS=1 (one scheduler
+#   thread, the operator's option in configs/authmilter.service). The last
+#   two are floors, milters that
 #   check nothing: `milterload null` (authmilter's protocol loop) and
 #   bench/nullmilter.c (Sendmail's libmilter, which OpenDKIM and OpenDMARC
 #   use; built with gcc and libmilter-dev, installed when missing).
@@ -42,7 +45,7 @@ SIZES=20KB        # corpus sizes (milterload gen --sizes)
 PER_CLASS=4       # messages per class and size
 WARMUP=50         # messages sent before each measured run
 SESSIONS="1 8"
-MILTERS="opendkim opendmarc rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal null null-libmilter"
+MILTERS="opendkim opendmarc rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal authmilter-1thread null null-libmilter"
 INSTALL=1
 REV=
 KEEP=0
@@ -415,8 +418,8 @@ EOF
 	MPIDS=$(printf '%s\n' "$MPID" $(pgrep -P "$MPID") | paste -sd,)
 }
 
-start_authmilter() { # NAME CONF
-	"$T/authmilter" serve --config "$2" >>"$T/$1.log" 2>&1 &
+start_authmilter() { # NAME CONF [GOMAXPROCS]
+	GOMAXPROCS=${3:-} "$T/authmilter" serve --config "$2" >>"$T/$1.log" 2>&1 &
 	MPID=$!
 	MPIDS=$MPID
 	PIDS+=("$MPID")
@@ -474,12 +477,12 @@ if [ "$HAVE_RSPAMD" = 1 ]; then
 	if wanted rspamd; then PORT=$(free_port); start_rspamd "$PORT" 0; measure rspamd; stop_pid "$MPID"; fi
 	if wanted rspamd-seal; then PORT=$(free_port); start_rspamd "$PORT" 1; measure rspamd-seal; stop_pid "$MPID"; fi
 fi
-for v in "authmilter unbound authmilter.yaml" "authmilter-zonefile zone authmilter.yaml" "authmilter-seal unbound authmilter-seal-rsa.yaml"; do
+for v in "authmilter unbound authmilter.yaml" "authmilter-zonefile zone authmilter.yaml" "authmilter-seal unbound authmilter-seal-rsa.yaml" "authmilter-1thread unbound authmilter.yaml 1"; do
 	set -- $v
 	wanted "$1" || continue
 	PORT=$(free_port)
 	mk_authmilter_conf "$C/$3" "$T/$1.yaml" "$PORT" "$2"
-	start_authmilter "$1" "$T/$1.yaml"
+	start_authmilter "$1" "$T/$1.yaml" "${4:-}"
 	measure "$1"
 	stop_pid "$MPID"
 done
@@ -523,13 +526,14 @@ label() {
 	authmilter) echo "authmilter (DNS via unbound)" ;;
 	authmilter-zonefile) echo "authmilter (DNS from zone file)" ;;
 	authmilter-seal) echo "authmilter + ARC seal RSA (unbound)" ;;
+	authmilter-1thread) echo "authmilter, GOMAXPROCS=1 (unbound)" ;;
 	null) echo "floor: authmilter's protocol loop, no checks (milterload null)" ;;
 	null-libmilter) echo "floor: libmilter, no checks (bench/nullmilter.c)" ;;
 	esac
 }
 have() { [ -s "$T/results/$1.c$c1.json" ] && [ -s "$T/results/$1.c$c8.json" ]; }
 ALL=()
-for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal null null-libmilter; do
+for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonefile authmilter-seal authmilter-1thread null null-libmilter; do
 	if [ "$m" = chain ]; then
 		have opendkim && have opendmarc && ALL+=(chain)
 	elif have "$m"; then
@@ -570,6 +574,11 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 			[ "$m" = rspamd-seal ] && a=authmilter-seal
 			if have "$a"; then echo "$a $m"; fi
 		done
+		if have authmilter-1thread; then
+			for m in chain rspamd; do
+				case " ${ALL[*]} " in *" $m "*) echo "authmilter-1thread $m" ;; esac
+			done
+		fi
 		have null || return 0
 		for m in chain rspamd; do
 			case " ${ALL[*]} " in *" $m "*) echo "null $m" ;; esac
