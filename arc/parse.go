@@ -206,7 +206,7 @@ func validName(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(s, ".") {
+	for label := range strings.SplitSeq(s, ".") {
 		if label == "" || len(label) > 63 {
 			return false
 		}
@@ -267,7 +267,7 @@ func parseAMS(f message.Field, max int) (*ams, error) {
 		// RFC 6376 §3.5: h= holds at least one field name.
 		return nil, err
 	}
-	for _, name := range strings.Split(hv, ":") {
+	for name := range strings.SplitSeq(hv, ":") {
 		name = tagvalue.StripFWS(name)
 		if name == "" {
 			// "h=from::to": RFC 6376 §3.5's ABNF has no empty hdr-name,

@@ -49,12 +49,14 @@ func (l List) Has(name string) bool {
 // whitespace) is valid and yields no tags.
 func Parse(s string) (List, error) {
 	var l List
-	specs := strings.Split(s, ";")
-	for i, spec := range specs {
+	last := strings.Count(s, ";") // the index of the last tag-spec
+	i := -1
+	for spec := range strings.SplitSeq(s, ";") {
+		i++
 		if isFWS(spec) {
 			// Only the optional trailing ";" may leave an empty spec; the
 			// whole input being blank is also allowed.
-			if i == len(specs)-1 || len(specs) == 1 {
+			if i == last {
 				continue
 			}
 			return nil, fmt.Errorf("%w: empty tag-spec at position %d", ErrSyntax, i+1)
@@ -73,6 +75,9 @@ func Parse(s string) (List, error) {
 		}
 		if l.Has(name) {
 			return nil, fmt.Errorf("%w: duplicate tag %q", ErrSyntax, name)
+		}
+		if l == nil {
+			l = make(List, 0, last+1) // one tag per tag-spec at most
 		}
 		l = append(l, Tag{Name: name, Value: value})
 	}

@@ -45,7 +45,7 @@ func isDotAtomText(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, part := range strings.Split(s, ".") {
+	for part := range strings.SplitSeq(s, ".") {
 		if part == "" {
 			return false
 		}
@@ -84,11 +84,10 @@ func isKeyword(s string) bool { return len(s) <= maxKeyword && isLDH(s) }
 // isDomainName: RFC 6376 §3.5, which RFC 8601 §2.2 refers to:
 // sub-domain 1*("." sub-domain), sub-domain = Let-dig [Ldh-str].
 func isDomainName(s string) bool {
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
+	if !strings.Contains(s, ".") {
 		return false
 	}
-	for _, l := range labels {
+	for l := range strings.SplitSeq(s, ".") {
 		if !isLDH(l) {
 			return false
 		}

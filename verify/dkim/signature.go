@@ -70,7 +70,7 @@ func parseSignature(value string) (*sigTags, error) {
 	st.b = get("b")
 	st.bh = get("bh")
 	st.hasLength = tags.Has("l")
-	for _, h := range strings.Split(get("h"), ":") {
+	for h := range strings.SplitSeq(get("h"), ":") {
 		if h != "" {
 			st.headers = append(st.headers, h)
 		}
@@ -172,7 +172,7 @@ func (st *sigTags) checkSignature() error {
 	// leaves no way to get the key (§6.1.1: unsupported query method).
 	if st.hasQuery {
 		ok := false
-		for _, q := range strings.Split(st.query, ":") {
+		for q := range strings.SplitSeq(st.query, ":") {
 			if q == "dns/txt" {
 				ok = true
 				break
