@@ -93,6 +93,9 @@ type Validator struct {
 	hashers map[bodyKey]*canon.BodyHasher // from body, per AMS c=/l=
 	keys    map[string]*keyFuture
 	closed  *Result
+	// scratch holds the header data of the signature being checked,
+	// sized once (canon.HeaderCap) and reused by every check.
+	scratch []byte
 }
 
 type bodyKey struct {
@@ -410,23 +413,33 @@ func (v *Validator) verifyAMS(m *ams) error {
 	if !equal(bh, m.bodyHash) {
 		return fmt.Errorf("%w: i=%d %s", ErrBodyHash, m.instance, HeaderAMS)
 	}
-	var buf []byte
+	buf := v.headerBuf()
 	for _, f := range canon.Select(v.header, m.headers) {
 		buf = canon.AppendHeader(buf, m.hc, f.Raw)
 	}
 	buf = appendSelf(buf, m.hc, m.field)
 	digest := sha256.Sum256(buf)
+	v.scratch = buf
 	return v.verifySig(m.instance, HeaderAMS, m.alg, m.selector, m.domain, digest[:], m.sig)
+}
+
+// headerBuf returns v.scratch emptied, made the first time.
+func (v *Validator) headerBuf() []byte {
+	if v.scratch == nil {
+		v.scratch = make([]byte, 0, canon.HeaderCap(v.header))
+	}
+	return v.scratch[:0]
 }
 
 // verifySeal checks the AS of instance i over the ARC Sets 1..i (RFC 8617
 // §5.1.1: for each instance in increasing order, AAR, AMS, AS; relaxed
 // header canonicalization; the AS being checked last, with an empty b=).
 func (v *Validator) verifySeal(i int) error {
-	buf := appendSealScope(nil, v.aars[:i], v.amss[:i], v.seals[:i-1])
+	buf := appendSealScope(v.headerBuf(), v.aars[:i], v.amss[:i], v.seals[:i-1])
 	s := v.seals[i-1]
 	buf = appendSelf(buf, canon.Relaxed, s.field)
 	digest := sha256.Sum256(buf)
+	v.scratch = buf
 	return v.verifySig(i, HeaderSeal, s.alg, s.selector, s.domain, digest[:], s.sig)
 }
 

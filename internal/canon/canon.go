@@ -123,6 +123,18 @@ func AppendHeader(dst []byte, c Canon, raw []byte) []byte {
 
 func isWSP(b byte) bool { return b == ' ' || b == '\t' }
 
+// HeaderCap is a capacity that holds the canonical form (AppendHeader,
+// either algorithm) of every field of header: its raw bytes, plus a CRLF a
+// field may lack. A buffer made with it once per message does not grow
+// while a signature's header data is built.
+func HeaderCap(header []message.Field) int {
+	n := 0
+	for _, f := range header {
+		n += len(f.Raw) + 2
+	}
+	return n
+}
+
 // Select returns the header fields a signature's h= list names, in h=
 // order (RFC 6376 §5.4.2): each name takes the last field of that name not
 // already taken, searching from the bottom of the header; a name with no

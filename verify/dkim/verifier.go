@@ -157,6 +157,9 @@ func NewVerifierWithBody(ctx context.Context, r dnscache.Resolver, header []mess
 			continue
 		}
 		s.body = body.Hasher(st.bc, crypto.SHA256, -1)
+		if scratch == nil {
+			scratch = make([]byte, 0, canon.HeaderCap(header))
+		}
 		scratch = headerData(scratch[:0], header, st, f)
 		s.digest = sha256.Sum256(scratch)
 	}
