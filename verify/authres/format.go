@@ -22,25 +22,34 @@ const lineLimit = 78
 // §2.2 no-result). See the package documentation for how values are
 // sanitised.
 func Format(authservID string, results []Result) string {
-	f := folder{col: len(FieldName) + 2}
-	f.b.Grow(64 * (len(results) + 1))
-	f.raw(value(authservID))
-	n := 0
-	var scratch [16]string
+	var stack [512]byte
+	w := words{b: stack[:0]}
+	var firsts [8]int
+	starts := firsts[:0] // the first word of each resinfo written
 	for _, r := range results {
-		words := resinfoWords(scratch[:0], r)
-		if words == nil {
-			continue
-		}
-		n++
-		f.raw(";")
-		f.fold()
-		f.raw(words[0])
-		for _, w := range words[1:] {
-			f.word(w)
+		k := len(w.ends)
+		if w.resinfo(r) {
+			starts = append(starts, k)
 		}
 	}
-	if n == 0 {
+	var id [64]byte
+	f := folder{col: len(FieldName) + 2}
+	// The words, a fold and "; " per resinfo, a space per word.
+	f.b.Grow(len(authservID) + 2 + len(w.b) + 4*len(starts) + len(w.ends) + len(" none"))
+	f.rawBytes(appendValue(id[:0], authservID))
+	for n, k := range starts {
+		end := len(w.ends)
+		if n+1 < len(starts) {
+			end = starts[n+1]
+		}
+		f.raw(";")
+		f.fold()
+		f.rawBytes(w.at(k))
+		for i := k + 1; i < end; i++ {
+			f.wordBytes(w.at(i))
+		}
+	}
+	if len(starts) == 0 {
 		f.raw(";")
 		f.word("none")
 	}
@@ -52,16 +61,27 @@ func Format(authservID string, results []Result) string {
 // after its authserv-id (RFC 8617 §4.1.1): "spf=pass smtp.mailfrom=...;
 // dkim=...". An empty list gives "none" (RFC 8601 §2.2 no-result).
 func FormatResults(results []Result) string {
-	var parts []string
+	var w words
+	var out []byte
 	for _, r := range results {
-		if words := resinfoWords(nil, r); words != nil {
-			parts = append(parts, strings.Join(words, " "))
+		k := len(w.ends)
+		if !w.resinfo(r) {
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, "; "...)
+		}
+		for i := k; i < len(w.ends); i++ {
+			if i > k {
+				out = append(out, ' ')
+			}
+			out = append(out, w.at(i)...)
 		}
 	}
-	if len(parts) == 0 {
+	if len(out) == 0 {
 		return "none"
 	}
-	return strings.Join(parts, "; ")
+	return string(out)
 }
 
 // Field returns a complete Authentication-Results header field,
@@ -78,33 +98,55 @@ func FieldOf(formatted string) message.Field {
 	return message.Field{Name: FieldName, Raw: raw}
 }
 
-// resinfoWords appends to words the words of one resinfo: "method=result", the
-// comment's words, "reason=...", then the properties (RFC 8601 §2.2:
-// methodspec [CFWS reasonspec] [CFWS 1*propspec]; a comment is CFWS and
-// may stand anywhere). It returns nil when the method or the result is not
-// a Keyword.
-func resinfoWords(words []string, r Result) []string {
+// words holds words in one buffer: word i is b[ends[i-1]:ends[i]].
+type words struct {
+	b    []byte
+	ends []int
+}
+
+// mark ends the word being written.
+func (w *words) mark() { w.ends = append(w.ends, len(w.b)) }
+
+// at returns word i.
+func (w *words) at(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = w.ends[i-1]
+	}
+	return w.b[start:w.ends[i]]
+}
+
+// resinfo adds the words of one resinfo: "method=result", the comment's
+// words, "reason=...", then the properties (RFC 8601 §2.2: methodspec
+// [CFWS reasonspec] [CFWS 1*propspec]; a comment is CFWS and may stand
+// anywhere). It adds nothing and reports false when the method or the
+// result is not a Keyword.
+func (w *words) resinfo(r Result) bool {
 	method := strings.ToLower(r.Method)
 	res := strings.ToLower(string(r.Value))
 	if res == "" {
 		res = string(verify.ResultNone)
 	}
 	if !isKeyword(method) || !isKeyword(res) {
-		return nil
+		return false
 	}
-	words = append(words, method+"="+res)
-	words = commentWords(words, r.Comment)
+	w.b = append(append(append(w.b, method...), '='), res...)
+	w.mark()
+	w.comment(r.Comment)
 	if reason := cleanText(r.Reason); reason != "" {
-		words = append(words, "reason="+value(reason))
+		w.b = appendValue(append(w.b, "reason="...), reason)
+		w.mark()
 	}
 	for _, p := range r.Props {
 		t, n := strings.ToLower(p.Type), strings.ToLower(p.Name)
 		if !isKeyword(t) || !isKeyword(n) {
 			continue
 		}
-		words = append(words, t+"."+n+"="+pvalue(p.Value))
+		w.b = append(append(append(append(w.b, t...), '.'), n...), '=')
+		w.b = appendPValue(w.b, p.Value)
+		w.mark()
 	}
-	return words
+	return true
 }
 
 // folder lays out words on lines of at most lineLimit columns.
@@ -119,6 +161,11 @@ func (f *folder) raw(s string) {
 	f.col += len(s)
 }
 
+func (f *folder) rawBytes(s []byte) {
+	f.b.Write(s)
+	f.col += len(s)
+}
+
 // fold starts a continuation line: CRLF then a TAB (RFC 5322 §2.2.3),
 // counted as 8 columns.
 func (f *folder) fold() {
@@ -128,14 +175,26 @@ func (f *folder) fold() {
 
 // word writes a space and w, or folds first when w would pass the limit.
 func (f *folder) word(w string) {
+	f.space(len(w))
+	f.raw(w)
+}
+
+// wordBytes is word for a word in a byte buffer.
+func (f *folder) wordBytes(w []byte) {
+	f.space(len(w))
+	f.rawBytes(w)
+}
+
+// space writes the space before a word of n columns, or folds when the
+// word would pass the limit.
+func (f *folder) space(n int) {
 	limit := f.limit
 	if limit == 0 {
 		limit = lineLimit
 	}
-	if f.col+1+len(w) > limit {
+	if f.col+1+n > limit {
 		f.fold()
 	} else {
 		f.raw(" ")
 	}
-	f.raw(w)
 }

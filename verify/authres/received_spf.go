@@ -40,8 +40,10 @@ func ReceivedSPF(r spf.Result, receiver string) string {
 	if c := cleanText(receiver); c != "" {
 		sentence = c + ": " + sentence
 	}
-	for _, w := range commentWords(nil, sentence) {
-		f.word(w)
+	var ws words
+	ws.comment(sentence)
+	for i := range ws.ends {
+		f.wordBytes(ws.at(i))
 	}
 
 	// RFC 7208 §9.1: key-value-list, in the order of the "key" rule.

@@ -185,20 +185,20 @@ func truncate(s string) string {
 	return strings.TrimRight(s[:cut], " ") + "..."
 }
 
-// quote writes s as an RFC 2045 quoted-string (RFC 822 §3.3 quoted-pair for
-// '"' and '\'). s must already be clean.
-func quote(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
+// quote returns s as an RFC 2045 quoted-string (appendQuoted).
+func quote(s string) string { return string(appendQuoted(nil, s)) }
+
+// appendQuoted appends s as an RFC 2045 quoted-string (RFC 822 §3.3
+// quoted-pair for '"' and '\'). s must already be clean.
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
-			b.WriteByte('\\')
+			dst = append(dst, '\\')
 		}
-		b.WriteByte(s[i])
+		dst = append(dst, s[i])
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(dst, '"')
 }
 
 // keptValue is what is written of a value: cleanValue(s), cut further so
@@ -242,52 +242,45 @@ func cutEscaped(s, special string) string {
 	return s[:cut] + "..."
 }
 
-// value formats s as an RFC 2045 value: token, else quoted-string.
-func value(s string) string {
+// appendValue appends s as an RFC 2045 value: token, else quoted-string.
+func appendValue(dst []byte, s string) []byte {
 	s = keptValue(s)
 	if isToken(s) {
-		return s
+		return append(dst, s...)
 	}
-	return quote(s)
+	return appendQuoted(dst, s)
 }
 
-// pvalue formats s as an RFC 8601 §2.2 pvalue: token, the address form,
-// else quoted-string.
-func pvalue(s string) string {
+// appendPValue appends s as an RFC 8601 §2.2 pvalue: token, the address
+// form, else quoted-string.
+func appendPValue(dst []byte, s string) []byte {
 	s = keptValue(s)
 	if isToken(s) || isAddrForm(s) {
-		return s
+		return append(dst, s...)
 	}
-	return quote(s)
+	return appendQuoted(dst, s)
 }
 
-// commentWords formats text as an RFC 5322 §3.2.2 comment, with '(', ')'
-// and '\' as quoted-pairs, split at its spaces into the words between which
-// the folder may fold (FWS is allowed anywhere between ctext), appended to
-// words. Empty text adds nothing.
-func commentWords(words []string, text string) []string {
-	text = keptText(text)
+// comment adds text as an RFC 5322 §3.2.2 comment, with '(', ')' and '\'
+// as quoted-pairs, split at its spaces into the words between which the
+// folder may fold (FWS is allowed anywhere between ctext). Empty text adds
+// nothing.
+func (w *words) comment(text string) {
+	text = keptText(text) // single spaces between words, none at the ends
 	if text == "" {
-		return words
+		return
 	}
-	var b strings.Builder
-	b.Grow(len(text) + 2)
-	b.WriteByte('(')
+	w.b = append(w.b, '(')
 	for i := 0; i < len(text); i++ {
 		switch text[i] {
+		case ' ':
+			w.mark()
+			continue
 		case '(', ')', '\\':
-			b.WriteByte('\\')
+			w.b = append(w.b, '\\')
 		}
-		b.WriteByte(text[i])
+		w.b = append(w.b, text[i])
 	}
-	b.WriteByte(')')
-	c := b.String()
-	for {
-		i := strings.IndexByte(c, ' ')
-		if i < 0 {
-			return append(words, c)
-		}
-		words = append(words, c[:i])
-		c = c[i+1:]
-	}
+	w.b = append(w.b, ')')
+	w.mark()
 }
