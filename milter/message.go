@@ -390,7 +390,8 @@ func (m *Message) End() *Verdict {
 		v.HELO = &m.spfHELO
 	}
 
-	var results []authres.Result
+	// SPF twice, DMARC, ARC, and DKIM: room for two signatures.
+	results := make([]authres.Result, 0, 6)
 	results = append(results, authres.FromSPF(m.spfMail))
 	if v.HELO != nil {
 		results = append(results, authres.FromSPF(*v.HELO))
@@ -405,7 +406,7 @@ func (m *Message) End() *Verdict {
 		v.DKIM = m.dkimV.Close()
 		ar := m.arcV.Close()
 		v.ARC = &ar
-		var allB []string
+		allB := make([]string, 0, len(v.DKIM))
 		for _, s := range v.DKIM {
 			allB = append(allB, s.B)
 		}
