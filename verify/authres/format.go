@@ -23,7 +23,8 @@ const lineLimit = 78
 // sanitised.
 func Format(authservID string, results []Result) string {
 	var stack [512]byte
-	w := words{b: stack[:0]}
+	var ends [32]int
+	w := words{b: stack[:0], ends: ends[:0]}
 	var firsts [8]int
 	starts := firsts[:0] // the first word of each resinfo written
 	for _, r := range results {
