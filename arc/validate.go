@@ -128,16 +128,16 @@ func NewValidatorWithBody(ctx context.Context, r dnscache.Resolver, header []mes
 		body = canon.NewBodySet()
 	}
 	v := &Validator{
-		ctx:     ctx,
-		r:       r,
-		header:  header,
-		body:    body,
-		hashers: map[bodyKey]*canon.BodyHasher{},
-		keys:    map[string]*keyFuture{},
+		ctx:    ctx,
+		r:      r,
+		header: header,
+		body:   body,
+		// hashers and keys are made when a chain needs them: most
+		// messages have none.
 	}
 	if opts == nil || !opts.NoSealBodyHash {
 		v.full = body.Hasher(canon.Relaxed, crypto.SHA256, -1)
-		v.hashers[bodyKey{canon.Relaxed, -1}] = v.full
+		v.hashers = map[bodyKey]*canon.BodyHasher{{canon.Relaxed, -1}: v.full}
 	}
 	if err := v.collect(header, opts.maxInstances()); err != nil {
 		v.early = v.failed(err)
@@ -153,6 +153,10 @@ func NewValidatorWithBody(ctx context.Context, r dnscache.Resolver, header []mes
 		v.early = v.failed(err)
 		return v
 	}
+	if v.hashers == nil {
+		v.hashers = map[bodyKey]*canon.BodyHasher{}
+	}
+	v.keys = map[string]*keyFuture{}
 	for _, m := range v.amss {
 		k := bodyKey{m.bc, m.limit}
 		if v.hashers[k] == nil {
