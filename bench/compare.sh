@@ -447,10 +447,32 @@ mkdir -p "$T/results"
 ROWS=()
 # measure NAME: drives the milter on $PORT (processes $MPIDS) at each
 # session count and keeps the JSON reports as results/NAME.cC.json.
+# cpu_ticks PIDS: the CPU time (user + system, clock ticks) the processes
+# have used (their comm may hold spaces: fields are counted after the ")").
+cpu_ticks() {
+	local p s=0 t
+	for p in ${1//,/ }; do
+		t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+		s=$((s + ${t:-0}))
+	done
+	echo "$s"
+}
+IDLE_SECS=5
 measure() {
-	local name=$1 c out secs
+	local name=$1 c out secs t0 first=1
 	secs=${DUR%s}
 	for c in $SESSIONS; do
+		if [ "$first" = 0 ]; then
+			# The milter's CPU with no load, measured once it is warm (after
+			# the first run): background work that a run's CPU per message
+			# includes, the more the fewer messages the run carried.
+			t0=$(cpu_ticks "$MPIDS")
+			sleep "$IDLE_SECS"
+			awk -v a="$t0" -v b="$(cpu_ticks "$MPIDS")" -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" \
+				'BEGIN { printf "%.3f\n", (b - a) * 1000 / hz / s }' >"$T/results/$name.idle"
+			say "    idle: $(cat "$T/results/$name.idle") ms of CPU per second"
+		fi
+		first=0
 		out=$T/results/$name.c$c.json
 		say "  $name: $c session(s), up to $N messages in $DUR (warm-up $WARMUP)"
 		# The machine's speed just before and after the run (milterload
@@ -500,7 +522,7 @@ val() { # NAME SESSIONS FIELD(cpu|p50|p99|rate)
 	p50) f='.latency_ms.p50' ;;
 	p99) f='.latency_ms.p99' ;;
 	rate) f='.messages_per_second' ;;
-	calib | ccpu) ;;
+	calib | ccpu | idle | net) ;;
 	esac
 	if [ "$1" = chain ]; then
 		# Two milters in series: CPU and latency add (measured separately).
@@ -509,6 +531,12 @@ val() { # NAME SESSIONS FIELD(cpu|p50|p99|rate)
 	elif [ "$3" = calib ]; then
 		# Mean of the calibrations before and after the run, µs per unit.
 		awk -v a="$(get "$1.c$2.calib0" .unit_us)" -v b="$(get "$1.c$2.calib1" .unit_us)" 'BEGIN { printf "%.3f", (a + b) / 2 }'
+	elif [ "$3" = idle ]; then
+		cat "$T/results/$1.idle" 2>/dev/null || echo 0
+	elif [ "$3" = net ]; then
+		# CPU per message less the idle CPU the run's duration held.
+		awk -v c="$(val "$1" "$2" cpu)" -v i="$(val "$1" "$2" idle)" -v r="$(val "$1" "$2" rate)" \
+			'BEGIN { printf "%.6f", c - i / r }'
 	elif [ "$3" = ccpu ]; then
 		# CPU per message at the speed of the reference calibration.
 		awk -v c="$(val "$1" "$2" cpu)" -v u="$(val "$1" "$2" calib)" -v r="$REF" 'BEGIN { printf "%.6f", c * r / u }'
@@ -609,6 +637,24 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 	pairs | while read -r a m; do
 		printf '| %s / %s | %s | %s |\n' "$a" "$m" \
 			"$(ratio "$(val $a "$c1" ccpu)" "$(val "$m" "$c1" ccpu)")" "$(ratio "$(val $a "$c8" ccpu)" "$(val "$m" "$c8" ccpu)")"
+	done
+	echo
+	echo "Each milter's CPU with no load (${IDLE_SECS} s, measured after its first run), and the CPU per message less"
+	echo "that idle CPU over the run's duration (net = CPU per message - idle ms/s ÷ messages/s): a milter the"
+	echo "MTA's writes slow to a few messages a second otherwise carries its background work in every message."
+	echo
+	echo "| milter | idle CPU ms/s | net CPU ms/msg @$c1 | net CPU ms/msg @$c8 |"
+	echo "|---|---:|---:|---:|"
+	for m in "${ALL[@]}"; do
+		[ "$m" = chain ] && continue
+		printf '| %s | %.2f | %.3f | %.3f |\n' "$(label "$m")" "$(val "$m" "$c1" idle)" "$(val "$m" "$c1" net)" "$(val "$m" "$c8" net)"
+	done
+	echo
+	echo "| A / B, net of idle | CPU @$c1 | CPU @$c8 |"
+	echo "|---|---:|---:|"
+	pairs | while read -r a m; do
+		printf '| %s / %s | %s | %s |\n' "$a" "$m" \
+			"$(ratio "$(val $a "$c1" net)" "$(val "$m" "$c1" net)")" "$(ratio "$(val $a "$c8" net)" "$(val "$m" "$c8" net)")"
 	done
 	echo
 	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked):"
