@@ -631,13 +631,17 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 			"$(val "$m" "$c1" calib)" "$(val "$m" "$c8" calib)" "$(val "$m" "$c1" ccpu)" "$(val "$m" "$c8" ccpu)"
 	done
 	echo
-	echo "| A / B, corrected | CPU @$c1 | CPU @$c8 |"
-	echo "|---|---:|---:|"
-	# (val sums the chain's two corrected figures as it does the raw ones.)
-	pairs | while read -r a m; do
-		printf '| %s / %s | %s | %s |\n' "$a" "$m" \
-			"$(ratio "$(val $a "$c1" ccpu)" "$(val "$m" "$c1" ccpu)")" "$(ratio "$(val $a "$c8" ccpu)" "$(val "$m" "$c8" ccpu)")"
-	done
+	# cpu_ratios TITLE FIELD: the A / B ratios of a CPU figure (ccpu, net);
+	# val sums the chain's two figures as it does the raw ones.
+	cpu_ratios() {
+		echo "| A / B, $1 | CPU @$c1 | CPU @$c8 |"
+		echo "|---|---:|---:|"
+		pairs | while read -r a m; do
+			printf '| %s / %s | %s | %s |\n' "$a" "$m" \
+				"$(ratio "$(val $a "$c1" "$2")" "$(val "$m" "$c1" "$2")")" "$(ratio "$(val $a "$c8" "$2")" "$(val "$m" "$c8" "$2")")"
+		done
+	}
+	cpu_ratios corrected ccpu
 	echo
 	echo "Each milter's CPU with no load (${IDLE_SECS} s, measured after its first run), and the CPU per message less"
 	echo "that idle CPU over the run's duration (net = CPU per message - idle ms/s ÷ messages/s): a milter the"
@@ -650,12 +654,7 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 		printf '| %s | %.2f | %.3f | %.3f |\n' "$(label "$m")" "$(val "$m" "$c1" idle)" "$(val "$m" "$c1" net)" "$(val "$m" "$c8" net)"
 	done
 	echo
-	echo "| A / B, net of idle | CPU @$c1 | CPU @$c8 |"
-	echo "|---|---:|---:|"
-	pairs | while read -r a m; do
-		printf '| %s / %s | %s | %s |\n' "$a" "$m" \
-			"$(ratio "$(val $a "$c1" net)" "$(val "$m" "$c1" net)")" "$(ratio "$(val $a "$c8" net)" "$(val "$m" "$c8" net)")"
-	done
+	cpu_ratios "net of idle" net
 	echo
 	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked):"
 	for m in "${ALL[@]}"; do
