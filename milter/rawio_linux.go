@@ -123,18 +123,11 @@ func (c *rawConn) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	c.b, c.n, c.errno = b, 0, 0
-	err := c.rc.Read(c.readFn)
-	n, errno := c.n, c.errno
-	c.b = nil
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
+	n, err := c.result("read", c.rc.Read(c.readFn))
+	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
+	return n, err
 }
 
 func (c *rawConn) Write(b []byte) (int, error) {
@@ -142,14 +135,20 @@ func (c *rawConn) Write(b []byte) (int, error) {
 		return c.Conn.Write(b)
 	}
 	c.b, c.n, c.errno = b, 0, 0
-	err := c.rc.Write(c.writeFn)
+	return c.result("write", c.rc.Write(c.writeFn))
+}
+
+// result ends a raw call: the bytes it moved, and the net package's error
+// (err) or the call's own (c.errno) as conn.Read and conn.Write report them.
+// A failed read has moved nothing (readRaw sets c.n only on success).
+func (c *rawConn) result(op string, err error) (int, error) {
 	n, errno := c.n, c.errno
 	c.b = nil
 	switch {
 	case err != nil:
-		return n, c.opError("write", err)
+		return n, c.opError(op, err)
 	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
+		return n, c.opError(op, os.NewSyscallError(op, errno))
 	}
 	return n, nil
 }
