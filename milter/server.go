@@ -239,7 +239,7 @@ type connState struct {
 func (st *connState) reset(nc net.Conn, timeout time.Duration, pool *bufPool) {
 	st.raw.reset(nc)
 	st.r.conn, st.r.timeout, st.r.pool, st.r.readDL = &st.raw, timeout, pool, time.Time{}
-	st.r.buf, st.r.end = st.r.buf[:0], 0
+	st.r.buf, st.r.start, st.r.end = st.r.buf[:0], 0, 0
 	st.w.conn, st.w.timeout, st.w.out, st.w.writeDL = &st.raw, timeout, st.w.out[:0], time.Time{}
 	st.mac.clear(0)
 	st.mac.trim()

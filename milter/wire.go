@@ -129,11 +129,14 @@ func protocolError(format string, args ...any) error {
 type packetReader struct {
 	conn    net.Conn
 	timeout time.Duration
-	// buf[:end] is the packet last returned; buf[end:] was read ahead.
-	buf    []byte
-	end    int
-	readDL time.Time // the deadline last set; see deadline
-	pool   *bufPool  // nil: buffers are allocated
+	// buf[start:end] is the packet last returned; buf[end:] was read
+	// ahead. Read-ahead is moved to the front only when buf is full, so a
+	// batch of many small packets (a header block written at once) is not
+	// copied once per packet.
+	buf        []byte
+	start, end int
+	readDL     time.Time // the deadline last set; see deadline
+	pool       *bufPool  // nil: buffers are allocated
 }
 
 const (
@@ -150,25 +153,26 @@ const (
 // next call.
 func (r *packetReader) next() (code byte, data []byte, err error) {
 	// Drop the packet returned last; keep what was read ahead.
-	rest := r.buf[r.end:]
+	r.start = r.end
 	switch {
 	case r.buf == nil:
 		r.buf = r.pool.get(readBufSize)
+		r.start, r.end = 0, 0
 	case cap(r.buf) > keepBufSize:
-		old := r.buf
+		old, rest := r.buf, r.buf[r.end:]
 		r.buf = append(r.pool.get(max(readBufSize, len(rest))), rest...)
+		r.start, r.end = 0, 0
 		r.pool.put(old)
-	default:
-		r.buf = r.buf[:copy(r.buf, rest)]
+	case r.start == len(r.buf):
+		r.buf, r.start, r.end = r.buf[:0], 0, 0
 	}
-	r.end = 0
 	if err := r.fill(4); err != nil {
-		if err == io.ErrUnexpectedEOF && len(r.buf) == 0 {
+		if err == io.ErrUnexpectedEOF && len(r.buf) == r.start {
 			err = io.EOF
 		}
 		return 0, nil, err
 	}
-	length := int(binary.BigEndian.Uint32(r.buf))
+	length := int(binary.BigEndian.Uint32(r.buf[r.start:]))
 	if length == 0 {
 		return 0, nil, protocolError("empty packet")
 	}
@@ -178,19 +182,25 @@ func (r *packetReader) next() (code byte, data []byte, err error) {
 	if err := r.fill(4 + length); err != nil {
 		return 0, nil, err
 	}
-	r.end = 4 + length
-	return r.buf[4], r.buf[5:r.end], nil
+	r.end = r.start + 4 + length
+	return r.buf[r.start+4], r.buf[r.start+5 : r.end], nil
 }
 
-// fill reads until buf holds at least n bytes, under the idle deadline,
-// growing buf (to at most twice what has arrived, and not past n) only when
-// it is full.
+// fill reads until buf holds at least n bytes from start, under the idle
+// deadline. When buf is full it first moves what is held to the front, and
+// grows buf (to at most twice its size, and not past n) only when that
+// leaves no room.
 func (r *packetReader) fill(n int) error {
 	armed := false
-	for len(r.buf) < n {
+	for len(r.buf)-r.start < n {
 		if !armed {
 			r.readDL = deadline(r.timeout, r.readDL, r.conn.SetReadDeadline)
 			armed = true
+		}
+		if len(r.buf) == cap(r.buf) && r.start > 0 {
+			r.buf = r.buf[:copy(r.buf, r.buf[r.start:])]
+			r.end -= r.start
+			r.start = 0
 		}
 		if len(r.buf) == cap(r.buf) {
 			grown := r.pool.get(min(n, 2*cap(r.buf)))
@@ -200,7 +210,7 @@ func (r *packetReader) fill(n int) error {
 		}
 		m, err := r.conn.Read(r.buf[len(r.buf):cap(r.buf)])
 		r.buf = r.buf[:len(r.buf)+m]
-		if err != nil && len(r.buf) < n {
+		if err != nil && len(r.buf)-r.start < n {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
@@ -213,7 +223,7 @@ func (r *packetReader) fill(n int) error {
 // release hands the buffer back to the pool; the reader reads no more.
 func (r *packetReader) release() {
 	r.pool.put(r.buf)
-	r.buf, r.end = nil, 0
+	r.buf, r.start, r.end = nil, 0, 0
 }
 
 // deadline sets a connection deadline (through set) to now plus timeout,
