@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,12 @@ type Config struct {
 	ARC     ARCConfig     `yaml:"arc"`
 	Policy  PolicyConfig  `yaml:"policy"`
 	Limits  LimitsConfig  `yaml:"limits"`
+
+	// Threads is the number of scheduler threads (GOMAXPROCS): "auto"
+	// (the default: one while the load fits in one, all of them when
+	// work queues; package internal/procs) or a number, kept. The
+	// GOMAXPROCS environment variable, when set, wins over both.
+	Threads string `yaml:"threads"`
 }
 
 // LogConfig selects the log level and format.
@@ -164,7 +171,21 @@ func DefaultConfig() *Config {
 			SPFMaxLookups:       10,
 			SPFMaxVoidLookups:   2,
 		},
+		Threads: "auto",
 	}
+}
+
+// threads returns the fixed scheduler thread count of Threads, or 0 for
+// "auto".
+func (c *Config) threads() (int, error) {
+	if c.Threads == "auto" || c.Threads == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(c.Threads)
+	if err != nil || n < 1 || n > 1024 {
+		return 0, fmt.Errorf("threads %q: must be auto or a number from 1 to 1024", c.Threads)
+	}
+	return n, nil
 }
 
 // LoadConfig reads the file at path over the defaults. Unknown keys and
@@ -213,6 +234,9 @@ func (c *Config) validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.AuthservID == "" || strings.ContainsAny(c.AuthservID, " \t\r\n;()\"\\") {
 		add("authserv_id %q: must be a non-empty token (RFC 8601 §2.5)", c.AuthservID)
+	}
+	if _, err := c.threads(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

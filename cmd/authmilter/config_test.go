@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +31,13 @@ policy:
 		cfg.Policy.Temperror != "accept" || !*cfg.Policy.Enforce || cfg.DMARC.OrgDomain != "treewalk" {
 		t.Fatalf("unexpected config %+v", cfg)
 	}
+	if n, err := cfg.threads(); n != 0 || err != nil || cfg.Threads != "auto" {
+		t.Errorf("threads by default: %q (%d, %v), want auto", cfg.Threads, n, err)
+	}
+	cfg, err = ParseConfig([]byte("threads: 2\n"), "test.yaml")
+	if n, _ := cfg.threads(); err != nil || n != 2 {
+		t.Errorf("threads: 2 gives %d, %v", n, err)
+	}
 }
 
 func TestParseConfigErrors(t *testing.T) {
@@ -42,6 +53,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pprof without metrics", "metrics:\n  pprof: true\n", "metrics.pprof: needs metrics.listen"},
 		{"pprof not loopback", "metrics:\n  listen: 0.0.0.0:9895\n  pprof: true\n", "not a loopback address"},
 		{"pprof on a public address", "metrics:\n  listen: \"192.0.2.1:9895\"\n  pprof: true\n", "not a loopback address"},
+		{"threads zero", "threads: 0\n", `threads "0": must be auto or a number from 1 to 1024`},
+		{"threads word", "threads: many\n", `threads "many"`},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(tt.text), "cfg.yaml")
@@ -76,4 +89,27 @@ func TestParseConfigPprof(t *testing.T) {
 			t.Errorf("%s: metrics %+v", listen, cfg.Metrics)
 		}
 	}
+}
+
+// TestStartThreads: the GOMAXPROCS environment variable wins, a number is
+// applied, auto starts the scaler (which restores the count when stopped).
+func TestStartThreads(t *testing.T) {
+	orig := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(orig)
+	cfg := DefaultConfig()
+	cfg.Threads = "3"
+	t.Setenv("GOMAXPROCS", "2")
+	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler)); got != "GOMAXPROCS=2" || runtime.GOMAXPROCS(0) != orig {
+		t.Errorf("with GOMAXPROCS set: %q, GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
+	}
+	os.Unsetenv("GOMAXPROCS")
+	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler)); got != "3" || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("threads: 3 gives %q, GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(orig)
+	ctx, cancel := context.WithCancel(context.Background())
+	if got := startThreads(ctx, DefaultConfig(), slog.New(slog.DiscardHandler)); got != "auto" {
+		t.Errorf("default: %q, want auto", got)
+	}
+	cancel()
 }

@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/metrics"
+	"github.com/authmilter/authmilter/internal/procs"
 	"github.com/authmilter/authmilter/milter"
 )
 
@@ -160,10 +163,13 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 		go func() { _ = metricsSrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.Metrics.Pprof)
 	}
+	threadsCtx, stopThreads := context.WithCancel(ctx)
+	defer stopThreads()
+	threads := startThreads(threadsCtx, cfg, logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("authmilter listening", "listen", cfg.Listen, "authserv_id", cfg.AuthservID,
-		"config", configName(path), "sealing", cfg.ARC.Seal.KeyFile != "")
+		"config", configName(path), "sealing", cfg.ARC.Seal.KeyFile != "", "threads", threads)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -284,4 +290,19 @@ func registerDNSMetrics(reg *metrics.Registry, current func() dnscache.Resolver)
 	reg.NewCounterFunc("authmilter_dns_queries_total", "Upstream DNS queries.", func() float64 { return float64(stats().Queries) })
 	reg.NewCounterFunc("authmilter_dns_errors_total", "Upstream DNS queries that failed temporarily.", func() float64 { return float64(stats().Errors) })
 	reg.NewGaugeFunc("authmilter_dns_cache_entries", "Answers held in the DNS cache.", func() float64 { return float64(stats().Entries) })
+}
+
+// startThreads applies the threads setting and says what it is: the
+// GOMAXPROCS environment variable when set, else a fixed count, else
+// "auto", a procs.Scaler running until ctx ends.
+func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger) string {
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		return "GOMAXPROCS=" + env
+	}
+	if n, _ := cfg.threads(); n > 0 {
+		runtime.GOMAXPROCS(n)
+		return strconv.Itoa(n)
+	}
+	go (&procs.Scaler{Logger: logger}).Run(ctx)
+	return "auto"
 }
