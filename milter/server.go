@@ -44,6 +44,8 @@ type Server struct {
 
 	nextID   atomic.Uint64
 	bufs     bufPool // read buffers of finished packets and connections
+	symOnce  sync.Once
+	symList  []byte // SymList as sent in the option negotiation reply
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	closing  bool
@@ -442,19 +444,26 @@ func (s *Server) negotiate(c *Conn, data []byte, w *packetWriter) error {
 	b = binary.BigEndian.AppendUint32(b, uint32(c.actions))
 	b = binary.BigEndian.AppendUint32(b, uint32(c.proto))
 	if c.actions&OptSetSymList != 0 && version >= 6 {
-		stages := make([]Stage, 0, len(s.SymList))
-		for st := range s.SymList {
-			stages = append(stages, st)
-		}
-		slices.Sort(stages)
-		for _, st := range stages {
-			b = binary.BigEndian.AppendUint32(b, uint32(st))
-			b = append(b, strings.Join(s.SymList[st], " ")...)
-			b = append(b, 0)
-		}
+		s.symOnce.Do(s.encodeSymList)
+		b = append(b, s.symList...)
 	}
 	w.packet('O', b)
 	return w.flush()
+}
+
+// encodeSymList encodes SymList for the option negotiation reply, once:
+// each stage, in order, with its macro names.
+func (s *Server) encodeSymList() {
+	stages := make([]Stage, 0, len(s.SymList))
+	for st := range s.SymList {
+		stages = append(stages, st)
+	}
+	slices.Sort(stages)
+	for _, st := range stages {
+		s.symList = binary.BigEndian.AppendUint32(s.symList, uint32(st))
+		s.symList = append(s.symList, strings.Join(s.SymList[st], " ")...)
+		s.symList = append(s.symList, 0)
+	}
 }
 
 // trimAngle returns an address without the angle brackets around it

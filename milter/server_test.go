@@ -70,6 +70,7 @@ func startNoteServer(t *testing.T) (string, *sync.Mutex, *[]string, *Server) {
 // closed when the connection ends.
 func TestServerProtocol(t *testing.T) {
 	addr, mu, notes, _ := startNoteServer(t)
+	var lists *string
 	for _, v := range []uint32{2, 6, 7} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -90,6 +91,14 @@ func TestServerProtocol(t *testing.T) {
 		}
 		if v >= 6 && !strings.Contains(string(reply[12:]), "{auth_authen}") {
 			t.Errorf("version %d: no macro lists in %q", v, reply[12:])
+		}
+		if v >= 6 {
+			// Encoded once, sent the same to every connection.
+			if got := string(reply[12:]); lists == nil {
+				lists = &got
+			} else if got != *lists {
+				t.Errorf("version %d: macro lists %q, first connection got %q", v, got, *lists)
+			}
 		}
 		c.Close()
 	}
