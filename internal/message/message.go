@@ -149,33 +149,39 @@ func truncate(b []byte) string {
 // without it one space is put back, the usual form. Folded lines, which the
 // MTA joins with bare LF, get CRLF again.
 func FromMilter(name, value string, leadingSpace bool) Field {
-	return Field{Name: name, Raw: appendMilter(nil, name, value, leadingSpace)}
+	return Field{Name: name, Raw: appendMilter([]byte(name), []byte(value), leadingSpace)}
 }
 
 // FromMilterBytes is FromMilter for a name and value the caller keeps
 // (a milter packet's bytes): they are copied.
 func FromMilterBytes(name, value []byte, leadingSpace bool) Field {
-	return Field{Name: string(name), Raw: appendMilter(nil, name, value, leadingSpace)}
+	return Field{Name: string(name), Raw: appendMilter(name, value, leadingSpace)}
 }
 
-func appendMilter[T string | []byte](b []byte, name, value T, leadingSpace bool) []byte {
-	n := len(name) + len(value) + 4
-	for i := 0; i < len(value); i++ {
-		if value[i] == '\n' {
-			n++
-		}
-	}
-	b = append(make([]byte, 0, n), name...)
+// appendMilter returns name, a colon, the space a milter strips unless
+// leadingSpace, value with its bare LF line ends made CRLF, and CRLF, in
+// one new slice sized up front. Runs between line ends are copied whole.
+func appendMilter(name, value []byte, leadingSpace bool) []byte {
+	b := make([]byte, 0, len(name)+len(value)+4+bytes.Count(value, []byte{'\n'}))
+	b = append(b, name...)
 	b = append(b, ':')
 	if !leadingSpace {
 		b = append(b, ' ')
 	}
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		if c == '\n' && (i == 0 || value[i-1] != '\r') {
+	for {
+		i := bytes.IndexByte(value, '\n')
+		if i < 0 {
+			b = append(b, value...)
+			break
+		}
+		b = append(b, value[:i]...)
+		// The byte before this LF is b's last: the value's, or the colon
+		// or space before it.
+		if b[len(b)-1] != '\r' {
 			b = append(b, '\r')
 		}
-		b = append(b, c)
+		b = append(b, '\n')
+		value = value[i+1:]
 	}
 	return append(b, '\r', '\n')
 }

@@ -156,3 +156,42 @@ func FuzzBodyCRLF(f *testing.F) {
 		}
 	})
 }
+
+// milterRef is FromMilterBytes's field text written the plain way: a
+// byte at a time, CR added before each LF that lacks one.
+func milterRef(name, value string, leadingSpace bool) string {
+	out := name + ":"
+	if !leadingSpace {
+		out += " "
+	}
+	for i := 0; i < len(value); i++ {
+		if value[i] == '\n' && (i == 0 || value[i-1] != '\r') {
+			out += "\r"
+		}
+		out += value[i : i+1]
+	}
+	return out + "\r\n"
+}
+
+func TestFromMilterLineEnds(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", "\n", "\r\n", "\n\n", "\r\r\n", "a\nb\r\nc\n", " x\n\ty\n", "\n\r\n\r"} {
+		for _, lead := range []bool{false, true} {
+			f := FromMilterBytes([]byte("X-T"), []byte(v), lead)
+			if want := milterRef("X-T", v, lead); string(f.Raw) != want {
+				t.Errorf("%q lead %v: %q, want %q", v, lead, f.Raw, want)
+			}
+		}
+	}
+}
+
+func FuzzFromMilter(f *testing.F) {
+	f.Add("Subject", "a\nb\r\n\tc", false)
+	f.Add("X", "\n", true)
+	f.Fuzz(func(t *testing.T, name, value string, lead bool) {
+		got := FromMilterBytes([]byte(name), []byte(value), lead)
+		if want := milterRef(name, value, lead); string(got.Raw) != want || got.Name != name {
+			t.Fatalf("%q %q: %q, want %q", name, value, got.Raw, want)
+		}
+	})
+}
