@@ -64,21 +64,9 @@ func TestScalerFollowsLoad(t *testing.T) {
 	waitFor(1, time.Second)
 
 	// Eight goroutines wanting the CPU: at one thread they queue.
-	var stop atomic.Bool
-	spin := make(chan struct{})
-	for range 8 {
-		go func() {
-			defer func() { spin <- struct{}{} }()
-			for x := 0; !stop.Load(); x++ {
-				_ = x * x
-			}
-		}()
-	}
+	stop := spin(8)
 	waitFor(2, 3*time.Second)
-	stop.Store(true)
-	for range 8 {
-		<-spin
-	}
+	stop()
 
 	// Idle again: back to one thread at the next probe.
 	waitFor(1, Probe+2*time.Second)
@@ -93,26 +81,35 @@ func TestScalerFollowsLoad(t *testing.T) {
 func TestMeterQueued(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	m := newMeter()
-	var stop atomic.Bool
-	spin := make(chan struct{})
-	for range 4 {
-		go func() {
-			defer func() { spin <- struct{}{} }()
-			for x := 0; !stop.Load(); x++ {
-				_ = x * x
-			}
-		}()
-	}
+	stop := spin(4)
 	time.Sleep(300 * time.Millisecond)
-	stop.Store(true)
-	for range 4 {
-		<-spin
-	}
+	stop()
 	s := m.sample(time.Now())
 	if s.Queued < UpQueued {
 		t.Errorf("four goroutines sharing one thread: queued %.4f, want at least %.2f", s.Queued, UpQueued)
 	}
 	if s.CPU <= 0 || s.Wall < 300*time.Millisecond {
 		t.Errorf("sample %+v: want CPU and a window of at least 300ms", s)
+	}
+}
+
+// spin starts n goroutines that keep a thread busy; the function it
+// returns stops them and waits until they have.
+func spin(n int) func() {
+	var stop atomic.Bool
+	done := make(chan struct{})
+	for range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for x := 0; !stop.Load(); x++ {
+				_ = x * x
+			}
+		}()
+	}
+	return func() {
+		stop.Store(true)
+		for range n {
+			<-done
+		}
 	}
 }
