@@ -267,6 +267,10 @@ func (d *daemon) reload() {
 		if cfg.Listen != old.Listen || cfg.Metrics.Listen != old.Metrics.Listen {
 			log.Warn("SIGHUP: listen addresses change only on restart", "listen", old.Listen, "metrics", old.Metrics.Listen)
 		}
+		if cfg.Threads != old.Threads {
+			log.Warn("SIGHUP: threads changes only on restart", "threads", old.Threads)
+			cfg.Threads = old.Threads // what runs
+		}
 		d.setLogger(cfg)
 		err = d.apply(cfg)
 	}

@@ -100,9 +100,13 @@ func TestServeReload(t *testing.T) {
 		t.Fatalf("A-R %q", ar)
 	}
 
-	os.WriteFile(path, []byte(cfgText("second.test")), 0o600)
+	if os.Getenv("GOMAXPROCS") == "" {
+		waitLog("threads=auto")
+	}
+	os.WriteFile(path, []byte(cfgText("second.test")+"threads: 2\n"), 0o600)
 	hup <- syscall.SIGHUP
 	waitLog("configuration reloaded")
+	waitLog("threads changes only on restart")
 	if _, ar := milterMessage(t, addr, "192.0.2.1", "a@example.com", "example.com"); !strings.HasPrefix(ar, "second.test;") {
 		t.Fatalf("after reload, A-R %q", ar)
 	}

@@ -1,6 +1,6 @@
 // Package procs sizes the Go scheduler to the load: one scheduler thread
 // (runtime.GOMAXPROCS 1) while the work fits in one, all of them when
-// goroutines queue for it.
+// goroutines queue for it and more threads shorten the queue.
 //
 // Why: with idle scheduler threads, every goroutine that becomes runnable
 // (a milter packet arriving, a new connection) wakes another thread to run
@@ -31,34 +31,69 @@ type Sample struct {
 	Queued float64
 }
 
-// Thresholds of Decide.
+// Thresholds of Policy.
 const (
 	// UpQueued: at one thread, goroutines waiting this much for it
-	// (Sample.Queued) bring all threads back. On a 2-core machine one
-	// milter session measures about 0.003, two 0.04, eight 0.5.
+	// (Sample.Queued) make the policy try all threads. On a 2-core machine
+	// one milter session measures about 0.003, two 0.04, eight 0.2-0.5.
 	UpQueued = 0.1
-	// Probe is how long the thread count stays raised before one thread
-	// is tried again for a window: the queue that decides is the one
-	// measured with one thread.
+	// Helped: all threads are kept only when, in their first window, the
+	// queue is at most this share of the one-thread queue that raised
+	// them. When the cores are busy with other processes (the MTA on the
+	// same machine), more threads only cost more CPU per message: the
+	// queue stays and one thread is held for Hold.
+	Helped = 0.5
+	// Hold is how long one thread is kept after more did not help.
+	Hold = 10 * time.Second
+	// Probe is how long all threads are kept before one is tried again
+	// for a window: the queue that raises them is always the one-thread
+	// queue.
 	Probe = 2 * time.Second
 )
 
-// Decide returns the thread count for the next window: cur is the current
-// one, max the count under load, since the time since the last change, s
-// the window just ended.
-func Decide(cur, max int, s Sample, since time.Duration) int {
-	switch {
-	case max <= 1 || s.Wall <= 0:
-		return cur
-	case cur < max && s.Queued >= UpQueued:
-		return max
-	case cur > 1 && since >= Probe:
-		return 1
-	}
-	return cur
+// Policy decides the thread count window by window. The zero value starts
+// at one thread.
+type Policy struct {
+	cur     int       // 0: 1
+	changed time.Time // when cur was set
+	queued  float64   // the one-thread queue that raised cur
+	tried   bool      // cur was raised and its first window is not judged yet
+	hold    time.Time // one thread until then
 }
 
-// Scaler runs Decide every Interval and applies its answer with
+// Next returns the thread count for the window after s, which ended at
+// now; max is the count under load.
+func (p *Policy) Next(max int, s Sample, now time.Time) int {
+	if p.cur == 0 {
+		p.cur, p.changed = 1, now
+	}
+	if max <= 1 || s.Wall <= 0 {
+		return p.cur
+	}
+	set := func(n int) int {
+		p.cur, p.changed = n, now
+		return n
+	}
+	switch {
+	case p.cur == 1:
+		if now.Before(p.hold) || s.Queued < UpQueued {
+			return 1
+		}
+		p.queued, p.tried = s.Queued, true
+		return set(max)
+	case p.tried:
+		p.tried = false
+		if s.Queued > p.queued*Helped {
+			p.hold = now.Add(Hold)
+			return set(1)
+		}
+	case now.Sub(p.changed) >= Probe:
+		return set(1)
+	}
+	return p.cur
+}
+
+// Scaler runs a Policy every Interval and applies its answer with
 // runtime.GOMAXPROCS.
 type Scaler struct {
 	Max      int           // threads under load; 0: runtime.GOMAXPROCS(0) at Run
@@ -85,7 +120,7 @@ func (s *Scaler) Run(ctx context.Context) {
 	cur := 1
 	runtime.GOMAXPROCS(cur)
 	m := newMeter()
-	changed := time.Now()
+	var p Policy
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -94,7 +129,7 @@ func (s *Scaler) Run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			smp := m.sample(now)
-			next := Decide(cur, max, smp, now.Sub(changed))
+			next := p.Next(max, smp, now)
 			if next == cur {
 				continue
 			}
@@ -103,7 +138,7 @@ func (s *Scaler) Run(ctx context.Context) {
 				s.Logger.Debug("scheduler threads", "from", cur, "to", next,
 					"cpu_share", float64(smp.CPU)/float64(smp.Wall), "queued", smp.Queued)
 			}
-			cur, changed = next, now
+			cur = next
 		}
 	}
 }
