@@ -11,8 +11,9 @@
 #   MILTERS: a space-separated subset of: opendkim opendmarc rspamd
 #   rspamd-seal authmilter authmilter-zonefile authmilter-seal
 #   authmilter-1thread null null-libmilter (default all).
-#   authmilter-1thread is authmilter with GOMAXPROCS=1 (one scheduler
-#   thread, the operator's option in configs/authmilter.service). The last
+#   authmilter-1thread is authmilter pinned to one scheduler thread
+#   (GOMAXPROCS=1); the authmilter rows run the default, threads: auto,
+#   which picks one or all as the load goes (internal/procs). The last
 #   two are floors, milters that
 #   check nothing: `milterload null` (authmilter's protocol loop) and
 #   bench/nullmilter.c (Sendmail's libmilter, which OpenDKIM and OpenDMARC

@@ -43,6 +43,7 @@ type Server struct {
 	SymList map[Stage][]string
 
 	nextID   atomic.Uint64
+	ended    atomic.Uint64 // messages answered at end of message
 	bufs     bufPool // read buffers of finished packets and connections
 	symOnce  sync.Once
 	symList  []byte // SymList as sent in the option negotiation reply
@@ -388,6 +389,7 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 				m.BodyChunk(data, mac)
 			}
 			reply := m.EndOfMessage(mac, mod)
+			s.ended.Add(1)
 			if reply.Code == 'y' {
 				w.packet('y', append([]byte(reply.Text), 0))
 			} else {
@@ -421,6 +423,11 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 		}
 	}
 }
+
+// Messages returns how many messages the server has answered at end of
+// message since it started: the work done, for a caller sizing the
+// scheduler to it (package internal/procs).
+func (s *Server) Messages() uint64 { return s.ended.Load() }
 
 // negotiate answers SMFIC_OPTNEG: the protocol version, and of the actions
 // and protocol flags the server wants those the MTA offers, then the macro

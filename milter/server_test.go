@@ -69,7 +69,7 @@ func startNoteServer(t *testing.T) (string, *sync.Mutex, *[]string, *Server) {
 // later ones; a message after SMFIC_QUIT_NC starts afresh; the Milter is
 // closed when the connection ends.
 func TestServerProtocol(t *testing.T) {
-	addr, mu, notes, _ := startNoteServer(t)
+	addr, mu, notes, srv := startNoteServer(t)
 	var lists *string
 	for _, v := range []uint32{2, 6, 7} {
 		c, err := net.Dial("tcp", addr)
@@ -151,6 +151,10 @@ func TestServerProtocol(t *testing.T) {
 			t.Fatalf("calls:\n%s\nwant:\n%s\n%d closes, want 4", got, strings.Join(want, "\n"), closes)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// One message reached its end; the aborted one does not count.
+	if n := srv.Messages(); n != 1 {
+		t.Errorf("Messages() = %d, want 1", n)
 	}
 }
 

@@ -99,16 +99,16 @@ func TestStartThreads(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Threads = "3"
 	t.Setenv("GOMAXPROCS", "2")
-	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler)); got != "GOMAXPROCS=2" || runtime.GOMAXPROCS(0) != orig {
+	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler), nil); got != "GOMAXPROCS=2" || runtime.GOMAXPROCS(0) != orig {
 		t.Errorf("with GOMAXPROCS set: %q, GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
 	}
 	os.Unsetenv("GOMAXPROCS")
-	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler)); got != "3" || runtime.GOMAXPROCS(0) != 3 {
+	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler), nil); got != "3" || runtime.GOMAXPROCS(0) != 3 {
 		t.Errorf("threads: 3 gives %q, GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
 	}
 	runtime.GOMAXPROCS(orig)
 	ctx, cancel := context.WithCancel(context.Background())
-	if got := startThreads(ctx, DefaultConfig(), slog.New(slog.DiscardHandler)); got != "auto" {
+	if got := startThreads(ctx, DefaultConfig(), slog.New(slog.DiscardHandler), nil); got != "auto" {
 		t.Errorf("default: %q, want auto", got)
 	}
 	cancel()

@@ -165,7 +165,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	}
 	threadsCtx, stopThreads := context.WithCancel(ctx)
 	defer stopThreads()
-	threads := startThreads(threadsCtx, cfg, logger)
+	threads := startThreads(threadsCtx, cfg, logger, srv.Messages)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("authmilter listening", "listen", cfg.Listen, "authserv_id", cfg.AuthservID,
@@ -298,8 +298,9 @@ func registerDNSMetrics(reg *metrics.Registry, current func() dnscache.Resolver)
 
 // startThreads applies the threads setting and says what it is: the
 // GOMAXPROCS environment variable when set, else a fixed count, else
-// "auto", a procs.Scaler running until ctx ends.
-func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger) string {
+// "auto", a procs.Scaler running until ctx ends, judging threads by the
+// messages answered (work).
+func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger, work func() uint64) string {
 	if env := os.Getenv("GOMAXPROCS"); env != "" {
 		return "GOMAXPROCS=" + env
 	}
@@ -307,6 +308,6 @@ func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger) string 
 		runtime.GOMAXPROCS(n)
 		return strconv.Itoa(n)
 	}
-	go (&procs.Scaler{Logger: logger}).Run(ctx)
+	go (&procs.Scaler{Logger: logger, Work: work}).Run(ctx)
 	return "auto"
 }

@@ -1,6 +1,6 @@
 // Package procs sizes the Go scheduler to the load: one scheduler thread
 // (runtime.GOMAXPROCS 1) while the work fits in one, all of them when
-// goroutines queue for it and more threads shorten the queue.
+// goroutines queue for it and more threads get more work done.
 //
 // Why: with idle scheduler threads, every goroutine that becomes runnable
 // (a milter packet arriving, a new connection) wakes another thread to run
@@ -29,26 +29,34 @@ type Sample struct {
 	// scheduling events), divided by Wall: a relative measure of how long
 	// goroutines waited for a thread.
 	Queued float64
+	// Work is the units of work done in the window (Scaler.Work: for the
+	// milter, messages answered).
+	Work uint64
 }
 
 // Thresholds of Policy.
 const (
 	// UpQueued: at one thread, goroutines waiting this much for it
-	// (Sample.Queued) make the policy try all threads. On a 2-core machine
-	// one milter session measures about 0.003, two 0.04, eight 0.2-0.5.
+	// (Sample.Queued) in Persist windows in a row make the policy try all
+	// threads. On a 2-core machine one milter session measures about
+	// 0.003, two 0.04, eight 0.2-0.5.
 	UpQueued = 0.1
-	// Helped: all threads are kept only when, in their first window, the
-	// queue is at most this share of the one-thread queue that raised
-	// them. When the cores are busy with other processes (the MTA on the
-	// same machine), more threads only cost more CPU per message: the
-	// queue stays and one thread is held for Hold.
-	Helped = 0.5
+	// Persist is the number of windows a measure is taken over: the
+	// queue that raises the threads, the work rate before, and the work
+	// rate after (windows of 100 ms vary by ±10 %).
+	Persist = 3
+	// Gain: all threads are kept only when their work rate (over Persist
+	// windows, after one in which they drain what queued at one thread)
+	// is at least this multiple of the one-thread rate that raised them.
+	// When the cores are busy with other processes (the MTA on the same
+	// machine), more threads only cost more CPU per message and do
+	// little more work: one thread is then held for Hold.
+	Gain = 1.2
 	// Hold is how long one thread is kept after more did not help.
 	Hold = 10 * time.Second
-	// Probe is how long all threads are kept before one is tried again
-	// for a window: the queue that raises them is always the one-thread
-	// queue.
-	Probe = 2 * time.Second
+	// Probe is how long all threads are kept before one is tried again:
+	// the queue that raises them is always the one-thread queue.
+	Probe = 5 * time.Second
 )
 
 // Policy decides the thread count window by window. The zero value starts
@@ -56,9 +64,13 @@ const (
 type Policy struct {
 	cur     int       // 0: 1
 	changed time.Time // when cur was set
-	queued  float64   // the one-thread queue that raised cur
-	tried   bool      // cur was raised and its first window is not judged yet
 	hold    time.Time // one thread until then
+	// At one thread: windows in a row with a queue, and their work.
+	queued int
+	before float64
+	// At more: windows since the raise, and their work after the first.
+	after  int
+	gained float64
 }
 
 // Next returns the thread count for the window after s, which ended at
@@ -72,26 +84,41 @@ func (p *Policy) Next(max int, s Sample, now time.Time) int {
 	}
 	set := func(n int) int {
 		p.cur, p.changed = n, now
+		p.queued, p.before, p.after, p.gained = 0, 0, 0, 0
 		return n
 	}
-	switch {
-	case p.cur == 1:
+	if p.cur == 1 {
 		if now.Before(p.hold) || s.Queued < UpQueued {
+			p.queued, p.before = 0, 0
 			return 1
 		}
-		p.queued, p.tried = s.Queued, true
-		return set(max)
-	case p.tried:
-		p.tried = false
-		if s.Queued > p.queued*Helped {
+		p.queued++
+		p.before += rate(s)
+		if p.queued < Persist {
+			return 1
+		}
+		before := p.before
+		set(max)
+		p.before = before
+		return max
+	}
+	p.after++
+	if p.after > 1 && p.after <= 1+Persist {
+		p.gained += rate(s)
+		// Work is known (a rate to beat) and more threads did not do
+		// enough more of it.
+		if p.after == 1+Persist && p.before > 0 && p.gained < p.before*Gain {
 			p.hold = now.Add(Hold)
 			return set(1)
 		}
-	case now.Sub(p.changed) >= Probe:
+	}
+	if now.Sub(p.changed) >= Probe {
 		return set(1)
 	}
 	return p.cur
 }
+
+func rate(s Sample) float64 { return float64(s.Work) / s.Wall.Seconds() }
 
 // Scaler runs a Policy every Interval and applies its answer with
 // runtime.GOMAXPROCS.
@@ -99,6 +126,10 @@ type Scaler struct {
 	Max      int           // threads under load; 0: runtime.GOMAXPROCS(0) at Run
 	Interval time.Duration // 0: 100 ms
 	Logger   *slog.Logger  // changes at debug level; nil: none
+	// Work counts the work done so far (for the milter, messages
+	// answered); nil: more threads are kept whenever the queue raises
+	// them, until the next probe.
+	Work func() uint64
 }
 
 // Run sets GOMAXPROCS to 1 and adjusts it until ctx ends, then restores
@@ -119,7 +150,7 @@ func (s *Scaler) Run(ctx context.Context) {
 	// A daemon starts idle: one thread, until work queues.
 	cur := 1
 	runtime.GOMAXPROCS(cur)
-	m := newMeter()
+	m := newMeter(s.Work)
 	var p Policy
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -136,7 +167,7 @@ func (s *Scaler) Run(ctx context.Context) {
 			runtime.GOMAXPROCS(next)
 			if s.Logger != nil {
 				s.Logger.Debug("scheduler threads", "from", cur, "to", next,
-					"cpu_share", float64(smp.CPU)/float64(smp.Wall), "queued", smp.Queued)
+					"cpu_share", float64(smp.CPU)/float64(smp.Wall), "queued", smp.Queued, "work_per_s", rate(smp))
 			}
 			cur = next
 		}
@@ -149,24 +180,33 @@ type meter struct {
 	at     time.Time
 	cpu    time.Duration
 	queued float64 // seconds of runnable wait recorded so far
+	work   func() uint64
+	done   uint64 // work counted so far
 	m      []metrics.Sample
 }
 
 const latencies = "/sched/latencies:seconds"
 
-func newMeter() *meter {
-	m := &meter{m: []metrics.Sample{{Name: latencies}}}
-	m.at, m.cpu, m.queued = time.Now(), cpuTime(), m.waited()
+func newMeter(work func() uint64) *meter {
+	m := &meter{m: []metrics.Sample{{Name: latencies}}, work: work}
+	m.at, m.cpu, m.queued, m.done = time.Now(), cpuTime(), m.waited(), m.worked()
 	return m
 }
 
+func (m *meter) worked() uint64 {
+	if m.work == nil {
+		return 0
+	}
+	return m.work()
+}
+
 func (m *meter) sample(now time.Time) Sample {
-	cpu, q := cpuTime(), m.waited()
-	s := Sample{Wall: now.Sub(m.at), CPU: cpu - m.cpu}
+	cpu, q, done := cpuTime(), m.waited(), m.worked()
+	s := Sample{Wall: now.Sub(m.at), CPU: cpu - m.cpu, Work: done - m.done}
 	if s.Wall > 0 {
 		s.Queued = (q - m.queued) / s.Wall.Seconds()
 	}
-	m.at, m.cpu, m.queued = now, cpu, q
+	m.at, m.cpu, m.queued, m.done = now, cpu, q, done
 	return s
 }
 

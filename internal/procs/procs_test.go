@@ -8,15 +8,16 @@ import (
 	"time"
 )
 
-// TestPolicy walks the policy through windows of given queues: one thread
-// at rest, all when the queue is long, kept while they shorten it with a
-// one-thread probe every Probe, given up (and one thread held for Hold)
-// when they do not.
+// TestPolicy walks the policy through windows of given queues and work:
+// one thread at rest, all when the queue is long, kept while they get more
+// work done with a one-thread probe every Probe, given up (and one thread
+// held for Hold) when they do not.
 func TestPolicy(t *testing.T) {
 	t.Parallel()
 	const win = 100 * time.Millisecond
 	type step struct {
 		queued float64
+		work   uint64
 		want   int
 	}
 	run := func(name string, max int, steps []step) {
@@ -25,34 +26,49 @@ func TestPolicy(t *testing.T) {
 		now := time.Unix(1e9, 0)
 		for i, st := range steps {
 			now = now.Add(win)
-			if got := p.Next(max, Sample{Wall: win, Queued: st.queued}, now); got != st.want {
-				t.Errorf("%s: window %d (queued %.3f): %d threads, want %d", name, i, st.queued, got, st.want)
+			if got := p.Next(max, Sample{Wall: win, Queued: st.queued, Work: st.work}, now); got != st.want {
+				t.Errorf("%s: window %d (queued %.3f, work %d): %d threads, want %d", name, i, st.queued, st.work, got, st.want)
 				return
 			}
 		}
 	}
-	idle := []step{{0, 1}, {0.003, 1}, {UpQueued * 0.99, 1}}
-	run("at rest", 4, idle)
-
-	// Raised, helped (0.4 -> 0.1), kept until the probe, raised again by
-	// the one-thread queue of the probe window.
-	helped := []step{{0.4, 4}, {0.1, 4}}
-	for range int(Probe/win) - 2 {
-		helped = append(helped, step{0.1, 4})
+	repeat := func(st step, n int) []step {
+		out := make([]step, n)
+		for i := range out {
+			out[i] = st
+		}
+		return out
 	}
-	helped = append(helped, step{0.1, 1}, step{0.4, 4}, step{0.05, 4})
+	run("at rest", 4, []step{{0, 0, 1}, {0.003, 300, 1}, {UpQueued * 0.99, 300, 1}})
+	// Persist windows in a row with a queue raise the count; a quiet
+	// one in between starts the count again.
+	q := step{0.4, 300, 1}
+	run("a queue that persists", 4, []step{q, q, {0.05, 300, 1}, q, q, {0.4, 300, 4}})
+	raise := func(max int) []step { return []step{q, q, {0.4, 300, max}} }
+
+	// 300 messages a window at one thread; with all of them 900 while
+	// the backlog drains, then 600: kept until the probe, when the
+	// one-thread queue raises them again.
+	helped := append(raise(4), step{0.4, 900, 4}, step{0.3, 600, 4}, step{0.3, 600, 4}, step{0.3, 600, 4})
+	helped = append(helped, repeat(step{0.3, 600, 4}, int(Probe/win)-5)...)
+	helped = append(helped, step{0.3, 600, 1})
+	helped = append(helped, raise(4)...)
 	run("helped", 4, helped)
 
-	// Raised, not helped (0.4 -> 0.3): one thread held for Hold whatever
-	// the queue, then tried again.
-	notHelped := []step{{0.4, 2}, {0.3, 1}}
-	for range int(Hold/win) - 1 {
-		notHelped = append(notHelped, step{0.5, 1})
-	}
-	notHelped = append(notHelped, step{0.5, 2}, step{0.45, 1})
+	// 300 -> 320 (under Gain) once the backlog is done: one thread held
+	// for Hold whatever the queue, then tried again.
+	notHelped := append(raise(2), step{0.4, 500, 2}, step{0.4, 320, 2}, step{0.4, 320, 2}, step{0.4, 320, 1})
+	notHelped = append(notHelped, repeat(step{0.5, 300, 1}, int(Hold/win)+Persist-2)...)
+	notHelped = append(notHelped, step{0.5, 300, 2})
 	run("not helped", 2, notHelped)
 
-	run("one core", 1, []step{{0.9, 1}, {0.9, 1}})
+	// No work counted: nothing to judge by; kept until the probe.
+	unknown := []step{{0.4, 0, 1}, {0.4, 0, 1}, {0.4, 0, 2}}
+	unknown = append(unknown, repeat(step{0.4, 0, 2}, int(Probe/win)-1)...)
+	unknown = append(unknown, step{0.4, 0, 1})
+	run("work unknown", 2, unknown)
+
+	run("one core", 1, []step{{0.9, 300, 1}, {0.9, 300, 1}})
 	var p Policy
 	if got := p.Next(4, Sample{Queued: 9}, time.Now()); got != 1 {
 		t.Errorf("empty window: %d, want 1", got)
@@ -91,7 +107,7 @@ func TestScalerFollowsLoad(t *testing.T) {
 	stop()
 
 	// Idle: one thread within a probe (or a hold) and a window.
-	waitFor(1, Hold+time.Second)
+	waitFor(1, max(Probe, Hold)+time.Second)
 	cancel()
 	<-done
 	if n := runtime.GOMAXPROCS(0); n != 2 {
@@ -102,7 +118,9 @@ func TestScalerFollowsLoad(t *testing.T) {
 // TestMeterQueued: the meter sees goroutines waiting for a thread.
 func TestMeterQueued(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	m := newMeter()
+	var work atomic.Uint64
+	m := newMeter(work.Load)
+	work.Add(7)
 	stop := spin(4)
 	time.Sleep(300 * time.Millisecond)
 	stop()
@@ -110,8 +128,8 @@ func TestMeterQueued(t *testing.T) {
 	if s.Queued < UpQueued {
 		t.Errorf("four goroutines sharing one thread: queued %.4f, want at least %.2f", s.Queued, UpQueued)
 	}
-	if s.CPU <= 0 || s.Wall < 300*time.Millisecond {
-		t.Errorf("sample %+v: want CPU and a window of at least 300ms", s)
+	if s.CPU <= 0 || s.Wall < 300*time.Millisecond || s.Work != 7 {
+		t.Errorf("sample %+v: want CPU, a window of at least 300ms and 7 units of work", s)
 	}
 }
 
