@@ -44,7 +44,7 @@ type Server struct {
 
 	nextID   atomic.Uint64
 	ended    atomic.Uint64 // messages answered at end of message
-	bufs     bufPool // read buffers of finished packets and connections
+	bufs     bufPool       // read buffers of finished packets and connections
 	symOnce  sync.Once
 	symList  []byte // SymList as sent in the option negotiation reply
 	mu       sync.Mutex
