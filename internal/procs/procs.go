@@ -14,6 +14,7 @@ package procs
 import (
 	"context"
 	"log/slog"
+	"math"
 	"runtime"
 	"runtime/metrics"
 	"syscall"
@@ -223,13 +224,9 @@ func (m *meter) waited() float64 {
 		if n == 0 {
 			continue
 		}
-		lo, hi := h.Buckets[i], h.Buckets[i+1]
-		switch {
-		case lo < 0 || lo != lo:
-			lo = 0
-		}
+		lo, hi := max(h.Buckets[i], 0), h.Buckets[i+1] // the first bound may be -Inf
 		v := lo
-		if hi-lo < 1e300 && hi > lo { // finite upper bound
+		if !math.IsInf(hi, 1) {
 			v = (lo + hi) / 2
 		}
 		sum += float64(n) * v
