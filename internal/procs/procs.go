@@ -153,7 +153,7 @@ func (s *Scaler) Run(ctx context.Context) {
 	runtime.GOMAXPROCS(cur)
 	m := newMeter(s.Work)
 	var p Policy
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -162,6 +162,7 @@ func (s *Scaler) Run(ctx context.Context) {
 		case now := <-t.C:
 			smp := m.sample(now)
 			next := p.Next(max, smp, now)
+			t.Reset(s.wait(interval, next, smp))
 			if next == cur {
 				continue
 			}
@@ -173,6 +174,18 @@ func (s *Scaler) Run(ctx context.Context) {
 			cur = next
 		}
 	}
+}
+
+// IdleInterval is how often a Scaler with a Work counter looks while it
+// sees none at one thread: an idle daemon is not woken ten times a second.
+const IdleInterval = time.Second
+
+// wait returns the time to the next window, after s, with next threads.
+func (s *Scaler) wait(interval time.Duration, next int, smp Sample) time.Duration {
+	if s.Work != nil && next == 1 && smp.Work == 0 {
+		return max(interval, IdleInterval)
+	}
+	return interval
 }
 
 // meter takes Samples: CPU time from getrusage, queueing from

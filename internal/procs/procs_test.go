@@ -158,3 +158,27 @@ func spin(n int) func() {
 		}
 	}
 }
+
+// TestScalerWaitIdle: with a Work counter, a window without work at one
+// thread makes the next one IdleInterval away; with work, or more threads,
+// or no counter, the next is Interval away.
+func TestScalerWaitIdle(t *testing.T) {
+	t.Parallel()
+	const iv = 100 * time.Millisecond
+	counted := &Scaler{Work: func() uint64 { return 0 }}
+	for _, c := range []struct {
+		s    *Scaler
+		next int
+		work uint64
+		want time.Duration
+	}{
+		{counted, 1, 0, IdleInterval},
+		{counted, 1, 5, iv},
+		{counted, 2, 0, iv},
+		{&Scaler{}, 1, 0, iv},
+	} {
+		if got := c.s.wait(iv, c.next, Sample{Wall: iv, Work: c.work}); got != c.want {
+			t.Errorf("counter %v, %d threads, work %d: wait %v, want %v", c.s.Work != nil, c.next, c.work, got, c.want)
+		}
+	}
+}
