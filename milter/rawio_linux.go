@@ -54,7 +54,14 @@ func (c *rawConn) reset(nc net.Conn) {
 	if nc == nil {
 		return
 	}
-	_, c.tcp = nc.(*net.TCPConn)
+	switch t := nc.(type) {
+	case *net.TCPConn:
+		c.tcp = true
+	case *fileConn:
+		c.tcp = t.tcp
+	default:
+		c.tcp = false
+	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
@@ -82,7 +89,7 @@ func (c *rawConn) readRaw(fd uintptr) bool {
 				// Acknowledge what was read before waiting (see
 				// rawConn); a failure only leaves the ACK delayed.
 				syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK,
-					uintptr(unsafe.Pointer(&quickAckOn)), unsafe.Sizeof(quickAckOn), 0)
+					uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
 				c.unacked = false
 			}
 			return false
@@ -91,9 +98,6 @@ func (c *rawConn) readRaw(fd uintptr) bool {
 		return true
 	}
 }
-
-// quickAckOn is TCP_QUICKACK's argument.
-var quickAckOn int32 = 1
 
 // writeRaw writes what is left of c.b; false asks the netpoller to wait
 // for room.
@@ -156,10 +160,14 @@ func (c *rawConn) result(op string, err error) (int, error) {
 // opError reports err as the net package would for conn.Read or
 // conn.Write; the net package's own error (a deadline, a closed
 // connection) keeps its cause, so errors.Is(err, os.ErrDeadlineExceeded)
-// and errors.Is(err, net.ErrClosed) hold as before.
+// and errors.Is(err, net.ErrClosed) hold as before (a closed fileConn's
+// "use of closed file" is reported as net.ErrClosed too).
 func (c *rawConn) opError(op string, err error) error {
 	if oe, ok := err.(*net.OpError); ok {
 		err = oe.Err
+	}
+	if fc, ok := c.Conn.(*fileConn); ok && fc.closed.Load() {
+		err = net.ErrClosed
 	}
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }

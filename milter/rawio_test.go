@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -16,9 +17,19 @@ import (
 // tcpPair returns both ends of a loopback TCP connection.
 func tcpPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
+	return tcpPairOf(t, false)
+}
+
+// tcpPairOf returns both ends of a loopback TCP connection, the server's
+// accepted by the server's own listener (newRawListener) when raw.
+func tcpPairOf(t *testing.T, raw bool) (server, client net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if raw {
+		ln = newRawListener(ln)
 	}
 	defer ln.Close()
 	done := make(chan net.Conn, 1)
@@ -48,7 +59,16 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // close is io.EOF.
 func TestRawConnStream(t *testing.T) {
 	t.Parallel()
-	srv, cli := tcpPair(t)
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rawListener=%v", raw), func(t *testing.T) {
+			t.Parallel()
+			testRawConnStream(t, raw)
+		})
+	}
+}
+
+func testRawConnStream(t *testing.T, raw bool) {
+	srv, cli := tcpPairOf(t, raw)
 	var rc rawConn
 	rc.reset(srv)
 	if runtime.GOOS == "linux" && !rawUsed(&rc) {
@@ -80,7 +100,7 @@ func TestRawConnStream(t *testing.T) {
 	if err != nil || n != len(out) {
 		t.Fatalf("Write: %d of %d bytes, %v", n, len(out), err)
 	}
-	srv.(*net.TCPConn).CloseWrite()
+	srv.(interface{ CloseWrite() error }).CloseWrite()
 	if b := <-got; !bytes.Equal(b, out) {
 		t.Fatalf("the peer got %d bytes, not the %d written", len(b), len(out))
 	}
@@ -118,7 +138,16 @@ func TestRawConnStream(t *testing.T) {
 // addresses as the net package's would.
 func TestRawConnErrors(t *testing.T) {
 	t.Parallel()
-	srv, cli := tcpPair(t)
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rawListener=%v", raw), func(t *testing.T) {
+			t.Parallel()
+			testRawConnErrors(t, raw)
+		})
+	}
+}
+
+func testRawConnErrors(t *testing.T, raw bool) {
+	srv, cli := tcpPairOf(t, raw)
 	var rc rawConn
 	rc.reset(srv)
 	srv.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
@@ -141,7 +170,7 @@ func TestRawConnErrors(t *testing.T) {
 		t.Fatalf("read on a connection closed meanwhile: %v", err)
 	}
 
-	srv2, cli2 := tcpPair(t)
+	srv2, cli2 := tcpPairOf(t, raw)
 	rc.reset(srv2)
 	cli2.(*net.TCPConn).SetLinger(0)
 	cli2.Close() // RST

@@ -57,7 +57,8 @@ type Server struct {
 	handoff  chan *Conn
 	quit     chan struct{}
 	quitOnce sync.Once
-	workers  sync.WaitGroup
+	workers  sync.WaitGroup // workers, and the closer
+	closer   closer
 }
 
 // Milter handles the commands of one MTA connection, in the order the MTA
@@ -133,7 +134,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.handoff = make(chan *Conn)
 		s.quit = make(chan struct{})
 	}
+	ln = newRawListener(ln)
 	s.listener = append(s.listener, ln)
+	s.closer.start(s.quit, &s.workers)
 	s.mu.Unlock()
 
 	var delay time.Duration
@@ -259,7 +262,7 @@ func (s *Server) serveConn(c *Conn, st *connState) {
 		if v := recover(); v != nil {
 			s.logger().Error("milter session panicked; connection closed", "conn", c.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
-		c.nc.Close()
+		s.closer.close(c.nc)
 		// A buffer grown for a big packet is not kept.
 		if cap(r.buf) > keepBufSize {
 			r.release()
