@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -20,9 +19,10 @@ import (
 // monitor thread (sysmon), which then polls every 20 µs until the process
 // is idle again (see rawConn). Accepting through the net package (accept4
 // twice, once to find nothing pending and once after the wait, then
-// TCP_NODELAY) woke it at the start of every message, and close(2) (see
-// closer) at the end: at one session, 2.5 of the daemon's 5 context
-// switches per message were that thread's, with 15–20 % of its CPU.
+// TCP_NODELAY) woke it at the start of every message, and close(2) at the
+// end (now batched, see closer): at one session, 2.5 of the daemon's 5
+// context switches per message were that thread's, with 15–20 % of its
+// CPU.
 //
 // The net package lends a listener's descriptor only for Control, not to
 // wait on, so the listener works on a duplicate of it (File). Close closes
@@ -210,17 +210,4 @@ func (c *fileConn) shutdown(how int) error {
 		return os.NewSyscallError("shutdown", errno)
 	}
 	return nil
-}
-
-// shutdownConn ends nc's connection both ways at once with a raw
-// shutdown(2) (the MTA sees its end), leaving the descriptor for the closer
-// to close. False: nc must be closed now.
-func shutdownConn(nc net.Conn) bool {
-	fc, ok := nc.(*fileConn)
-	if !ok {
-		return false
-	}
-	err := fc.shutdown(syscall.SHUT_RDWR)
-	// ENOTCONN: the peer is gone already, so is the connection.
-	return err == nil || errors.Is(err, syscall.ENOTCONN)
 }

@@ -131,11 +131,10 @@ func TestRawListenerAccepts(t *testing.T) {
 	}
 }
 
-// TestCloserEndsAtOnceClosesSoon: when the MTA quits, it sees the
-// connection end at once (shut down), while the descriptor is closed by
-// the closer within closeDelay, or at once when the server shuts down; a
+// TestCloserClosesSoon: when the MTA quits, the descriptor is closed by the
+// closer within closeDelay, or at once when the server shuts down; a
 // connection ended after that is closed at once.
-func TestCloserEndsAtOnceClosesSoon(t *testing.T) {
+func TestCloserClosesSoon(t *testing.T) {
 	var mu sync.Mutex
 	var conns []*Conn
 	srv := &Server{

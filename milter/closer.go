@@ -6,22 +6,22 @@ import (
 	"time"
 )
 
-// closeDelay is how long the descriptor of an ended connection may wait,
-// shut down, to be closed with the others that end meanwhile.
+// closeDelay is how long the descriptor of an ended connection may wait
+// to be closed with the others that end meanwhile.
 const closeDelay = 5 * time.Millisecond
 
 // maxPendingClose bounds the descriptors waiting: past it, a connection
 // is closed at once.
 const maxPendingClose = 256
 
-// closer closes the descriptors of ended connections in batches. The MTA
-// sees the end at once, since the connection is shut down (shutdownConn,
-// a raw system call) as it ends; only close(2), which goes through the
-// runtime's system-call path and so wakes its monitor thread when the
-// process was idle (rawListener, rawConn), waits up to closeDelay for the
-// others. At one session that thread then wakes once per batch instead of
-// once per message. Where a connection cannot be shut down this way it is
-// closed at once, as it is once the server is shutting down.
+// closer closes the descriptors of ended connections in batches: close(2)
+// goes through the runtime's system-call path, which wakes its monitor
+// thread when the process was idle (see rawListener and rawConn), and at
+// one session that was once per message; now it is once per batch. A
+// connection normally ends with the MTA's QUIT or its close, so nobody
+// waits for ours; when the server ends one (a protocol error, a timeout)
+// the MTA sees it up to closeDelay later. Once the server is shutting
+// down, connections are closed at once.
 type closer struct {
 	mu      sync.Mutex
 	pending []net.Conn
@@ -45,7 +45,7 @@ func (cl *closer) start(quit <-chan struct{}, wg *sync.WaitGroup) {
 // close closes nc now or within closeDelay.
 func (cl *closer) close(nc net.Conn) {
 	cl.mu.Lock()
-	if !cl.running || len(cl.pending) >= maxPendingClose || !shutdownConn(nc) {
+	if !cl.running || len(cl.pending) >= maxPendingClose {
 		cl.mu.Unlock()
 		nc.Close()
 		return

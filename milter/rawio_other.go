@@ -16,6 +16,3 @@ func rawUsed(c *rawConn) bool { return false }
 
 // newRawListener is ln itself where accept is not raw (accept_linux.go).
 func newRawListener(ln net.Listener) net.Listener { return ln }
-
-// shutdownConn: connections are closed at once (see closer).
-func shutdownConn(net.Conn) bool { return false }
