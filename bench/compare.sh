@@ -4,13 +4,20 @@
 # in milter mode), on one corpus, in one run, on this machine.
 #
 #   sudo bench/compare.sh [-n MESSAGES] [-d DURATION] [-s SIZES] [-p PER-CLASS]
-#                         [-w WARMUP] [-S "1 8"] [-m MILTERS] [-r REV] [--no-install] [--keep]
+#                         [-w WARMUP] [-S "1 8"] [-m MILTERS] [-k ROUNDS] [-r REV]
+#                         [--no-install] [--keep]
 #
 #   -r REV: build authmilter and milterload from commit REV (git archive)
 #   rather than from the working tree, uncommitted changes and all.
 #   MILTERS: a space-separated subset of: opendkim opendmarc rspamd
 #   rspamd-seal authmilter authmilter-zonefile authmilter-seal
 #   authmilter-1thread null null-libmilter (default all).
+#   -k ROUNDS: measure every milter ROUNDS times, in turn (round 1: each
+#   milter, then round 2: each milter, ...); the tables show, for each
+#   milter and session count, the round with the median CPU per message,
+#   and a last table the A / B ratios of CPU per message round by round
+#   (A and B measured minutes apart) with their median. On a machine whose
+#   speed moves between runs, read that median.
 #   authmilter-1thread is authmilter pinned to one scheduler thread
 #   (GOMAXPROCS=1); the authmilter rows run the default, threads: auto,
 #   which picks one or all as the load goes (internal/procs). The last
@@ -50,6 +57,7 @@ MILTERS="opendkim opendmarc rspamd rspamd-seal authmilter authmilter-zonefile au
 INSTALL=1
 REV=
 KEEP=0
+ROUNDS=1
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -61,6 +69,7 @@ while [ $# -gt 0 ]; do
 	-w) WARMUP=$2; shift 2 ;;
 	-S) SESSIONS=$2; shift 2 ;;
 	-m) MILTERS=$2; shift 2 ;;
+	-k) ROUNDS=$2; shift 2 ;;
 	-r) REV=$2; shift 2 ;;
 	--no-install) INSTALL=0; shift ;;
 	--keep) KEEP=1; shift ;;
@@ -68,6 +77,7 @@ while [ $# -gt 0 ]; do
 	*) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
+case $ROUNDS in '' | *[!0-9]* | 0) echo "compare.sh: -k wants a count of rounds, got '$ROUNDS'" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "compare.sh: run as root (apt-get, port 53, unshare -m)" >&2; exit 2; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -474,26 +484,30 @@ measure() {
 			say "    idle: $(cat "$T/results/$name.idle") ms of CPU per second"
 		fi
 		first=0
-		out=$T/results/$name.c$c.json
-		say "  $name: $c session(s), up to $N messages in $DUR (warm-up $WARMUP)"
+		out=$T/results/$name.c$c.r$ROUND.json
+		say "  $name: $c session(s), up to $N messages in $DUR (warm-up $WARMUP)${ROUNDS_SAY}"
 		# The machine's speed just before and after the run (milterload
 		# calibrate: a fixed piece of signature work), for the corrected table.
-		"$ML" calibrate >"$T/results/$name.c$c.calib0.json"
+		"$ML" calibrate >"$T/results/$name.c$c.r$ROUND.calib0.json"
 		if ! timeout $((secs + 120)) "$ML" --milter "inet:127.0.0.1:$PORT" -c "$c" -n "$N" -d "$DUR" \
 			--warmup "$WARMUP" --pid "$MPIDS" --json "$C" >"$out" 2>"$T/results/$name.c$c.err"; then
 			echo "compare.sh: milterload against $name failed:" >&2
 			cat "$T/results/$name.c$c.err" >&2
 			exit 1
 		fi
-		"$ML" calibrate >"$T/results/$name.c$c.calib1.json"
+		"$ML" calibrate >"$T/results/$name.c$c.r$ROUND.calib1.json"
 		jq -r '"    \(.messages) messages, \(.errors) errors, \(.messages_per_second|floor)/s, p50 \(.latency_ms.p50) ms, CPU \(.milter.cpu_ms_per_message*1000|round/1000) ms/message, actions \(.actions|to_entries|map(select(.value>0)|"\(.key) \(.value)")|join(", ")), header changes \(.header_changes)"' "$out" >&2
 	done
-	ROWS+=("$name")
+	[ "$ROUND" = 1 ] && ROWS+=("$name")
+	return 0
 }
 
 say "milters on 127.0.0.1, DNS from unbound on $DNS_IP:53; $MSGS messages, sessions: $SESSIONS"
 
 wanted() { case " $MILTERS " in *" $1 "*) return 0 ;; esac; return 1; }
+for ROUND in $(seq "$ROUNDS"); do
+ROUNDS_SAY=
+[ "$ROUNDS" -gt 1 ] && ROUNDS_SAY=", round $ROUND of $ROUNDS"
 if wanted opendkim; then PORT=$(free_port); start_opendkim "$PORT"; measure opendkim; stop_pid "$MPID"; fi
 if wanted opendmarc; then PORT=$(free_port); start_opendmarc "$PORT"; measure opendmarc; stop_pid "$MPID"; fi
 if [ "$HAVE_RSPAMD" = 1 ]; then
@@ -511,6 +525,19 @@ for v in "authmilter unbound authmilter.yaml" "authmilter-zonefile zone authmilt
 done
 if wanted null; then PORT=$(free_port); start_null "$PORT"; measure null; stop_pid "$MPID"; fi
 if wanted null-libmilter; then PORT=$(free_port); start_null_libmilter "$PORT"; measure null-libmilter; stop_pid "$MPID"; fi
+done
+
+# Each milter's figures for the tables: the round with the median CPU per
+# message (the lower middle of an even count), copied to NAME.cC.json.
+for name in "${ROWS[@]}"; do
+	for c in $SESSIONS; do
+		r=$(for k in $(seq "$ROUNDS"); do echo "$(jq -r .milter.cpu_ms_per_message "$T/results/$name.c$c.r$k.json") $k"; done |
+			sort -g | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { print $2 }')
+		cp "$T/results/$name.c$c.r$r.json" "$T/results/$name.c$c.json"
+		cp "$T/results/$name.c$c.r$r.calib0.json" "$T/results/$name.c$c.calib0.json"
+		cp "$T/results/$name.c$c.r$r.calib1.json" "$T/results/$name.c$c.calib1.json"
+	done
+done
 
 # ------------------------------------------------------------ 6. table
 c1=${SESSIONS%% *}
@@ -571,7 +598,7 @@ for m in opendkim opendmarc chain rspamd rspamd-seal authmilter authmilter-zonef
 done
 
 # The reference speed: the median of every calibration of this run.
-REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length/2|floor]')
+REF=$(for name in "${ROWS[@]}"; do for c in $SESSIONS; do cat "$T/results/$name.c$c.calib0.json" "$T/results/$name.c$c.calib1.json"; done; done | jq -s 'map(.unit_us) | sort | .[length/2|floor]')
 
 {
 	echo
@@ -656,8 +683,45 @@ REF=$(cat "$T"/results/*.calib[01].json | jq -s 'map(.unit_us) | sort | .[length
 	done
 	echo
 	cpu_ratios "net of idle" net
+	if [ "$ROUNDS" -gt 1 ]; then
+		# rcpu NAME SESSIONS ROUND: a round's CPU per message (the chain's:
+		# the sum of its two milters' in that round).
+		rcpu() {
+			if [ "$1" = chain ]; then
+				awk -v a="$(rcpu opendkim "$2" "$3")" -v b="$(rcpu opendmarc "$2" "$3")" 'BEGIN { printf "%.6f", a + b }'
+			else
+				jq -r .milter.cpu_ms_per_message "$T/results/$1.c$2.r$3.json"
+			fi
+		}
+		# rounds A B SESSIONS: "r1, r2, ... | median" of A / B by round.
+		rounds() {
+			local k list
+			list=$(for k in $(seq "$ROUNDS"); do ratio "$(rcpu "$1" "$3" "$k")" "$(rcpu "$2" "$3" "$k")"; echo; done)
+			printf '%s | %s' "$(echo "$list" | paste -sd, | sed 's/,/, /g')" \
+				"$(echo "$list" | sort -g | awk -v n="$ROUNDS" '{ v[NR] = $1 } END { if (n % 2) print v[(n + 1) / 2]; else printf "%.3f", (v[n / 2] + v[n / 2 + 1]) / 2 }')"
+		}
+		echo
+		echo "CPU per message, A / B round by round ($ROUNDS rounds, each measuring every milter in turn, so A and B"
+		echo "minutes apart), and the median of those ratios:"
+		echo
+		echo "| A / B | by round @$c1 | median @$c1 | by round @$c8 | median @$c8 |"
+		echo "|---|---|---:|---|---:|"
+		pairs | while read -r a m; do
+			printf '| %s / %s | %s | %s |\n' "$a" "$m" "$(rounds "$a" "$m" "$c1")" "$(rounds "$a" "$m" "$c8")"
+		done
+		echo
+		echo "CPU per message by round (ms):"
+		echo
+		echo "| milter | by round @$c1 | by round @$c8 |"
+		echo "|---|---|---|"
+		for m in "${ALL[@]}"; do
+			printf '| %s | %s | %s |\n' "$(label "$m")" \
+				"$(for k in $(seq "$ROUNDS"); do printf '%.3f\n' "$(rcpu "$m" "$c1" "$k")"; done | paste -sd, | sed 's/,/, /g')" \
+				"$(for k in $(seq "$ROUNDS"); do printf '%.3f\n' "$(rcpu "$m" "$c8" "$k")"; done | paste -sd, | sed 's/,/, /g')"
+		done
+	fi
 	echo
-	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked):"
+	echo "Action mix and errors per run (milterload; the peers' verdicts are theirs, not checked; with -k, of the median round):"
 	for m in "${ALL[@]}"; do
 		[ "$m" = chain ] && continue
 		for c in $SESSIONS; do
