@@ -43,21 +43,12 @@ func TestRawListenerAccepts(t *testing.T) {
 				t.Fatalf("listener %T not raw", ln)
 			}
 			defer rl.Close()
-			var client net.Conn
-			if tc.local != "" {
-				client, err = net.DialUnix("unix", &net.UnixAddr{Name: tc.local, Net: "unix"}, &net.UnixAddr{Name: tc.addr, Net: "unix"})
-			} else {
-				client, err = net.Dial(tc.network, inner.Addr().String())
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			nc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
+			client, nc := dialAccept(t, ln, func() (net.Conn, error) {
+				if tc.local != "" {
+					return net.DialUnix("unix", &net.UnixAddr{Name: tc.local, Net: "unix"}, &net.UnixAddr{Name: tc.addr, Net: "unix"})
+				}
+				return net.Dial(tc.network, inner.Addr().String())
+			})
 			fc, ok := nc.(*fileConn)
 			if !ok {
 				t.Fatalf("accepted %T", nc)
@@ -71,16 +62,7 @@ func TestRawListenerAccepts(t *testing.T) {
 			if tc.network == "unix" {
 				// The sockaddr is reused: an unnamed peer after a
 				// bound one is still unnamed.
-				c2, err := net.Dial("unix", tc.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c2.Close()
-				nc2, err := ln.Accept()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer nc2.Close()
+				c2, nc2 := dialAccept(t, ln, func() (net.Conn, error) { return net.Dial("unix", tc.addr) })
 				if got := nc2.RemoteAddr().String(); got != c2.LocalAddr().String() {
 					t.Errorf("second peer %q, the client is %q", got, c2.LocalAddr())
 				}
@@ -129,6 +111,23 @@ func TestRawListenerAccepts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialAccept connects with dial and accepts from ln: both ends, closed
+// when the test ends.
+func dialAccept(t *testing.T, ln net.Listener, dial func() (net.Conn, error)) (client, server net.Conn) {
+	t.Helper()
+	client, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
 
 // TestCloserClosesSoon: when the MTA quits, the descriptor is closed by the

@@ -59,10 +59,16 @@ func tcpPairOf(t *testing.T, raw bool) (server, client net.Conn) {
 // close is io.EOF.
 func TestRawConnStream(t *testing.T) {
 	t.Parallel()
+	bothListeners(t, testRawConnStream)
+}
+
+// bothListeners runs test in parallel on connections accepted by the net
+// package and by the server's own listener (newRawListener).
+func bothListeners(t *testing.T, test func(t *testing.T, raw bool)) {
 	for _, raw := range []bool{false, true} {
 		t.Run(fmt.Sprintf("rawListener=%v", raw), func(t *testing.T) {
 			t.Parallel()
-			testRawConnStream(t, raw)
+			test(t, raw)
 		})
 	}
 }
@@ -138,12 +144,7 @@ func testRawConnStream(t *testing.T, raw bool) {
 // addresses as the net package's would.
 func TestRawConnErrors(t *testing.T) {
 	t.Parallel()
-	for _, raw := range []bool{false, true} {
-		t.Run(fmt.Sprintf("rawListener=%v", raw), func(t *testing.T) {
-			t.Parallel()
-			testRawConnErrors(t, raw)
-		})
-	}
+	bothListeners(t, testRawConnErrors)
 }
 
 func testRawConnErrors(t *testing.T, raw bool) {
