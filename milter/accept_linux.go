@@ -26,7 +26,8 @@ import (
 //
 // The net package lends a listener's descriptor only for Control, not to
 // wait on, so the listener works on a duplicate of it (File). Close closes
-// both.
+// both. Accept keeps its call's state in the listener: one goroutine
+// accepts (Serve's loop).
 type rawListener struct {
 	net.Listener
 	f      *os.File
