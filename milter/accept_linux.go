@@ -192,23 +192,16 @@ func (c *fileConn) RemoteAddr() net.Addr { return c.remote }
 
 // CloseWrite shuts down the sending side, as net.TCPConn's does.
 func (c *fileConn) CloseWrite() error {
-	return c.shutdown(syscall.SHUT_WR)
-}
-
-// shutdown is a raw shutdown(2) of the connection.
-func (c *fileConn) shutdown(how int) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, uintptr(how), 0)
-	}); err != nil {
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
 		return err
 	}
-	if errno != 0 {
-		return os.NewSyscallError("shutdown", errno)
+	if serr != nil {
+		return os.NewSyscallError("shutdown", serr)
 	}
 	return nil
 }
