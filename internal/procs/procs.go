@@ -53,6 +53,21 @@ const (
 	// machine), more threads only cost more CPU per message and do
 	// little more work: one thread is then held for Hold.
 	Gain = 1.2
+	// Steady: the one-thread work rate that more threads must beat is
+	// taken only from Persist windows whose rates agree within this
+	// factor (the highest at most Steady times the lowest). While a load
+	// is still rising (a burst beginning, an MTA opening its sessions)
+	// its first windows are partly idle, and against them more threads
+	// seem to gain what the load itself added: at eight milterload
+	// sessions a ramp measured 3400 messages/s at one thread, then 4660
+	// at two, where one thread, judged again at the steady load, did as
+	// much for a sixth less CPU per message.
+	Steady = 1.25
+	// Unsteady is how many queued windows in a row, rates steady or not,
+	// raise the threads anyway (with the rate of the last Persist): a
+	// mix of cheap and costly messages can keep the rate moving by more
+	// than Steady at a load one thread does not keep up with.
+	Unsteady = 3 * Persist
 	// Hold is how long one thread is kept after more did not help.
 	Hold = 10 * time.Second
 	// Probe is how long all threads are kept before one is tried again:
@@ -66,8 +81,10 @@ type Policy struct {
 	cur     int       // 0: 1
 	changed time.Time // when cur was set
 	hold    time.Time // one thread until then
-	// At one thread: windows in a row with a queue, and their work.
+	// At one thread: windows in a row with a queue, and the work rates
+	// of the last Persist of them (rates[(queued-1)%Persist] the latest).
 	queued int
+	rates  [Persist]float64
 	before float64
 	// At more: windows since the raise, and their work after the first.
 	after  int
@@ -90,17 +107,23 @@ func (p *Policy) Next(max int, s Sample, now time.Time) int {
 	}
 	if p.cur == 1 {
 		if now.Before(p.hold) || s.Queued < UpQueued {
-			p.queued, p.before = 0, 0
+			p.queued = 0
 			return 1
 		}
+		p.rates[p.queued%Persist] = rate(s)
 		p.queued++
-		p.before += rate(s)
 		if p.queued < Persist {
 			return 1
 		}
-		before := p.before
+		lo, hi, sum := p.rates[0], p.rates[0], 0.0
+		for _, r := range p.rates {
+			lo, hi, sum = math.Min(lo, r), math.Max(hi, r), sum+r
+		}
+		if hi > lo*Steady && p.queued < Unsteady {
+			return 1
+		}
 		set(max)
-		p.before = before
+		p.before = sum
 		return max
 	}
 	p.after++

@@ -11,7 +11,7 @@ import (
 // TestPolicy walks the policy through windows of given queues and work:
 // one thread at rest, all when the queue is long, kept while they get more
 // work done with a one-thread probe every Probe, given up (and one thread
-// held for Hold) when they do not.
+// held for Hold) when they do not; judged against a steady one-thread rate.
 func TestPolicy(t *testing.T) {
 	t.Parallel()
 	const win = 100 * time.Millisecond
@@ -45,6 +45,19 @@ func TestPolicy(t *testing.T) {
 	q := step{0.4, 300, 1}
 	run("a queue that persists", 4, []step{q, q, {0.05, 300, 1}, q, q, {0.4, 300, 4}})
 	raise := func(max int) []step { return []step{q, q, {0.4, 300, max}} }
+	// A load still rising: its rate is not the one to beat until Persist
+	// windows agree within Steady.
+	run("a rising load", 4, []step{{0.4, 150, 1}, {0.4, 200, 1}, {0.4, 300, 1}, {0.4, 300, 1}, {0.4, 300, 4}})
+	// The rate judged is the steady one: 300 -> 330 is under Gain.
+	ramp := []step{{0.4, 100, 1}, {0.4, 200, 1}, {0.4, 300, 1}, {0.4, 300, 1}, {0.4, 300, 2}}
+	run("a rising load, not helped", 2, append(ramp, step{0.4, 500, 2}, step{0.4, 330, 2}, step{0.4, 330, 2}, step{0.4, 330, 1}))
+	// A rate that never settles still raises the count, after Unsteady
+	// queued windows.
+	var unsteady []step
+	for i := 1; i < Unsteady; i++ {
+		unsteady = append(unsteady, step{0.4, uint64(200 + 200*(i%2)), 1})
+	}
+	run("a queue with an unsteady rate", 2, append(unsteady, step{0.4, 200, 2}))
 
 	// 300 messages a window at one thread; with all of them 900 while
 	// the backlog drains, then 600: kept until the probe, when the
