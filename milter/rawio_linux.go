@@ -38,9 +38,9 @@ import (
 // (TCP_QUICKACK after the write): the MTA's next batches are then
 // acknowledged as they arrive, so Postfix's content follows its envelope
 // at once instead of after the milter has read the envelope, found
-// nothing more and acknowledged it (a read, a wait and a wake-up per
-// message less; the acknowledgement before waiting stays for when the
-// kernel delays ACKs all the same).
+// nothing more and acknowledged it (a read and a wait less when the
+// milter is the faster side; the acknowledgement before waiting stays
+// for when the kernel delays ACKs all the same).
 type rawConn struct {
 	net.Conn
 	rc syscall.RawConn // nil: through Conn
