@@ -96,9 +96,8 @@ func (c *rawConn) readRaw(fd uintptr) bool {
 		case syscall.EAGAIN:
 			if c.unacked {
 				// Acknowledge what was read before waiting (see
-				// rawConn); a failure only leaves the ACK delayed.
-				syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK,
-					uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
+				// rawConn).
+				quickAck(fd)
 				c.unacked = false
 			}
 			return false
@@ -106,6 +105,14 @@ func (c *rawConn) readRaw(fd uintptr) bool {
 		c.errno = e
 		return true
 	}
+}
+
+// quickAck sets TCP_QUICKACK on the socket fd: a pending ACK goes out now
+// and the kernel leaves its interactive delayed-ACK mode. A failure only
+// leaves ACKs delayed, so it is not reported.
+func quickAck(fd uintptr) {
+	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK,
+		uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
 }
 
 // writeRaw writes what is left of c.b; false asks the netpoller to wait
@@ -120,9 +127,8 @@ func (c *rawConn) writeRaw(fd uintptr) bool {
 			if c.n == len(c.b) && c.tcp {
 				// The reply is out (and carried the ACK of what was
 				// read): acknowledge what comes next at once (see
-				// rawConn); a failure only leaves ACKs delayed.
-				syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK,
-					uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
+				// rawConn).
+				quickAck(fd)
 				c.unacked = false
 			}
 		case syscall.EINTR:

@@ -14,7 +14,7 @@ import (
 // next batches are acknowledged by the kernel as they arrive, before the
 // server reads them: an MTA writing with Nagle's algorithm (Postfix) sends
 // its content right behind the envelope, without waiting for the server to
-// read, find nothing more and acknowledge (one wake-up per message less).
+// read, find nothing more and acknowledge.
 // The client's send queue must be empty (all acknowledged) well within the
 // delayed-ACK timer, with the server reading nothing meanwhile.
 func TestQuickAckAfterReply(t *testing.T) {
