@@ -116,8 +116,7 @@ func (l *rawListener) Accept() (net.Conn, error) {
 	}
 	if l.tcp {
 		// As the net package does: a reply is one write, sent at once.
-		syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(l.fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY,
-			uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
+		tcpOptionOn(uintptr(l.fd), syscall.TCP_NODELAY)
 	}
 	return &fileConn{File: os.NewFile(uintptr(l.fd), "milter connection"), tcp: l.tcp, local: l.local, remote: l.remote()}, nil
 }
@@ -131,6 +130,14 @@ func (l *rawListener) Close() error {
 
 // sockoptOn is the argument of a boolean socket option set on.
 var sockoptOn int32 = 1
+
+// tcpOptionOn sets the boolean TCP option opt on the socket fd with a raw
+// setsockopt(2). A failure is not reported: the options set this way
+// (TCP_NODELAY, TCP_QUICKACK) only change when segments leave.
+func tcpOptionOn(fd uintptr, opt int) {
+	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, uintptr(opt),
+		uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
+}
 
 // remote is the peer's address from the accepted sockaddr, as the net
 // package would give it (an unnamed unix peer: "@").

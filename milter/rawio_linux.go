@@ -108,12 +108,8 @@ func (c *rawConn) readRaw(fd uintptr) bool {
 }
 
 // quickAck sets TCP_QUICKACK on the socket fd: a pending ACK goes out now
-// and the kernel leaves its interactive delayed-ACK mode. A failure only
-// leaves ACKs delayed, so it is not reported.
-func quickAck(fd uintptr) {
-	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK,
-		uintptr(unsafe.Pointer(&sockoptOn)), unsafe.Sizeof(sockoptOn), 0)
-}
+// and the kernel leaves its interactive delayed-ACK mode.
+func quickAck(fd uintptr) { tcpOptionOn(fd, syscall.TCP_QUICKACK) }
 
 // writeRaw writes what is left of c.b; false asks the netpoller to wait
 // for room.
