@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -216,5 +217,27 @@ func TestCloserBounded(t *testing.T) {
 		if closed != (i == maxPendingClose) {
 			t.Fatalf("connection %d closed %v", i, closed)
 		}
+	}
+}
+
+// TestRawListenerNoDelay: a TCP connection from the raw listener has
+// TCP_NODELAY set, as the net package sets it on the connections it
+// accepts (a reply is one write, sent at once).
+func TestRawListenerNoDelay(t *testing.T) {
+	t.Parallel()
+	server, _ := tcpPairOf(t, true)
+	fc, ok := server.(*fileConn)
+	if !ok {
+		t.Fatalf("accepted %T, want *fileConn", server)
+	}
+	rc, err := fc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	rc.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY) })
+	if gerr != nil || v == 0 {
+		t.Errorf("TCP_NODELAY = %d, %v; want it set", v, gerr)
 	}
 }
