@@ -27,11 +27,13 @@
 #   use; built with gcc and libmilter-dev, installed when missing).
 #
 # What it does (see docs/performance.md, "Side by side"):
-#  1. installs opendkim, opendmarc, rspamd and unbound from Debian when
+#  1. installs opendkim, opendmarc, rspamd and unbound (and python3-dkim,
+#     python3-authres: dkimpy seals the corpus's ARC chains) from Debian when
 #     missing (rspamd is skipped, and said so, when not installable) and stops
 #     their system services: every daemon here is our own instance with a
 #     private configuration in a temporary directory;
-#  2. builds authmilter and milterload, generates a corpus (milterload gen);
+#  2. builds authmilter and milterload, generates a corpus (milterload gen,
+#     ARC chains sealed by dkimpy);
 #  3. serves the corpus zone (bench.zone) from a private unbound on a
 #     loopback address, port 53, answering only the corpus zones (everything
 #     else REFUSED, no recursion);
@@ -115,7 +117,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 HAVE_RSPAMD=1
 WANT=()
-PKGS="opendkim opendmarc rspamd unbound"
+# python3-dkim and python3-authres: dkimpy seals the corpus's ARC chains.
+PKGS="opendkim opendmarc rspamd unbound python3-dkim python3-authres"
 case " $MILTERS " in *" null-libmilter "*) PKGS="$PKGS gcc libc6-dev libmilter-dev" ;; esac
 for pkg in $PKGS; do
 	if installed "$pkg"; then continue; fi
@@ -191,7 +194,8 @@ done
 [ -n "$DNS_IP" ] || { echo "compare.sh: no free loopback address for the resolver" >&2; exit 1; }
 
 say "generating the corpus (sizes $SIZES, $PER_CLASS per class)"
-timeout 300 "$ML" gen -o "$T/corpus" --seed 1 --per-class "$PER_CLASS" --sizes "$SIZES" >/dev/null
+GEN=$(timeout 300 "$ML" gen -o "$T/corpus" --seed 1 --per-class "$PER_CLASS" --sizes "$SIZES")
+say "corpus: $GEN"
 C=$T/corpus
 MSGS=$(find "$C" -name '*.eml' | wc -l)
 

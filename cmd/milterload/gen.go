@@ -22,6 +22,7 @@ func genMain(args []string, stdout io.Writer) error {
 	classes := fs.String("classes", "", "comma-separated classes (default all)")
 	sizes := fs.String("sizes", "2KB,20KB,200KB", "comma-separated nominal sizes among 2KB, 20KB, 200KB")
 	listen := fs.String("listen", "inet:127.0.0.1:8895", "listen address written into the authmilter configs")
+	sealer := fs.String("arc-sealer", string(benchmail.SealDkimpy), "what seals the ARC chains: dkimpy (python3-dkim and python3-authres) or authmilter (its own sealer)")
 	list := fs.Bool("list", false, "list the classes and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -40,7 +41,7 @@ func genMain(args []string, stdout io.Writer) error {
 	if *per < 1 || *per > 1000 {
 		return fmt.Errorf("gen: -per-class %d: want 1 to 1000", *per)
 	}
-	opts := benchmail.Options{Seed: *seed, PerClass: *per}
+	opts := benchmail.Options{Seed: *seed, PerClass: *per, Sealer: benchmail.ARCSealer(*sealer)}
 	for _, c := range splitList(*classes) {
 		opts.Classes = append(opts.Classes, benchmail.Class(c))
 	}
@@ -62,6 +63,6 @@ func genMain(args []string, stdout io.Writer) error {
 	if err := c.WriteDir(*out, *listen); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %d messages, %s, %s and authmilter configs to %s\n", len(c.Messages), benchmail.ZoneFile, benchmail.MixFile, *out)
+	fmt.Fprintf(stdout, "wrote %d messages (ARC sealed by %s), %s, %s and authmilter configs to %s\n", len(c.Messages), c.Sealer, benchmail.ZoneFile, benchmail.MixFile, *out)
 	return nil
 }

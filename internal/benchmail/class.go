@@ -28,8 +28,8 @@ const (
 	// tags the subject and adds a footer (breaking DKIM) and seals (RSA):
 	// DMARC fail, ARC pass from a sealer the receiver may trust.
 	ARC1Hop Class = "arc-1hop"
-	// ARC2Hop: ARC1Hop forwarded once more by a forwarder that seals with
-	// Ed25519.
+	// ARC2Hop: ARC1Hop forwarded once more by a forwarder that seals
+	// (RSA).
 	ARC2Hop Class = "arc-2hop"
 )
 

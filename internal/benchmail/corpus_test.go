@@ -6,20 +6,68 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/authmilter/authmilter/internal/benchmail"
+	"github.com/authmilter/authmilter/internal/interop"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/milter"
 )
 
 // TestCorpusVerdicts runs one message of every class through the engine and
 // compares its verdicts with the class's expectations: the corpus exercises
-// what it says it does.
+// what it says it does, with its ARC chains sealed by dkimpy (the default)
+// and by our own sealer.
 func TestCorpusVerdicts(t *testing.T) {
 	t.Parallel()
-	c, err := benchmail.Generate(benchmail.Options{Seed: 7, PerClass: 1, Sizes: benchmail.Sizes[:2]})
+	t.Run("dkimpy", func(t *testing.T) {
+		t.Parallel()
+		interop.NeedPythonModule(t, "dkim", "python3-dkim")
+		interop.NeedPythonModule(t, "authres", "python3-authres")
+		c := checkVerdicts(t, benchmail.Options{Seed: 7, PerClass: 1, Sizes: benchmail.Sizes[:2]})
+		if c.Sealer != benchmail.SealDkimpy {
+			t.Errorf("sealer %q, want dkimpy by default", c.Sealer)
+		}
+		// dkimpy's mark: it separates the AMS h= names with " : ".
+		m := c.Find(benchmail.ARC2Hop, benchmail.Sizes[0].Name)
+		if n := bytes.Count(m.Data, []byte("ARC-Message-Signature:")); n != 2 || !bytes.Contains(m.Data, []byte("h=from : to")) {
+			t.Errorf("arc-2hop: %d AMS, h= not as dkimpy writes it:\n%s", n, m.Data[:min(len(m.Data), 1500)])
+		}
+	})
+	t.Run("authmilter", func(t *testing.T) {
+		t.Parallel()
+		c := checkVerdicts(t, benchmail.Options{Seed: 7, PerClass: 1, Sizes: benchmail.Sizes[:1], Sealer: benchmail.SealOwn})
+		m := c.Find(benchmail.ARC2Hop, benchmail.Sizes[0].Name)
+		if bytes.Contains(m.Data, []byte("h=from : to")) {
+			t.Error("arc-2hop sealed as dkimpy writes it with Sealer: SealOwn")
+		}
+	})
+}
+
+// TestDkimpyMissing: without dkimpy, generating ARC classes fails and says
+// what to install and how to do without; other classes need no python.
+func TestDkimpyMissing(t *testing.T) {
+	t.Parallel()
+	opts := benchmail.Options{Seed: 3, PerClass: 1, Sizes: benchmail.Sizes[:1], Classes: []benchmail.Class{benchmail.ARC1Hop}, Python: "/nonexistent/python3"}
+	_, err := benchmail.Generate(opts)
+	if err == nil || !strings.Contains(err.Error(), "python3-dkim") || !strings.Contains(err.Error(), "--arc-sealer authmilter") {
+		t.Fatalf("err = %v, want one naming python3-dkim and --arc-sealer authmilter", err)
+	}
+	opts.Classes = []benchmail.Class{benchmail.SPFOnly}
+	if _, err := benchmail.Generate(opts); err != nil {
+		t.Fatalf("spf-only needs no dkimpy: %v", err)
+	}
+	opts.Sealer = "openarc"
+	if _, err := benchmail.Generate(opts); err == nil || !strings.Contains(err.Error(), "openarc") {
+		t.Fatalf("unknown sealer: err = %v", err)
+	}
+}
+
+func checkVerdicts(t *testing.T, opts benchmail.Options) *benchmail.Corpus {
+	t.Helper()
+	c, err := benchmail.Generate(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +105,7 @@ func TestCorpusVerdicts(t *testing.T) {
 			}
 		})
 	}
+	return c
 }
 
 // TestDeterministic: the same seed gives the same zone and envelopes.

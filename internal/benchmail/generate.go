@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,11 @@ type Options struct {
 	// Start is the Date of the first message (default 2026-11-02 09:00 UTC);
 	// messages follow a minute apart.
 	Start time.Time
+	// Sealer seals the ARC Sets (default SealDkimpy).
+	Sealer ARCSealer
+	// Python is the interpreter that runs dkimpy (default /usr/bin/python3,
+	// else python3 on PATH).
+	Python string
 }
 
 // Corpus is a generated corpus: messages, the zone that answers for them,
@@ -60,9 +66,12 @@ type Corpus struct {
 	// SealSelectorRSA._domainkey.SealDomain and SealSelectorEd.
 	SealRSA     *rsa.PrivateKey
 	SealEd25519 ed25519.PrivateKey
+	// Sealer is what sealed the ARC Sets of the messages.
+	Sealer ARCSealer
 
-	w    *world
-	zone *dnscache.Zone
+	w      *world
+	zone   *dnscache.Zone
+	dkimpy *dkimpy // while Generate seals with dkimpy
 }
 
 // Resolver returns the zone as a dnscache.Resolver (in memory: a warm
@@ -93,6 +102,13 @@ func Generate(opts Options) (*Corpus, error) {
 	if opts.Start.IsZero() {
 		opts.Start = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	}
+	switch opts.Sealer {
+	case "":
+		opts.Sealer = SealDkimpy
+	case SealDkimpy, SealOwn:
+	default:
+		return nil, fmt.Errorf("benchmail: unknown ARC sealer %q (want %s or %s)", opts.Sealer, SealDkimpy, SealOwn)
+	}
 	w, err := newWorld(opts.Seed)
 	if err != nil {
 		return nil, err
@@ -105,7 +121,13 @@ func Generate(opts Options) (*Corpus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("benchmail: generated zone: %w", err)
 	}
-	c := &Corpus{Seed: opts.Seed, Zone: zt, SealRSA: w.sealRSA, SealEd25519: w.sealEd, w: w, zone: z}
+	c := &Corpus{Seed: opts.Seed, Zone: zt, SealRSA: w.sealRSA, SealEd25519: w.sealEd, Sealer: opts.Sealer, w: w, zone: z}
+	if opts.Sealer == SealDkimpy && (slices.Contains(opts.Classes, ARC1Hop) || slices.Contains(opts.Classes, ARC2Hop)) {
+		if c.dkimpy, err = startDkimpy(opts.Python); err != nil {
+			return nil, err
+		}
+		defer c.dkimpy.close()
+	}
 	n := 0
 	for _, size := range opts.Sizes {
 		for _, class := range opts.Classes {
@@ -358,8 +380,9 @@ func (g *gen) forward(d *draft, rcpt, listFrom string) error {
 	return g.seal(d, w.fwd, results, 10*time.Second)
 }
 
-// seal adds s's ARC Set to d with our arc.Sealer, after validating the
-// chain so far against the corpus zone.
+// seal adds s's ARC Set to d, sealed by the corpus's sealer (dkimpy or
+// our arc.Sealer) with results as the ARC-Authentication-Results payload,
+// after validating the chain so far against the corpus zone.
 func (g *gen) seal(d *draft, s *sender, results string, offset time.Duration) error {
 	raw := d.bytes()
 	br := bufio.NewReader(bytes.NewReader(raw))
@@ -377,8 +400,28 @@ func (g *gen) seal(d *draft, s *sender, results string, offset time.Duration) er
 		return fmt.Errorf("arc: chain before %s's seal is %s: %s", s.domain, res.Result, res.Reason)
 	}
 	t := g.date.Add(offset)
+	srvID := "mx." + s.domain
+	if g.c.dkimpy != nil {
+		key, ok := s.key.(*rsa.PrivateKey)
+		if !ok {
+			return fmt.Errorf("dkimpy seals with RSA only, %s has a %T", s.domain, s.key)
+		}
+		// dkimpy takes the AAR and cv= from the sealer's own
+		// Authentication-Results: one that only records them is given
+		// to it when the hop did not leave one in the message.
+		in := raw
+		if !hasResultsOf(fields, srvID) {
+			in = append([]byte("Authentication-Results: "+srvID+"; "+results+"\r\n"), raw...)
+		}
+		set, err := g.c.dkimpy.seal(in, key, s.domain, s.selector, srvID, dkimpyHeaders, t)
+		if err != nil {
+			return err
+		}
+		d.prepend(string(set))
+		return nil
+	}
 	sealer := &arc.Sealer{Domain: s.domain, Selector: s.selector, Key: s.key, Now: func() time.Time { return t }}
-	set, err := sealer.Seal(fields, v.BodyHash(), res, "mx."+s.domain, results)
+	set, err := sealer.Seal(fields, v.BodyHash(), res, srvID, results)
 	if err != nil {
 		return err
 	}
@@ -388,6 +431,28 @@ func (g *gen) seal(d *draft, s *sender, results string, offset time.Duration) er
 	}
 	d.prepend(top...)
 	return nil
+}
+
+// dkimpyHeaders is our sealer's AMS h= list less DKIM-Signature, which
+// dkimpy refuses to sign in an AMS.
+var dkimpyHeaders = slices.DeleteFunc(slices.Clone(arc.DefaultHeaders), func(h string) bool {
+	return strings.EqualFold(h, "DKIM-Signature")
+})
+
+// hasResultsOf reports whether fields hold an Authentication-Results field
+// of authserv-id srvID.
+func hasResultsOf(fields []message.Field, srvID string) bool {
+	for _, f := range fields {
+		if !strings.EqualFold(f.Name, "Authentication-Results") {
+			continue
+		}
+		_, val, _ := strings.Cut(string(f.Raw), ":")
+		id, _, _ := strings.Cut(strings.TrimSpace(val), ";")
+		if strings.EqualFold(strings.TrimSpace(id), srvID) {
+			return true
+		}
+	}
+	return false
 }
 
 // Sign writes the message read from r signed as class's author signs it

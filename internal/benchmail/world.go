@@ -49,6 +49,11 @@ func newWorld(seed uint64) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
+	// RSA: dkimpy's arc_sign signs with rsa-sha256 only.
+	fwdRSA, err := rsaKey(seed, "fwd", 2048)
+	if err != nil {
+		return nil, err
+	}
 	reject := "v=DMARC1; p=reject; rua=mailto:dmarc@%s"
 	w := &world{
 		plain:   &sender{domain: "plain.example", ip: "192.0.2.10", dmarc: reject},
@@ -60,7 +65,7 @@ func newWorld(seed uint64) (*world, error) {
 		relaxed: &sender{domain: "relaxed.example", ip: "192.0.2.60", dmarc: "v=DMARC1; p=none; rua=mailto:dmarc@%s", selector: "s2048", key: dkimRSA},
 		origin:  &sender{domain: "origin.example", ip: "192.0.2.70", dmarc: reject, selector: "s2048", key: dkimRSA},
 		list:    &sender{domain: "list.example", ip: "198.51.100.20", dmarc: "v=DMARC1; p=none", selector: "arc2048", key: arcRSA},
-		fwd:     &sender{domain: "fwd.example", ip: "198.51.100.30", dmarc: "v=DMARC1; p=none", selector: "arced", key: ed25519Key(seed, "fwd")},
+		fwd:     &sender{domain: "fwd.example", ip: "198.51.100.30", dmarc: "v=DMARC1; p=none", selector: "arc2048", key: fwdRSA},
 		sealRSA: sealRSA,
 		sealEd:  ed25519Key(seed, "seal"),
 	}
