@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,13 +67,18 @@ for line in sys.stdin:
     sys.stdout.flush()
 `
 
+// dkimpyTimeout bounds each exchange with the python3 process (start-up,
+// one seal): past it the process is killed and Generate fails.
+var dkimpyTimeout = 60 * time.Second
+
 // dkimpy is one python3 process running dkimpySealScript for a corpus.
 type dkimpy struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	out    *bufio.Reader
-	stderr bytes.Buffer
-	pems   sync.Map // *rsa.PrivateKey → PKCS #1 PEM
+	cmd      *exec.Cmd
+	in       io.WriteCloser
+	out      *bufio.Reader
+	stderr   bytes.Buffer
+	pems     sync.Map // *rsa.PrivateKey → PKCS #1 PEM
+	timedOut atomic.Bool
 }
 
 // errNoDkimpy explains what is missing and the way around it.
@@ -119,9 +125,17 @@ func startDkimpy(python string) (*dkimpy, error) {
 	return p, nil
 }
 
-// answer reads one JSON line into v.
+// answer reads one JSON line into v within dkimpyTimeout.
 func (p *dkimpy) answer(v any) error {
+	t := time.AfterFunc(dkimpyTimeout, func() {
+		p.timedOut.Store(true)
+		p.cmd.Process.Kill()
+	})
 	line, err := p.out.ReadBytes('\n')
+	t.Stop()
+	if p.timedOut.Load() {
+		return fmt.Errorf("python3 gave no answer in %v: killed", dkimpyTimeout)
+	}
 	if err != nil {
 		msg := strings.TrimSpace(p.stderr.String())
 		if msg == "" {

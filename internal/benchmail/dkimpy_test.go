@@ -1,0 +1,29 @@
+package benchmail
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDkimpyTimeout: an interpreter that never answers is killed after
+// dkimpyTimeout and Generate fails saying so, instead of hanging.
+func TestDkimpyTimeout(t *testing.T) {
+	old := dkimpyTimeout
+	dkimpyTimeout = 300 * time.Millisecond
+	defer func() { dkimpyTimeout = old }()
+	mute := filepath.Join(t.TempDir(), "python3")
+	if err := os.WriteFile(mute, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := Generate(Options{Seed: 3, PerClass: 1, Sizes: Sizes[:1], Classes: []Class{ARC1Hop}, Python: mute})
+	if err == nil || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
