@@ -39,7 +39,7 @@ func (c *Corpus) WriteDir(dir, listen string) error {
 		return os.WriteFile(filepath.Join(dir, name), data, mode)
 	}
 	var mix strings.Builder
-	fmt.Fprintf(&mix, "# benchmail corpus, seed %d\n# name\tclass\tsize\tbytes\tspf\tdkim\tdmarc\tarc\taction\n", c.Seed)
+	fmt.Fprintf(&mix, "# benchmail corpus, seed %d, ARC sealed by %s\n# name\tclass\tsize\tbytes\tspf\tdkim\tdmarc\tarc\taction\n", c.Seed, c.Sealer)
 	for _, m := range c.Messages {
 		if err := write(m.Name+".eml", m.Data, 0o644); err != nil {
 			return err
