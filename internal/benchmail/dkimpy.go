@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -76,9 +75,10 @@ type dkimpy struct {
 	cmd      *exec.Cmd
 	in       io.WriteCloser
 	out      *bufio.Reader
-	stderr   bytes.Buffer
-	pems     sync.Map // *rsa.PrivateKey → PKCS #1 PEM
+	stderr   bytes.Buffer               // read once the process has ended (wait)
+	pems     map[*rsa.PrivateKey]string // PKCS #1 PEM of the keys sealed with
 	timedOut atomic.Bool
+	waited   bool
 }
 
 // errNoDkimpy explains what is missing and the way around it.
@@ -96,7 +96,7 @@ func startDkimpy(python string) (*dkimpy, error) {
 			python = "python3"
 		}
 	}
-	p := &dkimpy{cmd: exec.Command(python, "-c", dkimpySealScript)}
+	p := &dkimpy{cmd: exec.Command(python, "-c", dkimpySealScript), pems: map[*rsa.PrivateKey]string{}}
 	p.cmd.Stderr = &p.stderr
 	var err error
 	if p.in, err = p.cmd.StdinPipe(); err != nil {
@@ -137,6 +137,9 @@ func (p *dkimpy) answer(v any) error {
 		return fmt.Errorf("python3 gave no answer in %v: killed", dkimpyTimeout)
 	}
 	if err != nil {
+		// The output ended: the process did. Its stderr is complete
+		// once Wait has returned.
+		p.wait()
 		msg := strings.TrimSpace(p.stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -150,10 +153,10 @@ func (p *dkimpy) answer(v any) error {
 // the Authentication-Results of srvID), signed with key at time t, the AMS
 // covering headers; it returns the three fields, CRLF-terminated.
 func (p *dkimpy) seal(msg []byte, key *rsa.PrivateKey, domain, selector, srvID string, headers []string, t time.Time) ([]byte, error) {
-	pemText, ok := p.pems.Load(key)
+	pemText, ok := p.pems[key]
 	if !ok {
 		pemText = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-		p.pems.Store(key, pemText)
+		p.pems[key] = pemText
 	}
 	q, err := json.Marshal(map[string]any{
 		"msg": msg, "key": pemText, "domain": domain, "selector": selector,
@@ -184,5 +187,13 @@ func (p *dkimpy) seal(msg []byte, key *rsa.PrivateKey, domain, selector, srvID s
 // close ends the process: the script returns at the end of its input.
 func (p *dkimpy) close() {
 	p.in.Close()
-	_ = p.cmd.Wait()
+	p.wait()
+}
+
+// wait waits for the process to end, once.
+func (p *dkimpy) wait() {
+	if !p.waited {
+		p.waited = true
+		_ = p.cmd.Wait()
+	}
 }

@@ -27,3 +27,16 @@ func TestDkimpyTimeout(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// TestDkimpyDies: an interpreter that exits at once has its stderr in the
+// error.
+func TestDkimpyDies(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "python3")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'no module named dkim, says the fake' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Generate(Options{Seed: 3, PerClass: 1, Sizes: Sizes[:1], Classes: []Class{ARC1Hop}, Python: broken})
+	if err == nil || !strings.Contains(err.Error(), "says the fake") || !strings.Contains(err.Error(), "python3-dkim") {
+		t.Fatalf("err = %v, want the interpreter's stderr and what to install", err)
+	}
+}
