@@ -370,7 +370,7 @@ func (g *gen) throughList(d *draft, rcpt string) error {
 }
 
 // forward passes d through a forwarder that changes nothing but adds its
-// Received field and seals with Ed25519.
+// Received field and seals (RSA-2048).
 func (g *gen) forward(d *draft, rcpt, listFrom string) error {
 	w := g.c.w
 	results := fmt.Sprintf("arc=pass (i=1) smtp.remote-ip=%s; spf=pass smtp.mailfrom=%s; dkim=fail (body hash mismatch) header.d=%s; dmarc=fail (p=reject) header.from=%s",
