@@ -18,6 +18,7 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/verify/authres"
 )
 
 // Envelope is the SMTP side of a message, as the NAME.env sidecar holds it.
@@ -443,12 +444,10 @@ var dkimpyHeaders = slices.DeleteFunc(slices.Clone(arc.DefaultHeaders), func(h s
 // of authserv-id srvID.
 func hasResultsOf(fields []message.Field, srvID string) bool {
 	for _, f := range fields {
-		if !strings.EqualFold(f.Name, "Authentication-Results") {
+		if !strings.EqualFold(f.Name, authres.FieldName) {
 			continue
 		}
-		_, val, _ := strings.Cut(string(f.Raw), ":")
-		id, _, _ := strings.Cut(strings.TrimSpace(val), ";")
-		if strings.EqualFold(strings.TrimSpace(id), srvID) {
+		if id, err := authres.AuthServID(f.Value()); err == nil && authres.SameAuthServID(id, srvID) {
 			return true
 		}
 	}
