@@ -45,8 +45,8 @@ func sampleReports() map[string]*Report {
 		Meta:     Meta{OrgName: "Example Receiver", Email: "dmarc-reports@receiver.example"},
 		ReportID: ReportID("example.org", begin, 2, 3, "receiver.example"),
 		Begin:    begin, End: begin.Add(time.Hour - time.Second),
-		Error:    "several DMARC records at _dmarc.sub.example.org; all discarded",
-		Policy:   Policy{Domain: "example.org", P: "none"},
+		Error:  "several DMARC records at _dmarc.sub.example.org; all discarded",
+		Policy: Policy{Domain: "example.org", P: "none"},
 		Rows: []CountedRow{{Count: 1, Row: Row{
 			SourceIP: "198.51.100.7", Disposition: DispositionNone, DKIM: AlignedFail, SPF: AlignedFail,
 			HeaderFrom: "example.org", EnvelopeFrom: "bounce.example.net",
