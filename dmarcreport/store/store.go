@@ -94,7 +94,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// busy_timeout waits for the lock instead of failing, and
 		// _txlock=immediate takes the write lock when a transaction
 		// begins so two writers never deadlock upgrading a read lock.
-		q := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 		db, err := sql.Open("sqlite", "file:"+path+q)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", dsn, err)

@@ -123,13 +123,14 @@ func TestConcurrentWriters(t *testing.T) {
 		ctx := context.Background()
 		// Two hosts start at once: the migrations apply once.
 		var a, b *Store
+		var errA, errB error
 		var owg sync.WaitGroup
 		owg.Add(2)
-		go func() { defer owg.Done(); a, _ = Open(ctx, dsn) }()
-		go func() { defer owg.Done(); b, _ = Open(ctx, dsn) }()
+		go func() { defer owg.Done(); a, errA = Open(ctx, dsn) }()
+		go func() { defer owg.Done(); b, errB = Open(ctx, dsn) }()
 		owg.Wait()
 		if a == nil || b == nil {
-			t.Fatal("concurrent Open failed")
+			t.Fatalf("concurrent Open: %v, %v", errA, errB)
 		}
 		defer a.Close()
 		defer b.Close()
