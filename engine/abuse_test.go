@@ -18,7 +18,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 	"github.com/authmilter/authmilter/milter"
 )
 
@@ -45,7 +45,7 @@ func packet(code byte, data ...string) []byte {
 }
 
 // postfixOpening is what Postfix sends for one message, as in
-// internal/postfixtest's notes, up to and including the header fields.
+// internal/testsupport/postfixtest's notes, up to and including the header fields.
 func postfixOpening() []byte {
 	var b []byte
 	optneg := binary.BigEndian.AppendUint32(nil, 6)

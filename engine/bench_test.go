@@ -20,9 +20,9 @@ import (
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/engine"
-	"github.com/authmilter/authmilter/internal/benchmail"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
 )
 
 // benchCorpus is generated once per test binary (RSA key searches are

@@ -19,7 +19,7 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/message"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 	"github.com/authmilter/authmilter/verify"
 )
 

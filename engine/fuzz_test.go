@@ -21,7 +21,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 	"github.com/authmilter/authmilter/milter"
 	"github.com/authmilter/authmilter/verify/authres"
 )

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/goroutines"
+	"github.com/authmilter/authmilter/internal/testsupport/goroutines"
 )
 
 // noteMilter records the calls it gets, one line each.

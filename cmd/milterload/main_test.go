@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/engine"
-	"github.com/authmilter/authmilter/internal/benchmail"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
 	"github.com/authmilter/authmilter/milter"
 )
 

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/engine"
-	"github.com/authmilter/authmilter/internal/benchmail"
-	"github.com/authmilter/authmilter/internal/interop"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 )
 
 // TestCorpusVerdicts runs one message of every class through the engine and
