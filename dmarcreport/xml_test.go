@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

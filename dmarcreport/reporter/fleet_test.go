@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/pgtest"
+	"github.com/authmilter/authmilter/internal/testsupport/pgtest"
 )
 
 // TestFleet: two hosts share one store; each records half of the messages,

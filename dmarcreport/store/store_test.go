@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dmarcreport"
-	"github.com/authmilter/authmilter/internal/pgtest"
+	"github.com/authmilter/authmilter/internal/testsupport/pgtest"
 )
 
 // backends opens a fresh store on each backend.

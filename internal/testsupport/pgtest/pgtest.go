@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 )
 
 // EnvBin names a directory holding initdb and pg_ctl, overriding the
