@@ -52,6 +52,10 @@ type Engine struct {
 	// ARC sets); it may be shared by engines (a reload keeps it).
 	Keys *dkimkey.Cache
 
+	// Reports, when set, receives the facts of judged messages for DMARC
+	// aggregate reports.
+	Reports *Reporting
+
 	Logger  *slog.Logger
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.

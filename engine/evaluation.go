@@ -447,6 +447,7 @@ func (m *Evaluation) End() *Verdict {
 	}
 	v.Elapsed = m.e.now().Sub(m.start)
 	m.finish(v)
+	m.report(v)
 	return v
 }
 
