@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -205,5 +206,13 @@ func TestExampleConfigLoads(t *testing.T) {
 	if cfg.Listen != def.Listen || cfg.Limits != def.Limits || cfg.DMARC != def.DMARC || *cfg.Policy.Enforce != *def.Policy.Enforce ||
 		cfg.Policy.Quarantine != def.Policy.Quarantine || cfg.Policy.Temperror != def.Policy.Temperror {
 		t.Errorf("configs/authmilter.yaml departs from the defaults it documents:\n%+v\n%+v", cfg, def)
+	}
+	// The reports section documents every key at its default (an empty
+	// list and no list are the same).
+	if len(cfg.Reports.ExcludeDomains) == 0 {
+		cfg.Reports.ExcludeDomains = nil
+	}
+	if !reflect.DeepEqual(cfg.Reports, def.Reports) {
+		t.Errorf("configs/authmilter.yaml reports section departs from the defaults:\n%+v\n%+v", cfg.Reports, def.Reports)
 	}
 }

@@ -55,6 +55,14 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pprof on a public address", "metrics:\n  listen: \"192.0.2.1:9895\"\n  pprof: true\n", "not a loopback address"},
 		{"threads zero", "threads: 0\n", `threads "0": must be auto or a number from 1 to 1024`},
 		{"threads word", "threads: many\n", `threads "many"`},
+		{"reports store", "reports:\n  store: mysql://x\n", `reports.store "mysql://x"`},
+		{"reports interval short", "reports:\n  interval: 30s\n", "reports.interval 30s"},
+		{"reports interval not dividing a day", "reports:\n  interval: 7m\n", "reports.interval 7m0s"},
+		{"reports send without org", "reports:\n  send: true\n  email: r@example.net\n", "reports.send: needs reports.org_name"},
+		{"reports send without email", "reports:\n  send: true\n  org_name: X\n", "reports.email"},
+		{"reports smtp address", "reports:\n  smtp: {address: localhost}\n", "reports.smtp.address"},
+		{"reports smtp auth half", "reports:\n  smtp: {username: u}\n", "username and password_file go together"},
+		{"reports max_recipients", "reports:\n  max_recipients: 0\n", "reports.max_recipients 0"},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(tt.text), "cfg.yaml")

@@ -4,6 +4,7 @@
 //	authmilter serve [--config FILE]     run the milter
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+//	authmilter report show|send [--config FILE]  DMARC aggregate reports
 package main
 
 import (
@@ -23,6 +24,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"keygen": runKeygen,
 	"serve":  runServe,
 	"check":  runCheck,
+	"report": runReport,
 }
 
 func main() {
@@ -64,4 +66,8 @@ const usage = `usage:
         evaluate one message exactly as the daemon would
   authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
         write a private key and print the DNS TXT record to publish
+  authmilter report show [--config FILE] [--domain D] [--open] [--format text|json|xml]
+        the DMARC aggregate report data of closed periods (--open: the current one)
+  authmilter report send [--config FILE]
+        send every closed period's DMARC aggregate reports now (for cron)
 `

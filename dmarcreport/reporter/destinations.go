@@ -67,9 +67,25 @@ func hostOf(addr string) string {
 // as RFC 9990 §3 "Verifying External Destinations" asks. skipped says why
 // each URI was left out, for the log.
 func destinations(ctx context.Context, r dnscache.Resolver, finder dmarc.OrgDomainFinder, policyDomain string, rua []string, max int) (to []string, skipped []string, err error) {
-	policyOrg, err := finder.OrgDomain(ctx, r, policyDomain)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: organizational domain of %s: %w", ErrDestinationDNS, policyDomain, err)
+	policyOrg := ""
+	sameOrg := func(host string) (bool, error) {
+		// The policy domain itself and its subdomains share its
+		// Organizational Domain: no lookup needed.
+		if host == policyDomain || strings.HasSuffix(host, "."+policyDomain) {
+			return true, nil
+		}
+		if policyOrg == "" {
+			o, err := finder.OrgDomain(ctx, r, policyDomain)
+			if err != nil {
+				return false, fmt.Errorf("%w: organizational domain of %s: %w", ErrDestinationDNS, policyDomain, err)
+			}
+			policyOrg = o
+		}
+		destOrg, err := finder.OrgDomain(ctx, r, host)
+		if err != nil {
+			return false, fmt.Errorf("%w: organizational domain of %s: %w", ErrDestinationDNS, host, err)
+		}
+		return destOrg == policyOrg, nil
 	}
 	seen := map[string]bool{}
 	for _, uri := range rua {
@@ -83,12 +99,12 @@ func destinations(ctx context.Context, r dnscache.Resolver, finder dmarc.OrgDoma
 			continue
 		}
 		host := hostOf(addr)
-		destOrg, err := finder.OrgDomain(ctx, r, host)
+		same, err := sameOrg(host)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: organizational domain of %s: %w", ErrDestinationDNS, host, err)
+			return nil, nil, err
 		}
 		addrs := []string{addr}
-		if destOrg != policyOrg {
+		if !same {
 			addrs, err = verifyExternal(ctx, r, policyDomain, host)
 			if err != nil {
 				if errors.Is(err, ErrDestinationDNS) {

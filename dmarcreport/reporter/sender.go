@@ -258,22 +258,29 @@ func (s *Sender) retry(ctx context.Context, p store.Period, log *slog.Logger, er
 	return err
 }
 
-// Build returns the reports of one period: one, or MaxRecords rows each.
-// The Report-IDs depend only on the period, the domain, the part and the
-// receiver, so a report built again is the same report.
+// Build returns the reports of one period, as BuildReports does with the
+// sender's options.
 func (s *Sender) Build(p store.Period, pol dmarcreport.Policy, rows []dmarcreport.CountedRow) []*dmarcreport.Report {
-	chunk := len(rows)
-	if s.o.MaxRecords > 0 && chunk > s.o.MaxRecords {
-		chunk = s.o.MaxRecords
+	return BuildReports(s.o.Meta, s.o.Receiver, s.o.MaxRecords, p.Domain, p.Begin, p.End, pol, rows)
+}
+
+// BuildReports returns the reports of one period: one, or maxRecords rows
+// each (0: no limit). The Report-IDs depend only on the period, the
+// domain, the part and the receiver, so a report built again is the same
+// report (RFC 9990 §2.5.4 "Handling of Duplicates").
+func BuildReports(meta dmarcreport.Meta, receiver string, maxRecords int, domain string, begin, end time.Time, pol dmarcreport.Policy, rows []dmarcreport.CountedRow) []*dmarcreport.Report {
+	chunk := max(len(rows), 1)
+	if maxRecords > 0 && chunk > maxRecords {
+		chunk = maxRecords
 	}
-	parts := (len(rows) + chunk - 1) / chunk
+	parts := max((len(rows)+chunk-1)/chunk, 1)
 	var out []*dmarcreport.Report
 	for i := range parts {
-		part := rows[i*chunk : min((i+1)*chunk, len(rows))]
+		part := rows[min(i*chunk, len(rows)):min((i+1)*chunk, len(rows))]
 		out = append(out, &dmarcreport.Report{
-			Meta:     s.o.Meta,
-			ReportID: dmarcreport.ReportID(p.Domain, p.Begin, i+1, parts, s.o.Receiver),
-			Begin:    p.Begin, End: p.End,
+			Meta:     meta,
+			ReportID: dmarcreport.ReportID(domain, begin, i+1, parts, receiver),
+			Begin:    begin, End: end,
 			Policy: pol,
 			Rows:   part,
 		})
