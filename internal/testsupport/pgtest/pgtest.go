@@ -30,6 +30,8 @@ type Server struct {
 	Dir  string // the data directory's parent, also the socket directory
 	Bin  string
 	cred *syscall.Credential
+
+	running bool
 }
 
 // DSN returns a postgres:// URL for database db on the server.
@@ -79,12 +81,30 @@ func Start(t testing.TB) *Server {
 	}
 	data := filepath.Join(dir, "data")
 	s.run(t, 60*time.Second, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
-	opts := "-k " + dir + " -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-	s.run(t, 60*time.Second, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "50", "start")
+	s.Restart(t)
 	t.Cleanup(func() {
-		s.run(t, 60*time.Second, "pg_ctl", "-D", data, "-m", "immediate", "-w", "-t", "50", "stop")
+		if s.running {
+			s.Stop(t)
+		}
 	})
 	return s
+}
+
+// Stop stops the server at once (a crash, as far as clients can tell;
+// committed transactions survive: commits are synchronous, only fsync is
+// off, which matters only when the machine itself crashes).
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.run(t, 60*time.Second, "pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-m", "immediate", "-w", "-t", "50", "stop")
+	s.running = false
+}
+
+// Restart starts a stopped server again.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	opts := "-k " + s.Dir + " -c listen_addresses= -c fsync=off -c full_page_writes=off"
+	s.run(t, 60*time.Second, "pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-l", filepath.Join(s.Dir, "log"), "-o", opts, "-w", "-t", "50", "start")
+	s.running = true
 }
 
 // run runs one of the server's programs as the server's user.
