@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
@@ -17,7 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
+	"github.com/authmilter/authmilter/dnscache/dnstest"
+	"github.com/authmilter/authmilter/internal/testsupport/pgtest"
 	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 )
 
 // TestPostfixReports: the daemon, as a real Postfix's milter, records the
@@ -95,7 +101,7 @@ func TestPostfixReports(t *testing.T) {
 	if to := report.Get("Delivered-To"); to != "dmarc@example.test" {
 		t.Errorf("report delivered to %q", to)
 	}
-	doc := gzipAttachment(t, report.Raw)
+	doc := gzipAttachment(t, report.Raw, "receiver.test")
 	xmllintValid(t, doc)
 	var fb struct {
 		Domain  string `xml:"policy_published>domain"`
@@ -118,8 +124,8 @@ func TestPostfixReports(t *testing.T) {
 }
 
 // gzipAttachment returns the uncompressed application/gzip part of a
-// message.
-func gzipAttachment(t *testing.T, raw []byte) []byte {
+// message, whose name must start with the receiver's domain (RFC 9990).
+func gzipAttachment(t *testing.T, raw []byte, receiver string) []byte {
 	t.Helper()
 	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
@@ -141,7 +147,7 @@ func gzipAttachment(t *testing.T, raw []byte) []byte {
 		if ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); ct != "application/gzip" {
 			continue
 		}
-		if !strings.HasSuffix(p.FileName(), ".xml.gz") || !strings.HasPrefix(p.FileName(), "receiver.test!example.com!") {
+		if !strings.HasSuffix(p.FileName(), ".xml.gz") || !strings.HasPrefix(p.FileName(), receiver+"!") {
 			t.Errorf("attachment name %q", p.FileName())
 		}
 		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, p))
@@ -156,4 +162,110 @@ func gzipAttachment(t *testing.T, raw []byte) []byte {
 	}
 	t.Fatalf("no application/gzip part:\n%s", raw)
 	return nil
+}
+
+// TestFleetServe: two daemons share one PostgreSQL store, each judges half
+// of the messages, both send: each domain gets exactly one report for the
+// period, with the summed counts.
+func TestFleetServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a one-minute reporting period to end")
+	}
+	t.Parallel()
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "fleet")
+	dns := dnstest.Serve(t, &dnstest.Resolver{TXT: map[string][]string{
+		"example.com":        {"v=spf1 ip4:192.0.2.0/24 -all"},
+		"_dmarc.example.com": {"v=DMARC1; p=reject; rua=mailto:dmarc@example.com"},
+		"example.org":        {"v=spf1 ip4:192.0.2.0/24 -all"},
+		"_dmarc.example.org": {"v=DMARC1; p=none; rua=mailto:dmarc@example.org"},
+	}})
+	be := &sinkBackend{}
+	srv := smtp.NewServer(be)
+	srv.Domain = "sink.test"
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(sl)
+	t.Cleanup(func() { srv.Close() })
+
+	cfg := writeConfig(t, "listen: inet:127.0.0.1:0\nauthserv_id: mx.fleet.test\npolicy: {internal_networks: []}\n"+
+		"dns: {servers: [\""+dns+"\"]}\n"+
+		"reports:\n  enabled: true\n  store: \""+dsn+"\"\n  interval: 1m\n  send: true\n  org_name: Fleet\n  email: dmarc@fleet.test\n"+
+		"  smtp: {address: \""+sl.Addr().String()+"\"}\n")
+	if s := time.Now().Second(); s > 40 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	type host struct {
+		addr string
+		done chan error
+		logs *syncbuf.Buffer
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hosts := make([]*host, 2)
+	for i := range hosts {
+		h := &host{done: make(chan error, 1), logs: &syncbuf.Buffer{}}
+		ready := make(chan net.Addr, 1)
+		go func() { h.done <- serve(ctx, cfg, h.logs, nil, func(a net.Addr) { ready <- a }) }()
+		select {
+		case a := <-ready:
+			h.addr = a.String()
+		case err := <-h.done:
+			t.Fatalf("host %d: %v", i, err)
+		}
+		hosts[i] = h
+	}
+	defer func() {
+		cancel()
+		for i, h := range hosts {
+			if err := <-h.done; err != nil {
+				t.Errorf("host %d: %v\n%s", i, err, h.logs.String())
+			}
+		}
+	}()
+	want := map[string]int{}
+	for i := range 12 {
+		d := []string{"example.com", "example.org"}[i%2]
+		milterMessage(t, hosts[i%3%2].addr, "192.0.2.1", "a@"+d, d)
+		want[d]++
+	}
+
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		be.mu.Lock()
+		n := len(be.msgs)
+		be.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reports after 150s\n%s\n%s", n, hosts[0].logs.String(), hosts[1].logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Both hosts tick every 10s: give the slower one a turn to send twice.
+	time.Sleep(12 * time.Second)
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	got := map[string]int{}
+	for _, m := range be.msgs {
+		doc := gzipAttachment(t, m, "fleet.test")
+		var fb struct {
+			Domain string `xml:"policy_published>domain"`
+			Counts []int  `xml:"record>row>count"`
+		}
+		if err := xml.Unmarshal(doc, &fb); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := got[fb.Domain]; dup {
+			t.Errorf("%s reported twice", fb.Domain)
+		}
+		for _, c := range fb.Counts {
+			got[fb.Domain] += c
+		}
+	}
+	if len(got) != 2 || got["example.com"] != want["example.com"] || got["example.org"] != want["example.org"] {
+		t.Errorf("reported %v, want %v", got, want)
+	}
 }
