@@ -23,12 +23,12 @@ type Adder interface {
 type RecorderOptions struct {
 	// Interval is the reporting period (default 24h: UTC days).
 	Interval time.Duration
-	// QueueSize bounds the records waiting to be written, in the queue and
-	// in the batch being retried (default 10000). Past it, records are
-	// dropped and counted.
+	// QueueSize bounds the records waiting to be written, queued and in
+	// the batch being retried together (default 10000). Past it, records
+	// are dropped and counted.
 	QueueSize int
 	// FlushEvery is the longest a record waits before its batch is
-	// written (default 1s).
+	// written (default 1s); a queue half full is written at once.
 	FlushEvery time.Duration
 	// WriteTimeout bounds one batch's write (default 10s); a batch that
 	// fails is kept and tried again at the next flush.
@@ -40,12 +40,19 @@ type RecorderOptions struct {
 }
 
 // Recorder queues records in memory and writes them to the store in
-// batches, one transaction per batch. Record never blocks.
+// batches, one transaction per batch. Record never blocks and never wakes
+// another goroutine: it appends to a buffer under a mutex, which Run takes
+// whole once per FlushEvery (a goroutine woken per message cost more CPU
+// than the record itself).
 type Recorder struct {
 	adder Adder
 	o     RecorderOptions
-	queue chan dmarcreport.Record
 	flush chan chan error
+	kick  chan struct{} // the queue is half full: write now
+
+	mu   sync.Mutex
+	buf  []dmarcreport.Record // taken by Run at each flush
+	held atomic.Int64         // records Run holds in a batch not yet written
 
 	recorded, dropped, invalid, failures atomic.Uint64
 
@@ -75,20 +82,34 @@ func NewRecorder(a Adder, o RecorderOptions) *Recorder {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Recorder{adder: a, o: o, queue: make(chan dmarcreport.Record, o.QueueSize), flush: make(chan chan error)}
+	return &Recorder{adder: a, o: o, flush: make(chan chan error), kick: make(chan struct{}, 1)}
 }
 
-// Record queues rec for the store. It never blocks: when the queue is full
-// (the store is slow or down) rec is dropped and counted.
+// Record queues rec for the store. It never blocks: when the records
+// waiting (queued, and held in a batch the store has not taken yet) reach
+// QueueSize, because the store is slow or down, rec is dropped and
+// counted.
 func (r *Recorder) Record(rec dmarcreport.Record) {
 	if rec.Time.IsZero() {
 		rec.Time = r.o.Now()
 	}
-	select {
-	case r.queue <- rec:
-	default:
+	r.mu.Lock()
+	if len(r.buf)+int(r.held.Load()) >= r.o.QueueSize {
+		r.mu.Unlock()
 		r.dropped.Add(1)
 		r.logLimited(&r.lastDropLog, "dmarc reports: queue full, records dropped", slog.Uint64("dropped_total", r.dropped.Load()))
+		return
+	}
+	r.buf = append(r.buf, rec)
+	half := len(r.buf) == r.o.QueueSize/2
+	r.mu.Unlock()
+	if half {
+		// A burst: write before the next tick rather than drop. One
+		// wake-up per half queue, not per record.
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -105,8 +126,12 @@ func (r *Recorder) Invalid() uint64 { return r.invalid.Load() }
 // Failures returns how many batch writes failed.
 func (r *Recorder) Failures() uint64 { return r.failures.Load() }
 
-// Queued returns how many records wait in the queue.
-func (r *Recorder) Queued() int { return len(r.queue) }
+// Queued returns how many records wait to be taken into a batch.
+func (r *Recorder) Queued() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.buf)
+}
 
 // logLimited writes msg at most once a minute per kind.
 func (r *Recorder) logLimited(last *time.Time, msg string, attrs ...any) {
@@ -149,46 +174,46 @@ func (b *batch) add(rec dmarcreport.Record, interval time.Duration) error {
 // (bounded by WriteTimeout) and returns.
 func (r *Recorder) Run(ctx context.Context) {
 	b := &batch{counts: map[string]*store.Count{}}
+	var spare []dmarcreport.Record
 	t := time.NewTicker(r.o.FlushEvery)
 	defer t.Stop()
 	for {
-		// A batch being retried counts against the bound: while it is
-		// full, the queue fills and Record drops.
-		var queue chan dmarcreport.Record
-		if b.n < r.o.QueueSize {
-			queue = r.queue
-		}
 		select {
 		case <-ctx.Done():
-			r.drain(b)
+			spare = r.take(b, spare)
 			r.write(context.Background(), b)
 			return
-		case rec := <-queue:
-			if err := b.add(rec, r.o.Interval); err != nil {
-				r.invalid.Add(1)
-				r.logLimited(&r.lastErrLog, "dmarc reports: record not reportable", slog.String("error", err.Error()))
-			}
 		case <-t.C:
+			spare = r.take(b, spare)
+			r.write(ctx, b)
+		case <-r.kick:
+			spare = r.take(b, spare)
 			r.write(ctx, b)
 		case done := <-r.flush:
-			r.drain(b)
+			spare = r.take(b, spare)
 			done <- r.write(ctx, b)
 		}
 	}
 }
 
-// drain moves what is queued now into b, up to the bound.
-func (r *Recorder) drain(b *batch) {
-	for b.n < r.o.QueueSize {
-		select {
-		case rec := <-r.queue:
-			if err := b.add(rec, r.o.Interval); err != nil {
-				r.invalid.Add(1)
-			}
-		default:
-			return
+// take moves the queued records into b, and returns the emptied buffer
+// for reuse.
+func (r *Recorder) take(b *batch, spare []dmarcreport.Record) []dmarcreport.Record {
+	r.mu.Lock()
+	queued := r.buf
+	r.buf = spare[:0]
+	// Counted as held before the lock is released: the bound stays exact.
+	r.held.Add(int64(len(queued)))
+	r.mu.Unlock()
+	for i := range queued {
+		if err := b.add(queued[i], r.o.Interval); err != nil {
+			r.invalid.Add(1)
+			r.held.Add(-1)
+			r.logLimited(&r.lastErrLog, "dmarc reports: record not reportable", slog.String("error", err.Error()))
 		}
+		queued[i] = dmarcreport.Record{}
 	}
+	return queued
 }
 
 // write writes b in one transaction and empties it; on failure b is kept
@@ -209,6 +234,7 @@ func (r *Recorder) write(ctx context.Context, b *batch) error {
 		return err
 	}
 	r.recorded.Add(uint64(b.n))
+	r.held.Add(-int64(b.n))
 	clear(b.counts)
 	b.n = 0
 	return nil
