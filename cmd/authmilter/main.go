@@ -4,6 +4,7 @@
 //	authmilter serve [--config FILE]     run the milter
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+//	authmilter version                   print the version (also --version)
 package main
 
 import (
@@ -20,9 +21,10 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"keygen": runKeygen,
-	"serve":  runServe,
-	"check":  runCheck,
+	"keygen":  runKeygen,
+	"serve":   runServe,
+	"check":   runCheck,
+	"version": runVersion,
 }
 
 func main() {
@@ -36,6 +38,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		args[0] = "version"
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -64,4 +69,6 @@ const usage = `usage:
         evaluate one message exactly as the daemon would
   authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
         write a private key and print the DNS TXT record to publish
+  authmilter version
+        print the version, commit and Go version of this binary (also --version)
 `
