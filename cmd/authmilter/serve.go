@@ -112,7 +112,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	// Libraries that write to the standard logger: route it into ours.
 	log.SetFlags(0)
 	log.SetOutput(libLog{d})
-	reg := &metrics.Registry{}
+	reg := metrics.NewRegistry()
 	d.metrics = milter.NewMetrics(reg)
 	if err := d.apply(cfg); err != nil {
 		return err
