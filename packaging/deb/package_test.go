@@ -263,6 +263,16 @@ func installAndRun(t *testing.T, ctx context.Context, deb string) {
 	if target, err := os.Readlink(wants); err != nil || target != unitPath {
 		t.Errorf("unit not enabled: %s → %q (%v)", wants, target, err)
 	}
+	// The unit as systemd reads it (no running systemd needed): directives
+	// it knows, an executable ExecStart, man pages for Documentation=.
+	if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
+		out, err := exec.CommandContext(ctx, analyze, "verify", unitPath).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "authmilter.service") {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", unitPath, err, out)
+		}
+	} else {
+		t.Log("no systemd-analyze here: the unit is not verified")
+	}
 	if out := command(t, ctx, "/usr/sbin/authmilter", "version"); !strings.HasPrefix(out, "authmilter "+version+" (") {
 		t.Errorf("authmilter version: %q, want the package version %s", out, version)
 	}
