@@ -69,7 +69,7 @@ func (d *resolvingDialer) DialContext(ctx context.Context, network, addr string)
 			if err6 != nil && !dnscache.IsNotFound(err6) {
 				return nil, fmt.Errorf("resolving %s: %w", host, err6)
 			}
-			return nil, fmt.Errorf("resolving %s: %w", host, errors.Join(err4, err6))
+			return nil, fmt.Errorf("resolving %s: %w", host, err4)
 		}
 	}
 	var nd net.Dialer

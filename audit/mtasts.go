@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	neturl "net/url"
 	"strings"
 
 	"github.com/authmilter/authmilter/dnscache"
@@ -130,6 +131,10 @@ func (a *auditor) fetchPolicy(ctx context.Context, url string) (string, error) {
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in the detail already
+		}
 		return "", err
 	}
 	defer resp.Body.Close()
