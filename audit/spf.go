@@ -72,7 +72,7 @@ func (a *auditor) spf(ctx context.Context) []Check {
 	} else if s.VoidLookups > 0 {
 		checks = append(checks, finding("spf.lookups", StatusWarn,
 			"Remove the terms whose names do not exist or have no records.",
-			"%d void lookups (limit %d): %s", s.VoidLookups, maxSPFVoid, strings.Join(s.VoidTerms, ", ")))
+			"%d void %s (limit %d): %s", s.VoidLookups, plural(s.VoidLookups, "lookup", "lookups"), maxSPFVoid, strings.Join(s.VoidTerms, ", ")))
 	}
 
 	// spf.all: what a sender that matched nothing gets (RFC 7208 §4.7, §5.1).
@@ -106,4 +106,11 @@ func (a *auditor) spf(ctx context.Context) []Check {
 		checks = append(checks, pass("spf.ptr", "no ptr mechanism"))
 	}
 	return checks
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
