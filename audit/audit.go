@@ -131,7 +131,7 @@ func Domain(ctx context.Context, domain string, opts *Options) Report {
 	if o.Timeout <= 0 {
 		a.opts.Timeout = DefaultTimeout
 	}
-	name, err := normalize(domain)
+	name, err := ParseDomain(domain)
 	rep := Report{Domain: name}
 	if err != nil {
 		rep.Domain = domain
@@ -161,8 +161,10 @@ func Domain(ctx context.Context, domain string, opts *Options) Report {
 	return rep
 }
 
-// normalize returns domain in lower case without a trailing dot.
-func normalize(domain string) (string, error) {
+// ParseDomain checks a domain name given to Domain and returns it in lower
+// case without a trailing dot. Internationalised names must be given as
+// A-labels.
+func ParseDomain(domain string) (string, error) {
 	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
 	if d == "" {
 		return "", errors.New("empty domain name")

@@ -86,7 +86,8 @@ func (a *auditor) bimi(ctx context.Context) []Check {
 		return []Check{finding("bimi", StatusFail, "Give https URIs in l= and a=.", "%s: %q: %v", name, recs[0], err)}
 	}
 	if rec.Location == "" {
-		return []Check{finding("bimi", StatusInfo, "", "%s: empty l=: the domain declines to show a logo", name)}
+		return []Check{finding("bimi", StatusInfo, "Nothing, unless you want a logo shown: then give its https URL in l=.",
+			"%s: empty l=: the domain declines to show a logo", name)}
 	}
 	var checks []Check
 	if u, _ := url.Parse(rec.Location); !strings.EqualFold(path.Ext(u.Path), ".svg") {

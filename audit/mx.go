@@ -41,8 +41,9 @@ func (a *auditor) mx(ctx context.Context) []Check {
 			"Remove the null MX, or the other MX records.",
 			"a null MX next to other MX records (%s): RFC 7505 §3 allows it only alone", strings.Join(hosts, ", "))}
 	case null:
-		return []Check{finding("mx", StatusInfo, "",
-			"null MX (RFC 7505): this domain receives no mail, so it sends none that can be answered")}
+		return []Check{finding("mx", StatusInfo,
+			"Nothing, if the domain neither sends nor receives mail; otherwise publish its MX records instead.",
+			"null MX (RFC 7505): this domain receives no mail, so mail sent from it cannot be answered")}
 	}
 	return []Check{pass("mx", "%s", fmt.Sprint(strings.Join(hosts, ", ")))}
 }

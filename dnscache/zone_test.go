@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -271,16 +272,21 @@ func FuzzLoadZone(f *testing.F) {
 		if len(data) > 4096 {
 			return
 		}
-		z, err := LoadZone(bytes.NewReader(data), "example.com.", "fuzz.zone")
-		if err != nil {
-			return
-		}
-		ctx := context.Background()
-		names := append(z.Origins(), "example.com", "www.example.com", "a.example.com", "x.sub.example.com")
-		for _, n := range names {
-			z.Covers(n)
-			for _, qtype := range []uint16{dns.TypeTXT, dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypePTR} {
-				_, _ = z.query(ctx, qtype, canonical(n))
+		// With an origin, and without one (absolute names only).
+		for _, origin := range []string{"example.com.", ""} {
+			z, err := LoadZone(bytes.NewReader(data), origin, "fuzz.zone")
+			if err != nil {
+				continue
+			}
+			ctx := context.Background()
+			names := append(z.Origins(), "example.com", "www.example.com", "a.example.com", "x.sub.example.com")
+			for _, n := range names {
+				if !z.Covers(n) && slices.Contains(z.Origins(), n) {
+					t.Errorf("origin %q not covered", n)
+				}
+				for _, qtype := range []uint16{dns.TypeTXT, dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypePTR} {
+					_, _ = z.query(ctx, qtype, canonical(n))
+				}
 			}
 		}
 	})

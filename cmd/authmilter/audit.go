@@ -44,6 +44,11 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return usageError{errors.New("audit: give at least one domain")}
 	}
+	for _, d := range fs.Args() {
+		if _, err := audit.ParseDomain(d); err != nil {
+			return usageError{fmt.Errorf("audit: %w", err)}
+		}
+	}
 	if *timeout <= 0 {
 		return usageError{fmt.Errorf("audit: --timeout %v: want a positive duration", *timeout)}
 	}

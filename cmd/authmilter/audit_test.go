@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/authmilter/authmilter/audit"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -147,6 +149,33 @@ func TestAuditText(t *testing.T) {
 	}
 }
 
+// Colour only on a terminal: escape codes per status when asked for.
+func TestAuditTextColour(t *testing.T) {
+	t.Parallel()
+	reps := []audit.Report{{Domain: "example.com", Checks: []audit.Check{
+		{ID: "spf.all", Status: audit.StatusPass, Detail: "-all"},
+		{ID: "mx", Status: audit.StatusFail, Detail: "x", Fix: "y"},
+	}}}
+	var plain, colour strings.Builder
+	if err := writeAuditText(&plain, reps, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeAuditText(&colour, reps, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "\x1b") {
+		t.Errorf("plain output has escape codes: %q", plain.String())
+	}
+	for _, want := range []string{"\x1b[32mpass\x1b[0m", "\x1b[31mfail\x1b[0m"} {
+		if !strings.Contains(colour.String(), want) {
+			t.Errorf("no %q in %q", want, colour.String())
+		}
+	}
+	if isTerminal(&plain) {
+		t.Error("a strings.Builder is a terminal")
+	}
+}
+
 func TestAuditUsage(t *testing.T) {
 	t.Parallel()
 	zone := writeAuditZone(t, "good")
@@ -164,6 +193,9 @@ func TestAuditUsage(t *testing.T) {
 		{"unknown flag", []string{"--bogus", "example.com"}, "flag provided but not defined"},
 		{"missing zone", []string{"--zone", filepath.Join(t.TempDir(), "none.zone"), "example.com"}, "none.zone"},
 		{"bad CA file", []string{"--zone", zone, "--ca-file", bad, "example.com"}, "no PEM certificate"},
+		{"not a domain", []string{"--zone", zone, "example.com", "mail@example.com"}, `"mail@example.com" is not an ASCII domain name`},
+		{"one label", []string{"--zone", zone, "localhost"}, "at least two labels"},
+		{"bad timeout", []string{"--zone", zone, "--timeout", "0s", "example.com"}, "--timeout"},
 		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "none.yaml"), "example.com"}, "none.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
