@@ -138,6 +138,10 @@ func Domain(ctx context.Context, domain string, opts *Options) Report {
 		rep.Checks = []Check{{ID: "domain", Status: StatusFail, Detail: err.Error(), Fix: "Give a domain name such as example.com."}}
 		return rep
 	}
+	if a.r == nil {
+		rep.Checks = []Check{{ID: "domain", Status: StatusFail, Detail: "no resolver to look the records up with", Fix: "Set Options.Resolver."}}
+		return rep
+	}
 	a.domain = name
 	if a.http == nil {
 		a.http = NewHTTPClient(a.r, nil, a.now)
