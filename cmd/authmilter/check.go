@@ -14,8 +14,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
-	"github.com/authmilter/authmilter/milter"
 	"github.com/authmilter/authmilter/verify/spf"
 )
 
@@ -89,7 +89,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	from := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(*mailFrom), "<"), ">")
-	env := milter.Envelope{ClientIP: ip, HELO: *helo, MailFrom: from, Rcpts: rcpts, AuthUser: *authUser}
+	env := engine.Envelope{ClientIP: ip, HELO: *helo, MailFrom: from, Rcpts: rcpts, AuthUser: *authUser}
 
 	br := bufio.NewReaderSize(in, 64<<10)
 	fields, err := message.ReadHeader(br, message.Limits{MaxBytes: 64 << 20, MaxFields: 100000})
@@ -121,7 +121,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(checkReport(v))
 	case "message":
-		for _, f := range milter.ApplyHeader(fields, v) {
+		for _, f := range engine.ApplyHeader(fields, v) {
 			if _, err := stdout.Write(f.Raw); err != nil {
 				return err
 			}
@@ -144,7 +144,7 @@ type report struct {
 	DMARC                 *dmarcReport  `json:"dmarc,omitempty"`
 	ARC                   *arcReport    `json:"arc,omitempty"`
 	AuthenticationResults string        `json:"authentication_results"`
-	Action                milter.Action `json:"action"`
+	Action                engine.Action `json:"action"`
 	Reply                 string        `json:"reply"`
 	Override              string        `json:"override,omitempty"`
 	Internal              bool          `json:"internal,omitempty"`
@@ -189,7 +189,7 @@ type arcReport struct {
 	Reason     string   `json:"reason,omitempty"`
 }
 
-func checkReport(v *milter.Verdict) report {
+func checkReport(v *engine.Verdict) report {
 	rep := report{
 		DKIM:                  []dkimReport{},
 		AuthenticationResults: v.AuthResults,
@@ -240,7 +240,7 @@ func checkReport(v *milter.Verdict) report {
 	return rep
 }
 
-func writeText(w io.Writer, v *milter.Verdict) error {
+func writeText(w io.Writer, v *engine.Verdict) error {
 	rep := checkReport(v)
 	var b strings.Builder
 	line := func(k, format string, args ...any) {
