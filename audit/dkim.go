@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/dkimkey"
@@ -41,12 +42,17 @@ func (a *auditor) dkim(ctx context.Context) []Check {
 			"Name the selectors your signers use with --dkim-selector (or give --config with signing keys).",
 			"no selector given: DKIM keys cannot be listed from the DNS")}
 	}
-	var checks []Check
+	// One lookup per selector, all at once.
+	checks := make([]Check, len(selectors))
+	found := make([]*dkimkey.Key, len(selectors))
+	var wg sync.WaitGroup
+	for i, sel := range selectors {
+		wg.Go(func() { checks[i], found[i] = a.dkimKey(ctx, sel) })
+	}
+	wg.Wait()
 	keys := make(map[string]*dkimkey.Key)
-	for _, sel := range selectors {
-		c, k := a.dkimKey(ctx, sel)
-		checks = append(checks, c)
-		keys[sel] = k
+	for i, sel := range selectors {
+		keys[sel] = found[i]
 	}
 	for _, k := range mine {
 		checks = append(checks, a.keyMatch(k, keys[k.Selector]))

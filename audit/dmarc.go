@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/verify/dmarc"
@@ -185,10 +186,13 @@ func (a *auditor) dmarcRUA(ctx context.Context, d dmarc.Discovery) []Check {
 			fmt.Sprintf("Add rua=mailto:dmarc-reports@%s (or a reporting service's address) to the record.", d.PolicyDomain),
 			"no rua=: nobody receives aggregate reports, so nobody sees who sends as the domain")}
 	}
-	var checks []Check
-	for _, uri := range rec.RUA {
-		checks = append(checks, a.checkRUA(ctx, d, uri))
+	// One lookup per URI, all at once.
+	checks := make([]Check, len(rec.RUA))
+	var wg sync.WaitGroup
+	for i, uri := range rec.RUA {
+		wg.Go(func() { checks[i] = a.checkRUA(ctx, d, uri) })
 	}
+	wg.Wait()
 	return checks
 }
 

@@ -43,7 +43,7 @@ func (a *auditor) mx(ctx context.Context) []Check {
 	case null:
 		return []Check{finding("mx", StatusInfo,
 			"Nothing, if the domain neither sends nor receives mail; otherwise publish its MX records instead.",
-			"null MX (RFC 7505): this domain receives no mail, so mail sent from it cannot be answered")}
+			"null MX (RFC 7505): this domain receives no mail, so it should send none (replies and bounces could not reach it)")}
 	}
 	return []Check{pass("mx", "%s", fmt.Sprint(strings.Join(hosts, ", ")))}
 }

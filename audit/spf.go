@@ -41,9 +41,16 @@ func (a *auditor) spf(ctx context.Context) []Check {
 	}
 
 	checks := []Check{pass("spf.record", "%q", s.Record)}
+	var limits []Check
 	for _, p := range s.Problems {
 		if isTemporary(p) {
 			checks = append(checks, unchecked("spf.record", "a record it includes", p))
+			continue
+		}
+		if errors.Is(p, spf.ErrTooManyLookups) {
+			limits = append(limits, finding("spf.lookups", StatusFail,
+				"Remove the includes and redirects that lead back or repeat, to get to 10 or fewer DNS-querying terms.",
+				"%v: receivers return permerror (RFC 7208 §4.6.4)", p))
 			continue
 		}
 		checks = append(checks, finding("spf.record", StatusFail,
@@ -74,6 +81,8 @@ func (a *auditor) spf(ctx context.Context) []Check {
 			"Remove the terms whose names do not exist or have no records.",
 			"%d void %s (limit %d): %s", s.VoidLookups, plural(s.VoidLookups, "lookup", "lookups"), maxSPFVoid, strings.Join(s.VoidTerms, ", ")))
 	}
+
+	checks = append(checks, limits...)
 
 	// spf.all: what a sender that matched nothing gets (RFC 7208 §4.7, §5.1).
 	where := ""

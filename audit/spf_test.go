@@ -58,6 +58,7 @@ func TestSPF(t *testing.T) {
 		{"no all", spfZone("v=spf1 ip4:192.0.2.1"), "spf.all", StatusWarn, "no all"},
 		{"all through redirect", lookupZone(3), "spf.all", StatusPass, "-all (from the redirect to _r.example.com)"},
 		{"redirect ignored after all", spfZone("v=spf1 -all redirect=_r.example.com"), "spf.lookups", StatusPass, "0 DNS-querying terms"},
+		{"include loop", spfZone("v=spf1 include:_i.example.com -all", `_i.example.com. TXT "v=spf1 include:example.com ~all"`), "spf.lookups", StatusFail, "leads back to example.com, a loop"},
 		{"ptr", spfZone("v=spf1 ptr -all"), "spf.ptr", StatusWarn, "example.com: ptr"},
 		{"ptr in an include", spfZone("v=spf1 include:_i.example.com -all", `_i.example.com. TXT "v=spf1 ptr:example.org ~all"`), "spf.ptr", StatusWarn, "_i.example.com: ptr:example.org"},
 		{"no ptr", spfZone("v=spf1 -all"), "spf.ptr", StatusPass, "no ptr"},

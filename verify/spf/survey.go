@@ -72,13 +72,13 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 func SurveyDomain(ctx context.Context, r dnscache.Resolver, domain string) (*Survey, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	s := &Survey{Domain: domain}
-	w := &surveyor{ctx: ctx, r: r, s: s, seen: map[string]bool{}}
+	w := &surveyor{ctx: ctx, r: r, s: s, path: map[string]bool{}, records: map[string]fetched{}}
 	txt, rec, err := w.fetch(domain)
 	if err != nil {
 		return s, err
 	}
 	s.Record = txt
-	w.seen[domain] = true
+	w.path[domain] = true
 	w.walk(domain, rec, 0, true)
 	return s, nil
 }
@@ -87,8 +87,21 @@ type surveyor struct {
 	ctx  context.Context
 	r    dnscache.Resolver
 	s    *Survey
-	seen map[string]bool // domains already walked (include loops, repeats)
+	path    map[string]bool    // the domains from the top to the record walked (loops)
+	records map[string]fetched // records fetched, by domain
+	stopped bool               // the walk stopped at maxSurveyLookups
 }
+
+// fetched is the outcome of one fetch.
+type fetched struct {
+	rec *record
+	err error
+}
+
+// maxSurveyLookups stops a walk that has counted this many DNS-querying
+// terms: far over the limit, and a record tree that includes the same
+// records many times over would otherwise be walked exponentially often.
+const maxSurveyLookups = 100
 
 // fetch looks up and parses the SPF record at domain (§4.4, §4.5).
 func (w *surveyor) fetch(domain string) (string, *record, error) {
@@ -199,13 +212,24 @@ func (w *surveyor) walk(domain string, rec *record, depth int, top bool) {
 
 // descend surveys the record at name, the target of term at domain.
 func (w *surveyor) descend(domain, term, name string, depth int, top bool, none error) {
-	if w.seen[name] {
-		// Counted once more by evaluation, walked once here: a loop
-		// (include:a at a includes a) is a permerror by the limit anyway.
+	if w.path[name] {
+		// A loop: evaluation recurses until the lookup limit (§4.6.4).
+		w.problem(fmt.Errorf("%w: %s: %s leads back to %s, a loop", ErrTooManyLookups, domain, term, name))
 		return
 	}
-	w.seen[name] = true
-	_, rec, err := w.fetch(name)
+	if w.s.Lookups > maxSurveyLookups {
+		if !w.stopped {
+			w.stopped = true
+			w.problem(fmt.Errorf("%w: stopped counting after %d", ErrTooManyLookups, maxSurveyLookups))
+		}
+		return
+	}
+	f, ok := w.records[name]
+	if !ok {
+		_, f.rec, f.err = w.fetch(name)
+		w.records[name] = f
+	}
+	rec, err := f.rec, f.err
 	switch {
 	case errors.Is(err, ErrNoRecord):
 		// §5.2, §6.1: a target without a record is a permerror.
@@ -215,7 +239,10 @@ func (w *surveyor) descend(domain, term, name string, depth int, top bool, none 
 		w.problem(fmt.Errorf("%s: %s: %w", domain, term, err))
 		return
 	}
+	// A record included twice is evaluated, and counted, twice.
+	w.path[name] = true
 	w.walk(name, rec, depth+1, top)
+	delete(w.path, name)
 }
 
 // void makes the query of a term and counts it when it is void.

@@ -3,6 +3,7 @@ package spf_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -46,7 +47,7 @@ func TestSurveyDomain(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", s, want)
 	}
 
-	if s, err := spf.SurveyDomain(ctx, z, "loop.example.com"); err != nil || s.Lookups != 1 || len(s.Problems) != 0 {
+	if s, err := spf.SurveyDomain(ctx, z, "loop.example.com"); err != nil || s.Lookups != 1 || len(s.Problems) != 1 || !errors.Is(s.Problems[0], spf.ErrTooManyLookups) {
 		t.Errorf("loop: %+v, %v", s, err)
 	}
 	if _, err := spf.SurveyDomain(ctx, z, "two.example.com"); !errors.Is(err, spf.ErrMultipleRecords) {
@@ -90,11 +91,15 @@ func TestSurveyCountsAsEvaluation(t *testing.T) {
 		"v=spf1 a mx -all",
 		"v=spf1 include:_i.example.com include:_r.example.com ~all",
 		"v=spf1 mx:mail.example.com exists:none.example.com ?all",
+		"v=spf1 include:_a.example.com include:_b.example.com -all", // _c counted twice
 	} {
 		z := zone(map[string][]string{
 			"test.example.com": {rec},
 			"_i.example.com":   {"v=spf1 ip4:192.0.2.0/24 a:none3.example.com ~all"},
 			"_r.example.com":   {"v=spf1 mx:example.com a:other.example.com -all"},
+			"_a.example.com":   {"v=spf1 include:_c.example.com -all"},
+			"_b.example.com":   {"v=spf1 include:_c.example.com -all"},
+			"_c.example.com":   {"v=spf1 a:mail.example.com mx:example.com ~all"},
 		})
 		s, err := spf.SurveyDomain(context.Background(), z, "test.example.com")
 		if err != nil {
@@ -107,5 +112,24 @@ func TestSurveyCountsAsEvaluation(t *testing.T) {
 			t.Errorf("%q: evaluation %d lookups %d void (%s %v), survey %d and %d",
 				rec, res.Lookups, res.VoidLookups, res.Result, res.Err, s.Lookups, s.VoidLookups)
 		}
+	}
+}
+
+// A tree that includes the same records over and over is not walked
+// exponentially often: the count stops past 100.
+func TestSurveyStops(t *testing.T) {
+	t.Parallel()
+	txt := map[string][]string{}
+	for i := 0; i < 30; i++ {
+		next := fmt.Sprintf("d%d.example.com", i+1)
+		txt[fmt.Sprintf("d%d.example.com", i)] = []string{"v=spf1 include:" + next + " include:" + next + " -all"}
+	}
+	txt["d30.example.com"] = []string{"v=spf1 -all"}
+	s, err := spf.SurveyDomain(context.Background(), zone(txt), "d0.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Lookups <= 100 || s.Lookups > 200 || len(s.Problems) != 1 || !errors.Is(s.Problems[0], spf.ErrTooManyLookups) {
+		t.Errorf("%d lookups, problems %v", s.Lookups, s.Problems)
 	}
 }
