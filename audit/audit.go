@@ -174,15 +174,26 @@ func ParseDomain(domain string) (string, error) {
 		return "", errors.New("empty domain name")
 	}
 	for i := 0; i < len(d); i++ {
-		if c := d[i]; c <= ' ' || c >= 0x7f || c == '/' || c == '@' {
+		if c := d[i]; c <= ' ' || c >= 0x7f {
 			return "", fmt.Errorf("%q is not an ASCII domain name (give internationalised names as A-labels, xn--…)", domain)
 		}
 	}
-	ascii := d
-	if !strings.Contains(ascii, ".") {
+	if !strings.Contains(d, ".") {
 		return "", fmt.Errorf("%q is not a domain name with at least two labels", domain)
 	}
-	return strings.ToLower(ascii), nil
+	// RFC 1035 §2.3.4 sizes; letters, digits, hyphens and the underscores
+	// of service names (RFC 8552).
+	if len(d) > 253 {
+		return "", fmt.Errorf("%q is longer than 253 octets", domain)
+	}
+	for l := range strings.SplitSeq(d, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || strings.IndexFunc(l, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) >= 0 {
+			return "", fmt.Errorf("%q is not a domain name: label %q", domain, l)
+		}
+	}
+	return strings.ToLower(d), nil
 }
 
 // isTemporary reports a failure that says nothing about the record: a

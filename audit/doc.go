@@ -11,6 +11,9 @@
 // concurrently, each group under its own timeout; a temporary DNS failure
 // is a warn saying the record could not be checked, never a missing record.
 //
+// A domain argument that is no domain name gives a single failed check with
+// the id "domain"; ParseDomain lets a caller refuse it first.
+//
 // The package reads no configuration and keeps no state: callers pass the
 // resolver, the HTTP client for MTA-STS policies, the clock and the keys.
 package audit
