@@ -69,7 +69,7 @@ func (a *auditor) spf(ctx context.Context) []Check {
 			"%d DNS-querying terms, over the limit of %d (RFC 7208 §4.6.4): receivers return permerror: %s",
 			s.Lookups, maxSPFLookups, strings.Join(s.LookupTerms, ", ")))
 	} else {
-		checks = append(checks, pass("spf.lookups", "%d DNS-querying terms of at most %d%s", s.Lookups, maxSPFLookups, macros))
+		checks = append(checks, pass("spf.lookups", "%d DNS-querying %s of at most %d%s", s.Lookups, plural(s.Lookups, "term", "terms"), maxSPFLookups, macros))
 	}
 	if s.VoidLookups > maxSPFVoid {
 		checks = append(checks, finding("spf.lookups", StatusFail,
