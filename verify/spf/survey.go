@@ -84,9 +84,9 @@ func SurveyDomain(ctx context.Context, r dnscache.Resolver, domain string) (*Sur
 }
 
 type surveyor struct {
-	ctx  context.Context
-	r    dnscache.Resolver
-	s    *Survey
+	ctx     context.Context
+	r       dnscache.Resolver
+	s       *Survey
 	path    map[string]bool    // the domains from the top to the record walked (loops)
 	records map[string]fetched // records fetched, by domain
 	stopped bool               // the walk stopped at maxSurveyLookups
