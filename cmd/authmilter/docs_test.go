@@ -85,6 +85,9 @@ func configKeys() []configKey {
 				}
 			}
 			switch {
+			case ft.Kind() == reflect.Struct && reflect.PointerTo(ft).Implements(reflect.TypeFor[yaml.Unmarshaler]()):
+				// A struct the file gives as one value (it parses itself).
+				keys = append(keys, configKey{path, "value", manDefault(fv)})
 			case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]():
 				walk(path+".", fv)
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
