@@ -154,7 +154,7 @@ func TestCloserClosesSoon(t *testing.T) {
 	addr := ln.Addr().String()
 	session := func() *fileConn {
 		m := dialRawMTA(t, addr, 0x1fffff)
-		m.send('Q', nil)
+		m.send(CmdQuit, nil)
 		waitClosed(t, m.c, 5*time.Second)
 		m.c.Close()
 		mu.Lock()

@@ -230,24 +230,24 @@ func TestQuickAckForNagleMTA(t *testing.T) {
 	optneg := binary.BigEndian.AppendUint32(nil, 6)
 	optneg = binary.BigEndian.AppendUint32(optneg, 0x1ff)
 	optneg = binary.BigEndian.AppendUint32(optneg, 0x1fffff)
-	if _, err := c.Write(packet('O', string(optneg))); err != nil {
+	if _, err := c.Write(packet(CmdOptNeg, string(optneg))); err != nil {
 		t.Fatal(err)
 	}
 	r := &packetReader{conn: c, timeout: 20 * time.Second}
 	code, data, err := r.next()
-	if err != nil || code != 'O' || len(data) < 12 || OptProtocol(binary.BigEndian.Uint32(data[8:]))&NoReplyFlags != NoReplyFlags {
+	if err != nil || code != CmdOptNeg || len(data) < 12 || OptProtocol(binary.BigEndian.Uint32(data[8:]))&NoReplyFlags != NoReplyFlags {
 		t.Fatalf("negotiation: %q %x %v", code, data, err)
 	}
 	// The first message's envelope batch opens the SMTP session too.
-	envelope := append(packet('C', "mail.example.com\x00", "4", "\x9c\x40", "192.0.2.10\x00"), packet('H', "helo.example.com\x00")...)
-	envelope = append(envelope, packet('M', "<alice@example.com>\x00")...)
-	envelope = append(envelope, packet('R', "<bob@mx.test>\x00")...)
-	next := append(packet('M', "<carol@example.com>\x00"), packet('R', "<bob@mx.test>\x00")...)
+	envelope := append(packet(CmdConnect, "mail.example.com\x00", "4", "\x9c\x40", "192.0.2.10\x00"), packet(CmdHelo, "helo.example.com\x00")...)
+	envelope = append(envelope, packet(CmdMail, "<alice@example.com>\x00")...)
+	envelope = append(envelope, packet(CmdRcpt, "<bob@mx.test>\x00")...)
+	next := append(packet(CmdMail, "<carol@example.com>\x00"), packet(CmdRcpt, "<bob@mx.test>\x00")...)
 	var content []byte
-	content = append(content, packet('L', "From\x00", " Alice <alice@example.com>\x00")...)
-	content = append(content, packet('N')...)
-	content = append(content, packet('B', "hello\r\n")...)
-	content = append(content, packet('E')...)
+	content = append(content, packet(CmdHeader, "From\x00", " Alice <alice@example.com>\x00")...)
+	content = append(content, packet(CmdEndOfHeaders)...)
+	content = append(content, packet(CmdBody, "hello\r\n")...)
+	content = append(content, packet(CmdEndOfMessage)...)
 	var waited time.Duration
 	for i := range 5 {
 		if _, err := c.Write(envelope); err != nil {
@@ -262,7 +262,7 @@ func TestQuickAckForNagleMTA(t *testing.T) {
 		if _, err := c.Write(content); err != nil {
 			t.Fatal(err)
 		}
-		if code, data, err := r.next(); err != nil || code != 'y' {
+		if code, data, err := r.next(); err != nil || code != RespReplyCode {
 			t.Fatalf("message %d: reply %q %q, %v", i, code, data, err)
 		}
 		waited += time.Since(start)

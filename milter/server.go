@@ -64,8 +64,8 @@ type Server struct {
 // sends them, on the connection's goroutine. Strings and slices it is
 // given are valid only during the call.
 type Milter interface {
-	// Connect: the SMTP client's host name, the address family ('4', '6',
-	// 'L' for a local socket, 'U' unknown), port and address as the MTA
+	// Connect: the SMTP client's host name, the address family (FamilyInet,
+	// FamilyInet6, FamilyUnix or FamilyUnknown), port and address as the MTA
 	// gives them.
 	Connect(host string, family byte, port uint16, addr string, m *Macros)
 	Helo(name string, m *Macros)
@@ -300,7 +300,7 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 		if c.proto&nr != 0 {
 			return nil
 		}
-		w.packet('c')
+		w.packet(RespContinue)
 		return w.flush()
 	}
 	for {
@@ -313,26 +313,26 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 		}
 		mac.cur = macroStage(code)
 		switch code {
-		case 'O': // SMFIC_OPTNEG
+		case CmdOptNeg:
 			if err := s.negotiate(c, data, w); err != nil {
 				return err
 			}
 			mod.actions = c.actions
-		case 'D': // SMFIC_MACRO: the command they are for, name/value pairs
+		case CmdMacro: // the command they are for, name/value pairs
 			if len(data) == 0 {
 				return protocolError("empty macro packet")
 			}
 			if !mac.set(data[0], data[1:]) {
 				s.logger().Warn("milter macros ignored: more than the limit", "conn", c.ID, "command", string(rune(data[0])), "bytes", len(data)-1, "limit", maxMacroBytes)
 			}
-		case 'C': // SMFIC_CONNECT
+		case CmdConnect:
 			host, rest := cstring(data)
 			if len(rest) == 0 {
 				return protocolError("connect without an address family")
 			}
 			family, rest := rest[0], rest[1:]
 			var port uint16
-			if family == '4' || family == '6' {
+			if family == FamilyInet || family == FamilyInet6 {
 				if len(rest) < 2 {
 					return protocolError("connect without a port")
 				}
@@ -343,73 +343,73 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 			if err := cont(OptNoConnReply); err != nil {
 				return err
 			}
-		case 'H': // SMFIC_HELO
+		case CmdHelo:
 			name, _ := cstring(data)
 			m.Helo(string(name), mac)
 			if err := cont(OptNoHeloReply); err != nil {
 				return err
 			}
-		case 'M': // SMFIC_MAIL: the reverse-path, then ESMTP parameters
+		case CmdMail: // the reverse-path, then ESMTP parameters
 			from, _ := cstring(data)
 			c.busy.Store(true)
 			m.MailFrom(trimAngle(from), mac)
 			if err := cont(OptNoMailReply); err != nil {
 				return err
 			}
-		case 'R': // SMFIC_RCPT
+		case CmdRcpt:
 			rcpt, _ := cstring(data)
 			m.RcptTo(trimAngle(rcpt), mac)
 			if err := cont(OptNoRcptReply); err != nil {
 				return err
 			}
-		case 'L': // SMFIC_HEADER: name, value
+		case CmdHeader: // name, value
 			name, rest := cstring(data)
 			value, _ := cstring(rest)
 			m.Header(name, value, mac)
 			if err := cont(OptNoHeaderReply); err != nil {
 				return err
 			}
-		case 'N': // SMFIC_EOH
+		case CmdEndOfHeaders:
 			m.EndOfHeaders(mac)
 			if err := cont(OptNoEOHReply); err != nil {
 				return err
 			}
-		case 'B': // SMFIC_BODY
+		case CmdBody:
 			m.BodyChunk(data, mac)
 			if err := cont(OptNoBodyReply); err != nil {
 				return err
 			}
-		case 'E': // SMFIC_BODYEOB, possibly with the last piece of body
+		case CmdEndOfMessage: // possibly with the last piece of body
 			if len(data) > 0 {
 				m.BodyChunk(data, mac)
 			}
 			reply := m.EndOfMessage(mac, mod)
 			s.ended.Add(1)
-			if reply.Code == 'y' {
-				w.packet('y', append([]byte(reply.Text), 0))
+			if reply.Code == RespReplyCode {
+				w.packet(RespReplyCode, append([]byte(reply.Text), 0))
 			} else {
 				w.packet(reply.Code)
 			}
-			mac.clear(macroStage('M'))
+			mac.clear(macroStage(CmdMail))
 			c.busy.Store(false)
 			if err := w.flush(); err != nil {
 				return err
 			}
-		case 'A': // SMFIC_ABORT: the message, not the connection
+		case CmdAbort: // the message, not the connection
 			m.Abort()
-			mac.clear(macroStage('M'))
+			mac.clear(macroStage(CmdMail))
 			c.busy.Store(false)
-		case 'K': // SMFIC_QUIT_NC: a new SMTP connection follows
+		case CmdQuitNewConn: // a new SMTP connection follows
 			m.Abort()
 			mac.clear(0)
 			c.busy.Store(false)
-		case 'Q': // SMFIC_QUIT
+		case CmdQuit:
 			return nil
-		case 'T': // SMFIC_DATA
+		case CmdData:
 			if err := cont(OptNoDataReply); err != nil {
 				return err
 			}
-		case 'U': // SMFIC_UNKNOWN: an SMTP command the MTA did not know
+		case CmdUnknown: // an SMTP command the MTA did not know
 			if err := cont(OptNoUnknownReply); err != nil {
 				return err
 			}
@@ -449,7 +449,7 @@ func (s *Server) negotiate(c *Conn, data []byte, w *packetWriter) error {
 		s.symOnce.Do(s.encodeSymList)
 		b = append(b, s.symList...)
 	}
-	w.packet('O', b)
+	w.packet(CmdOptNeg, b)
 	return w.flush()
 }
 

@@ -14,66 +14,6 @@ import (
 // (version 6): every packet is a 4-byte big-endian length, a command or
 // reply code, and length-1 bytes of data; strings are NUL-terminated.
 
-// OptAction is a set of SMFIF_* actions the milter may take.
-type OptAction uint32
-
-// The SMFIF_* actions.
-const (
-	OptAddHeader    OptAction = 0x01  // add and insert header fields
-	OptChangeBody   OptAction = 0x02  // replace the body
-	OptAddRcpt      OptAction = 0x04  // add recipients
-	OptRemoveRcpt   OptAction = 0x08  // remove recipients
-	OptChangeHeader OptAction = 0x10  // change and delete header fields
-	OptQuarantine   OptAction = 0x20  // quarantine the message
-	OptChangeFrom   OptAction = 0x40  // change the envelope sender
-	OptAddRcptArgs  OptAction = 0x80  // add recipients with ESMTP arguments
-	OptSetSymList   OptAction = 0x100 // ask for macros per stage
-)
-
-// OptProtocol is a set of SMFIP_* protocol flags.
-type OptProtocol uint32
-
-// The SMFIP_* protocol flags.
-const (
-	OptNoConnect      OptProtocol = 0x01
-	OptNoHelo         OptProtocol = 0x02
-	OptNoMailFrom     OptProtocol = 0x04
-	OptNoRcptTo       OptProtocol = 0x08
-	OptNoBody         OptProtocol = 0x10
-	OptNoHeaders      OptProtocol = 0x20
-	OptNoEOH          OptProtocol = 0x40
-	OptNoHeaderReply  OptProtocol = 0x80
-	OptNoUnknown      OptProtocol = 0x100
-	OptNoData         OptProtocol = 0x200
-	OptSkip           OptProtocol = 0x400
-	OptRcptRejected   OptProtocol = 0x800
-	OptNoConnReply    OptProtocol = 0x1000
-	OptNoHeloReply    OptProtocol = 0x2000
-	OptNoMailReply    OptProtocol = 0x4000
-	OptNoRcptReply    OptProtocol = 0x8000
-	OptNoDataReply    OptProtocol = 0x10000
-	OptNoUnknownReply OptProtocol = 0x20000
-	OptNoEOHReply     OptProtocol = 0x40000
-	OptNoBodyReply    OptProtocol = 0x80000
-	// OptHeaderLeadingSpace: header values keep the space after the colon,
-	// in both directions.
-	OptHeaderLeadingSpace OptProtocol = 0x100000
-)
-
-// Stage names a protocol stage in a macro list request (SMFIM_*).
-type Stage uint32
-
-// The SMFIM_* stages.
-const (
-	StageConnect  Stage = 0
-	StageHelo     Stage = 1
-	StageMailFrom Stage = 2
-	StageRcpt     Stage = 3
-	StageData     Stage = 4
-	StageEOM      Stage = 5
-	StageEOH      Stage = 6
-)
-
 // protocolVersion is the version this server speaks; an MTA offering a
 // later one is answered with this one, an MTA offering one before
 // minVersion is refused.
@@ -97,16 +37,16 @@ type Reply struct {
 
 // The final replies.
 var (
-	ReplyAccept   = Reply{Code: 'a'}
-	ReplyContinue = Reply{Code: 'c'}
-	ReplyReject   = Reply{Code: 'r'}
-	ReplyTempfail = Reply{Code: 't'}
-	ReplyDiscard  = Reply{Code: 'd'}
+	ReplyAccept   = Reply{Code: RespAccept}
+	ReplyContinue = Reply{Code: RespContinue}
+	ReplyReject   = Reply{Code: RespReject}
+	ReplyTempfail = Reply{Code: RespTempfail}
+	ReplyDiscard  = Reply{Code: RespDiscard}
 )
 
 // ReplyCode returns the reply that rejects or tempfails with the SMTP
 // reply line text ("550 5.7.1 ...").
-func ReplyCode(text string) Reply { return Reply{Code: 'y', Text: text} }
+func ReplyCode(text string) Reply { return Reply{Code: RespReplyCode, Text: text} }
 
 // errProtocol marks a command the server cannot make sense of; the
 // connection is closed and the MTA applies its default action.
@@ -310,14 +250,14 @@ func (m *Modifier) headerPacket(code byte, index int, name, value string) {
 // InsertHeader inserts a field at index (0: the top of the header).
 func (m *Modifier) InsertHeader(index int, name, value string) {
 	if m.actions&OptAddHeader != 0 {
-		m.headerPacket('i', index, name, value)
+		m.headerPacket(RespInsertHeader, index, name, value)
 	}
 }
 
 // AddHeader appends a field at the end of the header.
 func (m *Modifier) AddHeader(name, value string) {
 	if m.actions&OptAddHeader != 0 {
-		m.headerPacket('h', -1, name, value)
+		m.headerPacket(RespAddHeader, -1, name, value)
 	}
 }
 
@@ -325,14 +265,14 @@ func (m *Modifier) AddHeader(name, value string) {
 // value removes it.
 func (m *Modifier) ChangeHeader(index int, name, value string) {
 	if m.actions&OptChangeHeader != 0 {
-		m.headerPacket('m', index, name, value)
+		m.headerPacket(RespChangeHeader, index, name, value)
 	}
 }
 
 // Quarantine asks the MTA to hold the message, giving reason.
 func (m *Modifier) Quarantine(reason string) {
 	if m.actions&OptQuarantine != 0 {
-		m.w.packet('q', append(append(m.scratch[:0], reason...), 0))
+		m.w.packet(RespQuarantine, append(append(m.scratch[:0], reason...), 0))
 	}
 }
 
@@ -352,25 +292,25 @@ const numMacroStages = 11
 // unknown, anything else.
 func macroStage(cmd byte) int {
 	switch cmd {
-	case 'C':
+	case CmdConnect:
 		return 0
-	case 'H':
+	case CmdHelo:
 		return 1
-	case 'M':
+	case CmdMail:
 		return 2
-	case 'R':
+	case CmdRcpt:
 		return 3
-	case 'T':
+	case CmdData:
 		return 4
-	case 'L':
+	case CmdHeader:
 		return 5
-	case 'N':
+	case CmdEndOfHeaders:
 		return 6
-	case 'B':
+	case CmdBody:
 		return 7
-	case 'E':
+	case CmdEndOfMessage:
 		return 8
-	case 'U':
+	case CmdUnknown:
 		return 9
 	}
 	return 10
