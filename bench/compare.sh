@@ -19,9 +19,8 @@
 #   (A and B measured minutes apart) with their median. On a machine whose
 #   speed moves between runs, read that median.
 #   authmilter-1thread is authmilter pinned to one scheduler thread
-#   (GOMAXPROCS=1); the authmilter rows run the default, threads: auto,
-#   which picks one or all as the load goes (internal/procs). The last
-#   two are floors, milters that
+#   (GOMAXPROCS=1); the authmilter rows run the default, threads: auto
+#   (the Go runtime's choice). The last two are floors, milters that
 #   check nothing: `milterload null` (authmilter's protocol loop) and
 #   bench/nullmilter.c (Sendmail's libmilter, which OpenDKIM and OpenDMARC
 #   use; built with gcc and libmilter-dev, installed when missing).

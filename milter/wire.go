@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -57,15 +56,14 @@ func protocolError(format string, args ...any) error {
 }
 
 // packetReader reads the MTA's packets into one buffer that it keeps from
-// packet to packet (taken at the first packet, readBufSize bytes, growing
-// at most to twice what has arrived): one read usually brings a packet's
-// length and payload together, often the next packets too (with SMFIP_NR_*
-// the MTA sends header fields without waiting). Memory follows the bytes
-// that actually arrived: 5 bytes announcing 1 MiB cost one small buffer.
-// Every read is under the idle deadline, so an MTA that goes silent or
-// trickles a packet cannot hold a session past the timeout. A buffer grown
-// past keepBufSize for a big packet is dropped once that packet has been
-// read; buffers up to that size come from and go back to a bufPool.
+// packet to packet (readBufSize bytes at the first packet, growing at most
+// to twice what has arrived): one read usually brings a packet's length
+// and payload together, often the next packets too (with SMFIP_NR_* the
+// MTA sends header fields without waiting). Memory follows the bytes that
+// actually arrived: 5 bytes announcing 1 MiB cost one small buffer. Every
+// read is under the idle deadline, so an MTA that goes silent or trickles
+// a packet cannot hold a session past the timeout. A buffer grown past
+// keepBufSize for a big packet is dropped once that packet has been read.
 type packetReader struct {
 	conn    net.Conn
 	timeout time.Duration
@@ -76,7 +74,6 @@ type packetReader struct {
 	buf        []byte
 	start, end int
 	readDL     time.Time // the deadline last set; see deadline
-	pool       *bufPool  // nil: buffers are allocated
 }
 
 const (
@@ -96,13 +93,12 @@ func (r *packetReader) next() (code byte, data []byte, err error) {
 	r.start = r.end
 	switch {
 	case r.buf == nil:
-		r.buf = r.pool.get(readBufSize)
+		r.buf = make([]byte, 0, readBufSize)
 		r.start, r.end = 0, 0
 	case cap(r.buf) > keepBufSize:
-		old, rest := r.buf, r.buf[r.end:]
-		r.buf = append(r.pool.get(max(readBufSize, len(rest))), rest...)
+		rest := r.buf[r.end:]
+		r.buf = append(make([]byte, 0, max(readBufSize, len(rest))), rest...)
 		r.start, r.end = 0, 0
-		r.pool.put(old)
 	case r.start == len(r.buf):
 		r.buf, r.start, r.end = r.buf[:0], 0, 0
 	}
@@ -143,10 +139,7 @@ func (r *packetReader) fill(n int) error {
 			r.start = 0
 		}
 		if len(r.buf) == cap(r.buf) {
-			grown := r.pool.get(min(n, 2*cap(r.buf)))
-			grown = append(grown, r.buf...)
-			r.pool.put(r.buf)
-			r.buf = grown
+			r.buf = append(make([]byte, 0, min(n, 2*cap(r.buf))), r.buf...)
 		}
 		m, err := r.conn.Read(r.buf[len(r.buf):cap(r.buf)])
 		r.buf = r.buf[:len(r.buf)+m]
@@ -158,12 +151,6 @@ func (r *packetReader) fill(n int) error {
 		}
 	}
 	return nil
-}
-
-// release hands the buffer back to the pool; the reader reads no more.
-func (r *packetReader) release() {
-	r.pool.put(r.buf)
-	r.buf, r.start, r.end = nil, 0, 0
 }
 
 // deadline sets a connection deadline (through set) to now plus timeout,
@@ -187,6 +174,8 @@ type packetWriter struct {
 	timeout time.Duration
 	out     []byte
 	writeDL time.Time
+	// ack, when set, is called after each reply is written (quickAcker).
+	ack func()
 }
 
 // packet appends one packet: code, then each part of data in turn.
@@ -209,6 +198,9 @@ func (w *packetWriter) flush() error {
 	}
 	w.writeDL = deadline(w.timeout, w.writeDL, w.conn.SetWriteDeadline)
 	_, err := w.conn.Write(w.out)
+	if err == nil && w.ack != nil {
+		w.ack()
+	}
 	if cap(w.out) > keepBufSize {
 		w.out = nil
 	} else {
@@ -341,16 +333,6 @@ func (m *Macros) clear(from int) {
 	}
 }
 
-// trim drops the storage of stages grown past the usual size, so that a
-// worker between connections keeps little.
-func (m *Macros) trim() {
-	for i := range m.stages {
-		if cap(m.stages[i]) > 4<<10 {
-			m.stages[i] = nil
-		}
-	}
-}
-
 // Get returns the value of the macro name ("i", "{auth_authen}"): from the
 // current command's macros, else from the latest earlier stage that has
 // it; "" when the MTA sent none.
@@ -396,73 +378,4 @@ func cstring(b []byte) (s, rest []byte) {
 		}
 	}
 	return b, nil
-}
-
-// bufPool keeps read buffers between packets and connections, in classes
-// of readBufSize<<i bytes up to keepBufSize, a few of each: a connection
-// that grows its buffer for a body chunk takes one of the next class and
-// gives back the one it had, instead of allocating both. It holds at most
-// bufPoolDepth buffers per class (about 2 MiB in all).
-type bufPool struct {
-	classes [bufClasses]chan []byte
-	once    sync.Once
-}
-
-const (
-	bufClasses   = 8 // 512 B … 64 KiB
-	bufPoolDepth = 16
-)
-
-func (p *bufPool) init() {
-	for i := range p.classes {
-		p.classes[i] = make(chan []byte, bufPoolDepth)
-	}
-}
-
-// bufClass returns the class of a buffer of capacity n, or -1 when n is
-// not a class size.
-func bufClass(n int) int {
-	for i := 0; i < bufClasses; i++ {
-		if n == readBufSize<<i {
-			return i
-		}
-	}
-	return -1
-}
-
-// get returns an empty buffer of capacity at least n: a class size when n
-// is at most keepBufSize (taken from the pool when one is there), else n.
-func (p *bufPool) get(n int) []byte {
-	if n > keepBufSize {
-		return make([]byte, 0, n)
-	}
-	size := readBufSize
-	for size < n {
-		size <<= 1
-	}
-	if p != nil {
-		p.once.Do(p.init)
-		select {
-		case b := <-p.classes[bufClass(size)]:
-			return b[:0]
-		default:
-		}
-	}
-	return make([]byte, 0, size)
-}
-
-// put gives b back, if it is of a class size and the class has room.
-func (p *bufPool) put(b []byte) {
-	if p == nil {
-		return
-	}
-	i := bufClass(cap(b))
-	if i < 0 {
-		return
-	}
-	p.once.Do(p.init)
-	select {
-	case p.classes[i] <- b[:0]:
-	default:
-	}
 }

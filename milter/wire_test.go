@@ -14,8 +14,7 @@ import (
 // TestPacketReaderStream: whatever the packet sizes and however the bytes
 // are split on the wire, the reader returns exactly the packets that were
 // sent; the buffer never holds more than twice what has arrived of a
-// packet, a connection keeps at most keepBufSize between packets, and
-// buffers go back to the pool.
+// packet, and a connection keeps at most keepBufSize between packets.
 func TestPacketReaderStream(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -41,8 +40,7 @@ func TestPacketReaderStream(t *testing.T) {
 		}
 		cli.Close()
 	}()
-	pool := &bufPool{}
-	r := &packetReader{conn: srv, timeout: 5 * time.Second, pool: pool}
+	r := &packetReader{conn: srv, timeout: 5 * time.Second}
 	for i := 0; ; i++ {
 		code, data, err := r.next()
 		if err == io.EOF {
@@ -64,17 +62,6 @@ func TestPacketReaderStream(t *testing.T) {
 	if cap(r.buf) > keepBufSize {
 		t.Errorf("keeps %d bytes after the last packet", cap(r.buf))
 	}
-	r.release()
-	pooled := 0
-	for i := range pool.classes {
-		pooled += len(pool.classes[i])
-	}
-	if pooled == 0 {
-		t.Error("no buffer went back to the pool")
-	}
-	if b := pool.get(700); cap(b) != 1024 || len(b) != 0 {
-		t.Errorf("get(700): len %d cap %d", len(b), cap(b))
-	}
 }
 
 // TestPacketReaderStalledPacket: 2 bytes of a packet announcing 1 MiB cost
@@ -83,7 +70,7 @@ func TestPacketReaderStalledPacket(t *testing.T) {
 	t.Parallel()
 	srv, cli := net.Pipe()
 	defer cli.Close()
-	r := &packetReader{conn: srv, timeout: 200 * time.Millisecond, pool: &bufPool{}}
+	r := &packetReader{conn: srv, timeout: 200 * time.Millisecond}
 	go cli.Write(append(binary.BigEndian.AppendUint32(nil, maxPacket), CmdHeader, 'X'))
 	_, _, err := r.next()
 	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
@@ -199,10 +186,6 @@ func TestMacrosBounded(t *testing.T) {
 	big := append([]byte("i\x00"), bytes.Repeat([]byte("x"), maxMacroBytes)...)
 	if m.set(CmdMail, big) || m.Get("i") != "" {
 		t.Fatalf("packet of %d bytes kept", len(big))
-	}
-	m.trim()
-	if cap(m.stages[macroStage(CmdMail)]) > 4<<10 {
-		t.Errorf("trim kept %d bytes", cap(m.stages[macroStage(CmdMail)]))
 	}
 	if !m.set(CmdMail, []byte("i\x00Q2\x00")) || m.Get("i") != "Q2" {
 		t.Fatal("small packet after a big one not kept")
