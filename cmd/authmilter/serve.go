@@ -33,15 +33,14 @@ import (
 const shutdownGrace = 30 * time.Second
 
 // The garbage collector's settings of the daemon, unless GOGC or GOMEMLIMIT
-// is in its environment. A message leaves about 33 KB of garbage and the
-// live heap is a few MB, so with Go's default (GOGC=100, a 4 MB minimum
-// heap goal) the collector ran about 14 times per 1000 messages; at
-// gcPercent 400 the goal is at least 16 MB, the collector runs a quarter as
-// often, and on the benchmark corpus CPU per message and p99 latency at 8
-// sessions were both ×0.94 (three interleaved rounds), for an RSS of about
-// 31 MiB instead of 18 under load. The soft memory limit keeps the larger
-// goal from multiplying a large live heap (many sessions with big
-// headers): near the limit the collector runs as often as it must.
+// is in its environment. Every message leaves short-lived garbage over a
+// small live heap, so under Go's default (GOGC=100, a 4 MB minimum heap
+// goal) the collector runs often; gcPercent 400 lets the heap grow to five
+// times the live heap (at least 16 MB) between collections, trading memory
+// for collector CPU (docs/performance.md gives the measured effect). The
+// soft memory limit keeps that factor from multiplying a large live heap
+// (many sessions with big headers): near the limit the collector runs as
+// often as it must.
 const (
 	gcPercent   = 400
 	memoryLimit = 256 << 20
@@ -112,7 +111,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	// Libraries that write to the standard logger: route it into ours.
 	log.SetFlags(0)
 	log.SetOutput(libLog{d})
-	reg := &metrics.Registry{}
+	reg := metrics.NewRegistry()
 	d.metrics = engine.NewMetrics(reg)
 	if err := d.apply(cfg); err != nil {
 		return err
