@@ -35,9 +35,9 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 
 	// Threads is the number of scheduler threads (GOMAXPROCS): "auto"
-	// (the default: one while the load fits in one, all of them when
-	// work queues; package internal/procs) or a number, kept. The
-	// GOMAXPROCS environment variable, when set, wins over both.
+	// (the default: the Go runtime decides, from the CPUs and the
+	// container's CPU limit) or a fixed number. The GOMAXPROCS
+	// environment variable, when set, wins over both.
 	Threads string `yaml:"threads"`
 }
 
