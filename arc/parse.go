@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/internal/tagvalue"
@@ -177,47 +178,51 @@ func parseBase64(tags tagvalue.List, name, header string, instance int) ([]byte,
 	return b, nil
 }
 
-// parseDomain checks a d= value: a DNS name of letters, digits, "-" and
-// "_" in non-empty labels (RFC 6376 §3.5 sig-d-tag = domain-name).
+// parseDomain checks a d= value (RFC 6376 §3.5 sig-d-tag = domain-name)
+// with domain.Parse. RFC 8616 §5 lets an internationalized message carry
+// U-labels there; the key is looked up under the A-labels, so a d= with
+// U-labels or A-labels is returned in its A-label form, any other as given.
 func parseDomain(tags tagvalue.List, header string, instance int) (string, error) {
 	d, err := required(tags, "d", header, instance)
 	if err != nil {
 		return "", err
 	}
-	if !validName(strings.TrimSuffix(d, ".")) {
-		return "", fmt.Errorf("%w: %s i=%d d=%q is not a domain name", ErrSyntax, header, instance, d)
+	n, err := domain.Parse(d)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s i=%d d=: %w", ErrSyntax, header, instance, err)
 	}
-	return d, nil
+	return idnASCII(d, n), nil
 }
 
-// parseSelector checks s= (RFC 6376 §3.1: dot-separated sub-domains).
+// parseSelector checks s= (RFC 6376 §3.1: dot-separated sub-domains; RFC
+// 8616 §5: U-labels allowed, looked up as A-labels).
 func parseSelector(tags tagvalue.List, header string, instance int) (string, error) {
 	s, err := required(tags, "s", header, instance)
 	if err != nil {
 		return "", err
 	}
-	if !validName(s) {
-		return "", fmt.Errorf("%w: %s i=%d s=%q is not a selector", ErrSyntax, header, instance, s)
+	n, err := validSelector(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s i=%d s=: %w", ErrSyntax, header, instance, err)
 	}
-	return s, nil
+	return idnASCII(s, n), nil
 }
 
-func validName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
+// validSelector parses a selector: a domain name without a trailing dot.
+func validSelector(s string) (domain.Name, error) {
+	if strings.HasSuffix(s, ".") {
+		return domain.Name{}, fmt.Errorf("selector %q ends in a dot", s)
 	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
+	return domain.Parse(s)
+}
+
+// idnASCII returns the A-label form of a name that has U-labels or
+// A-labels, and s as written otherwise.
+func idnASCII(s string, n domain.Name) string {
+	if n.IsIDN() {
+		return n.ASCII
 	}
-	return true
+	return s
 }
 
 // parseTime checks an optional t= (RFC 6376 §3.5: 1*12DIGIT).

@@ -22,6 +22,24 @@ const (
 // a character (never its first byte).
 var ErrInvalid = errors.New("not a valid domain name")
 
+// Error is the error of Parse and QueryName: the input and why it is not
+// a domain name. It unwraps to ErrInvalid.
+type Error struct {
+	Input  string // the string given
+	Reason string // what is wrong and where: a label, a character
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %q: %s", ErrInvalid, e.Input, e.Reason)
+}
+
+// Unwrap returns ErrInvalid.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+func invalid(input, format string, args ...any) error {
+	return &Error{Input: input, Reason: fmt.Sprintf(format, args...)}
+}
+
 // Name is a parsed domain name. The zero Name is no name (IsZero).
 type Name struct {
 	// ASCII is the A-label form: lower case, LDH labels, no trailing dot.
@@ -41,13 +59,13 @@ func Parse(s string) (Name, error) {
 		n = n[:len(n)-1]
 	}
 	if n == "" || n == "." {
-		return Name{}, fmt.Errorf("%w: empty name", ErrInvalid)
+		return Name{}, invalid(s, "empty name")
 	}
 	if isASCII(n) && !hasALabel(n) {
 		// The common case: no IDNA processing, no allocation when the name
 		// is already in lower case.
 		if err := checkASCII(n, true); err != nil {
-			return Name{}, fmt.Errorf("%w: %q: %s", ErrInvalid, s, err)
+			return Name{}, invalid(s, "%s", err)
 		}
 		a := lowerASCII(n)
 		return Name{ASCII: a, Unicode: a}, nil
@@ -60,31 +78,31 @@ func Parse(s string) (Name, error) {
 func parseIDN(orig, n string) (Name, error) {
 	if !utf8.ValidString(n) {
 		i := firstInvalidUTF8(n)
-		return Name{}, fmt.Errorf("%w: %q: invalid UTF-8 at byte %d", ErrInvalid, orig, i)
+		return Name{}, invalid(orig, "invalid UTF-8 at byte %d", i)
 	}
 	a, err := idna.Lookup.ToASCII(n)
 	if err != nil {
-		return Name{}, fmt.Errorf("%w: %q: %s", ErrInvalid, orig, idnaReason(n, err))
+		return Name{}, invalid(orig, "%s", idnaReason(n, err))
 	}
 	// The mapping may have turned a full stop (U+3002 and kin) at the end
 	// into a trailing dot.
 	a = strings.TrimSuffix(a, ".")
 	if a == "" {
-		return Name{}, fmt.Errorf("%w: %q: empty name", ErrInvalid, orig)
+		return Name{}, invalid(orig, "empty name")
 	}
 	// UTS #46 maps to lower case and checks the characters of U-labels;
 	// the ASCII labels it passes through still need the length rules.
 	if err := checkASCII(a, false); err != nil {
-		return Name{}, fmt.Errorf("%w: %q: %s", ErrInvalid, orig, err)
+		return Name{}, invalid(orig, "%s", err)
 	}
 	u, err := idna.Lookup.ToUnicode(a)
 	if err != nil {
-		return Name{}, fmt.Errorf("%w: %q: %s", ErrInvalid, orig, idnaReason(n, err))
+		return Name{}, invalid(orig, "%s", idnaReason(n, err))
 	}
 	// RFC 5891 §5.4: an A-label must decode to a U-label that encodes back
 	// to the same A-label; "xn--" labels that do not are fakes.
 	if back, err := idna.Lookup.ToASCII(u); err != nil || back != a {
-		return Name{}, fmt.Errorf("%w: %q: an A-label does not round-trip through its U-label", ErrInvalid, orig)
+		return Name{}, invalid(orig, "an A-label does not round-trip through its U-label")
 	}
 	return Name{ASCII: a, Unicode: u}, nil
 }

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -28,24 +27,24 @@ func QueryName(s string) (string, error) {
 		return d.ASCII, nil
 	}
 	if n == "" || n == "." {
-		return "", fmt.Errorf("%w: empty name", ErrInvalid)
+		return "", invalid(s, "empty name")
 	}
 	if len(n) > MaxNameLen {
-		return "", fmt.Errorf("%w: %q: longer than %d octets (%d)", ErrInvalid, s, MaxNameLen, len(n))
+		return "", invalid(s, "longer than %d octets (%d)", MaxNameLen, len(n))
 	}
 	start := 0
 	for i := 0; i <= len(n); i++ {
 		if i < len(n) && n[i] != '.' {
 			if c := n[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-				return "", fmt.Errorf("%w: %q: label %q contains %q", ErrInvalid, s, labelAt(n, start), rune(c))
+				return "", invalid(s, "label %q contains %q", labelAt(n, start), rune(c))
 			}
 			continue
 		}
 		switch l := i - start; {
 		case l == 0:
-			return "", fmt.Errorf("%w: %q: empty label", ErrInvalid, s)
+			return "", invalid(s, "empty label")
 		case l > MaxLabelLen:
-			return "", fmt.Errorf("%w: %q: label %q is longer than %d octets", ErrInvalid, s, n[start:i], MaxLabelLen)
+			return "", invalid(s, "label %q is longer than %d octets", n[start:i], MaxLabelLen)
 		}
 		start = i + 1
 	}

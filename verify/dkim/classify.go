@@ -120,7 +120,7 @@ func classify(in outcome, max int, now time.Time) Signature {
 	}
 	// RFC 6376 §3.6.1 t=s: the i= domain MUST be d= itself, not a
 	// subdomain. Only a signature that verifies is judged on it.
-	if key.Strict() && !strings.EqualFold(st.identityDomain(), st.domain) {
+	if key.Strict() && !st.idName.Equal(st.name) {
 		return set(verify.ResultPermerror, "i= not in d= itself (key t=s)", ErrStrictIdentity)
 	}
 	return set(verify.ResultPass, "", nil)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/tagvalue"
 	"github.com/authmilter/authmilter/verify"
@@ -34,6 +35,8 @@ const fieldName = "DKIM-Signature"
 // sigTags is a parsed DKIM-Signature (RFC 6376 §3.5).
 type sigTags struct {
 	domain, identifier, selector, algorithm, b string
+	name                                       domain.Name // d=, parsed
+	idName                                     domain.Name // domain of i=, d= without i=; set by checkSignature
 	hasLength                                  bool
 	hasExpiry                                  bool
 	expiry                                     int64 // x=, Unix seconds
@@ -96,6 +99,25 @@ func parseSignature(value string) (*sigTags, error) {
 	if st.domain == "" || st.selector == "" || st.b == "" {
 		return st, fmt.Errorf("%w: empty d=, s= or b=", ErrMalformed)
 	}
+	// RFC 6376 §3.5: d= is a domain-name, s= a selector (sub-domains).
+	// RFC 8616 §5: in an internationalized message both may be U-labels;
+	// the key is looked up under the A-labels, so a name with U-labels or
+	// A-labels is kept in its A-label form, any other as written.
+	d, err := domain.Parse(st.domain)
+	if err != nil {
+		return st, fmt.Errorf("%w: d=: %w", ErrMalformed, err)
+	}
+	st.name = d
+	if d.IsIDN() {
+		st.domain = d.ASCII
+	}
+	sel, err := domain.Parse(st.selector)
+	if err != nil || strings.HasSuffix(st.selector, ".") {
+		return st, fmt.Errorf("%w: s=%q is not a selector", ErrMalformed, st.selector)
+	}
+	if sel.IsIDN() {
+		st.selector = sel.ASCII
+	}
 	// RFC 6376 §3.5: t= and x= are Unix times in decimal, and x= "MUST be
 	// greater than" t= when both are present.
 	var t int64
@@ -125,14 +147,6 @@ func parseTime(s string) (int64, error) {
 	return n, nil
 }
 
-// identityDomain returns the domain part of i= (after the last "@").
-func (st *sigTags) identityDomain() string {
-	if st.identifier == "" {
-		return st.domain
-	}
-	return st.identifier[strings.LastIndexByte(st.identifier, '@')+1:]
-}
-
 // algorithms splits a= into its key type and hash (RFC 6376 §3.5:
 // sig-a-tag-k "-" sig-a-tag-h).
 func (st *sigTags) algorithms() (key, hash string) {
@@ -148,12 +162,15 @@ func (st *sigTags) checkSignature() error {
 	// §6.1.1: "the domain specified in the d= tag is the same as or a
 	// parent domain of the domain part of the i= tag". i= is
 	// [local-part] "@" domain (§3.5); domains compare case-insensitively.
+	// RFC 8616 §5: either may be in U-labels; they compare as A-labels.
+	st.idName = st.name
 	if st.identifier != "" {
 		at := strings.LastIndexByte(st.identifier, '@')
-		id, d := strings.ToLower(st.identifier[at+1:]), strings.ToLower(st.domain)
-		if at < 0 || id != d && !strings.HasSuffix(id, "."+d) {
+		id, err := domain.Parse(st.identifier[at+1:])
+		if at < 0 || err != nil || !id.IsSameOrUnder(st.name) {
 			return fmt.Errorf("%w: i=%s", ErrDomainMismatch, st.identifier)
 		}
+		st.idName = id
 	}
 	// §6.1.1: "If the h= tag does not include the From header field, the
 	// Verifier MUST ignore the DKIM-Signature header field and return

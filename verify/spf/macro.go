@@ -186,6 +186,28 @@ func (ms macroString) isLiteral() (string, bool) {
 	return "", false
 }
 
+// uses reports whether ms has a macro-expand of one of letters.
+func (ms macroString) uses(letters ...byte) bool {
+	for i := range ms {
+		for _, l := range letters {
+			if ms[i].letter == l {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isASCII reports whether s has only ASCII octets.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // expand expands ms in env. It fails only when the result would exceed
 // maxExpansion octets.
 func (ms macroString) expand(env *macroEnv) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
+	pkgdomain "github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -158,9 +159,21 @@ func run(ctx context.Context, r dnscache.Resolver, args Args, opts *Options, id 
 		return res
 	}
 	// §4.3: a malformed <domain> gives none without a query.
-	if _, err := checkDomain(domain); err != nil {
+	d, err := checkDomain(domain)
+	if err != nil {
 		res.Result, res.Err = verify.ResultNone, fmt.Errorf("spf: %s: %w", id, err)
 		return res
+	}
+	helo := args.HELO
+	if d.IsIDN() {
+		// RFC 8616 §4: a domain in U-labels is checked, and expanded by
+		// %{d}, %{o} and %{s}, in its A-label form. A plain ASCII name
+		// keeps the case it was given in.
+		domain = d.ASCII
+		res.Sender, res.Domain = local+"@"+domain, domain
+	}
+	if h, err := pkgdomain.Parse(helo); err == nil && h.IsIDN() {
+		helo = h.ASCII // %{h}, RFC 8616 §4
 	}
 	c := &checker{
 		ctx:        ctx,
@@ -169,7 +182,8 @@ func run(ctx context.Context, r dnscache.Resolver, args Args, opts *Options, id 
 		sender:     res.Sender,
 		local:      local,
 		origin:     domain,
-		helo:       args.HELO,
+		helo:       helo,
+		eaiLocal:   !isASCII(local),
 		receiver:   args.Receiver,
 		now:        opts.Now,
 		maxLookups: opts.MaxLookups,
