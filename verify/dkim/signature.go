@@ -17,9 +17,9 @@ import (
 // log line needs.
 type Signature struct {
 	Result     verify.Result
-	Domain     string // d= (SDID), FWS removed
-	Identifier string // i= (AUID) as given, FWS removed; empty when absent
-	Selector   string // s=, FWS removed
+	Domain     string // d= (SDID), FWS removed; in A-labels when it has U-labels or A-labels (RFC 8616 §5)
+	Identifier string // i= (AUID) as given, FWS removed, its domain in A-labels like d=; empty when absent
+	Selector   string // s=, FWS removed, in A-labels like d=
 	Algorithm  string // a=, e.g. "rsa-sha256"
 	B          string // full b= value, FWS removed (RFC 6008 picks a prefix)
 	KeyBits    int    // RSA modulus length, 256 for Ed25519; 0 when unknown
@@ -171,6 +171,10 @@ func (st *sigTags) checkSignature() error {
 			return fmt.Errorf("%w: i=%s", ErrDomainMismatch, st.identifier)
 		}
 		st.idName = id
+		if id.IsIDN() {
+			// Reported, like d=, in A-labels (RFC 8616 §5).
+			st.identifier = st.identifier[:at+1] + id.ASCII
+		}
 	}
 	// §6.1.1: "If the h= tag does not include the From header field, the
 	// Verifier MUST ignore the DKIM-Signature header field and return

@@ -44,6 +44,9 @@ func TestVerifyULabels(t *testing.T) {
 			} else {
 				res = spf.Verify(ctx, z, tc.args)
 			}
+			if res.HELO != "mx.xn--bcher-kva.example" {
+				t.Errorf("HELO = %q, want the A-labels", res.HELO)
+			}
 			if res.Result != verify.ResultPass || res.Domain != tc.want || !strings.HasSuffix(res.Sender, "@"+tc.want) {
 				t.Errorf("= %s domain %q sender %q (%v), want pass for %s; queries %q", res.Result, res.Domain, res.Sender, res.Err, tc.want, z.Queries())
 			}
