@@ -9,7 +9,7 @@ import (
 
 	msgauthdkim "github.com/emersion/go-msgauth/dkim"
 
-	"github.com/authmilter/authmilter/internal/postfixtest"
+	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 )
 
 // eaiMail is an internationalized message (RFC 6532: UTF-8 in the header)
