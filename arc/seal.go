@@ -16,6 +16,7 @@ import (
 	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/sigfield"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -196,7 +197,7 @@ func (s *Sealer) check() (algorithm, error) {
 	case !isASCII(s.Domain):
 		return "", fmt.Errorf("%w: domain %q: give its A-label form %q", ErrSealer, s.Domain, d.ASCII)
 	}
-	sel, err := validSelector(s.Selector)
+	sel, err := sigfield.ParseSelector(s.Selector)
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("%w: selector: %w", ErrSealer, err)
