@@ -230,3 +230,32 @@ func TestCheckEAIAllowDomains(t *testing.T) {
 		}
 	}
 }
+
+// arc.seal.domain may be written in U-labels; the seal carries the
+// A-labels, valid in any message.
+func TestCheckEAISealDomain(t *testing.T) {
+	t.Parallel()
+	zone, key := eaiFixture(t)
+	keyPath := filepath.Join(t.TempDir(), "seal.key")
+	if code, _, e := runCmd("keygen", "--algorithm", "ed25519", "--domain", eaiALabel, "--selector", "arc", "--out", keyPath); code != 0 {
+		t.Fatalf("keygen: %s", e)
+	}
+	cfg := writeConfig(t, "authserv_id: mx.check.test\narc:\n  seal: {domain: Bücher.example, selector: arc, key_file: "+keyPath+"}\n")
+	code, out, errOut := runCmd("check", "--config", cfg, "--zone", zone, "--client-ip", "192.0.2.5",
+		"--helo", "mx.bücher.example", "--mail-from", "<info@bücher.example>", "--format", "message", eaiMessage(t, key, "info@bücher.example", ""))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	out = strings.NewReplacer("\r\n\t", " ", "\r\n ", " ").Replace(out) // unfold
+	for _, h := range []string{"ARC-Seal: ", "ARC-Message-Signature: "} {
+		i := strings.Index(out, h)
+		if i < 0 {
+			t.Fatalf("no %q in\n%s", h, out)
+		}
+		field := out[i:]
+		field = field[:strings.Index(field, "\r\n")]
+		if !strings.Contains(strings.ReplaceAll(field, " ", ""), "d="+eaiALabel+";") {
+			t.Errorf("%s: want d=%s in %q", h, eaiALabel, field)
+		}
+	}
+}
