@@ -103,3 +103,14 @@ func TestVerifyInvalidULabel(t *testing.T) {
 		t.Errorf("queries %q for an invalid name", z.Queries())
 	}
 }
+
+// A record with a UTF-8 character is a permerror that names the
+// character, not its first byte.
+func TestRecordUTF8Character(t *testing.T) {
+	t.Parallel()
+	z := zone(map[string][]string{"example.com": {"v=spf1 a:bücher.example -all"}})
+	res := spf.Verify(context.Background(), z, args("192.0.2.1", "a@example.com"))
+	if res.Result != verify.ResultPermerror || !strings.Contains(res.Err.Error(), "'ü' (U+00FC)") {
+		t.Errorf("= %s (%v), want permerror naming 'ü' (U+00FC)", res.Result, res.Err)
+	}
+}
