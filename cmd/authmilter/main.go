@@ -4,6 +4,8 @@
 //	authmilter serve [--config FILE]     run the milter
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+//	authmilter audit [options] DOMAIN...  check a domain's DNS records
+//	authmilter version                   print the version (also --version)
 //	authmilter report show|send [--config FILE]  DMARC aggregate reports
 package main
 
@@ -21,10 +23,12 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"keygen": runKeygen,
-	"serve":  runServe,
-	"check":  runCheck,
-	"report": runReport,
+	"keygen":  runKeygen,
+	"serve":   runServe,
+	"check":   runCheck,
+	"audit":   runAudit,
+	"version": runVersion,
+	"report":  runReport,
 }
 
 func main() {
@@ -38,6 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		args[0] = "version"
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -66,6 +73,12 @@ const usage = `usage:
         evaluate one message exactly as the daemon would
   authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
         write a private key and print the DNS TXT record to publish
+  authmilter audit [--config FILE] [--zone FILE] [--dkim-selector S]...
+        [--ca-file FILE] [--format text|json] DOMAIN...
+        check the SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI records of
+        each domain; exit 1 when a check failed
+  authmilter version
+        print the version, commit and Go version of this binary (also --version)
   authmilter report show [--config FILE] [--domain D] [--open] [--format text|json|xml]
         the DMARC aggregate report data of closed periods (--open: the current one)
   authmilter report send [--config FILE]

@@ -21,12 +21,15 @@ import (
 	"github.com/authmilter/authmilter/internal/metrics"
 )
 
-// version is the module version of the binary, for the reports' generator.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+// generator names this binary in reports (RFC 9990 "generator"): the
+// version `authmilter version` prints.
+func generator() string {
+	info, _ := debug.ReadBuildInfo()
+	v := readVersion(version, commit, modified, info).Version
+	if v == "" {
+		v = "(devel)"
 	}
-	return "(devel)"
+	return "authmilter " + v
 }
 
 // openReportStore opens the configured store. mustExist refuses to create
@@ -50,7 +53,7 @@ func reportMeta(cfg *Config) dmarcreport.Meta {
 		OrgName:          cfg.Reports.OrgName,
 		Email:            cfg.Reports.Email,
 		ExtraContactInfo: cfg.Reports.ExtraContactInfo,
-		Generator:        "authmilter " + version(),
+		Generator:        generator(),
 	}
 }
 
@@ -173,6 +176,10 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("report: want show or send")}
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		// The flags of both subcommands (send takes --config only).
+		fmt.Fprintln(stderr, "usage: authmilter report show|send [flags]")
+		return runReportShow([]string{"-h"}, stdout, stderr)
 	case "show":
 		return runReportShow(args[1:], stdout, stderr)
 	case "send":
