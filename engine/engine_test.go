@@ -324,10 +324,10 @@ func TestEngineTrustedSealerOverride(t *testing.T) {
 	}
 	trusting := w.engine(func(e *Engine) { e.Policy.TrustedSealers = []string{"forwarder.test"} })
 	v, _, _ := run(t, trusting, from, relayed)
-	if v.Action != ActionAccept || !strings.HasPrefix(v.Override, "trusted_forwarder") {
+	if v.Action != ActionAccept || v.Override.Type != OverrideTrustedForwarder {
 		t.Fatalf("trusted sealer: action %s override %q", v.Action, v.Override)
 	}
-	if !strings.Contains(v.AuthResults, "dmarc=fail") || !strings.Contains(v.AuthResults, "trusted_forwarder") || !strings.Contains(v.AuthResults, "arc=pass") {
+	if !strings.Contains(v.AuthResults, "dmarc=fail") || !strings.Contains(unfoldAR(v.AuthResults), "override "+v.Override.String()) || !strings.Contains(v.AuthResults, "arc=pass") {
 		t.Errorf("A-R does not record the override: %s", v.AuthResults)
 	}
 }

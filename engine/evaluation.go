@@ -322,8 +322,9 @@ type Verdict struct {
 	Reply  string // for reject and tempfail
 	// QuarantineReason is given to the MTA with the quarantine action.
 	QuarantineReason string
-	// Override names the local policy that overrode DMARC, if any.
-	Override string
+	// Override says why Action differs from what the DMARC policy asked,
+	// if it does (the same words in A-R, the log line and check).
+	Override Override
 	// Internal: the message was not judged (internal network or
 	// authenticated submission).
 	Internal bool
@@ -393,9 +394,9 @@ func (m *Evaluation) End() *Verdict {
 
 	// SPF twice, DMARC, ARC, and DKIM: room for two signatures.
 	results := make([]authres.Result, 0, 6)
-	results = append(results, authres.FromSPF(m.spfMail))
+	results = append(results, publicSPF(m.spfMail))
 	if v.HELO != nil {
-		results = append(results, authres.FromSPF(*v.HELO))
+		results = append(results, publicSPF(*v.HELO))
 	}
 
 	var dr dmarc.Result
@@ -415,7 +416,7 @@ func (m *Evaluation) End() *Verdict {
 			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
 		}
 		for _, s := range v.DKIM {
-			results = append(results, authres.FromDKIM(s, allB))
+			results = append(results, publicDKIM(s, allB))
 		}
 		opts := m.e.DMARC
 		if m.dmarcOpts != nil {
@@ -428,14 +429,10 @@ func (m *Evaluation) End() *Verdict {
 	d := m.e.Policy.Decide(m.env.ClientIP, &dr, v.ARC)
 	v.Action, v.Reply, v.Override = d.Action, d.Reply, d.Override
 	if v.Action == ActionQuarantine {
-		v.QuarantineReason = "DMARC policy of " + dr.PolicyDomain + " is quarantine"
+		v.QuarantineReason = quarantineReason(&dr, d.Override)
 	}
-	dres := authres.FromDMARC(dr)
-	if d.Override != "" {
-		dres.Comment = joinComment(dres.Comment, "override "+d.Override)
-	}
-	results = append(results, dres)
-	results = append(results, authres.FromARC(*v.ARC, m.env.ClientIP))
+	results = append(results, publicDMARC(dr, d.Override))
+	results = append(results, publicARC(*v.ARC, m.env.ClientIP))
 
 	v.AuthResults = authres.Format(m.e.AuthservID, results)
 	if v.Action != ActionReject && v.Action != ActionTempfail {

@@ -107,25 +107,48 @@ type Decision struct {
 	Action Action
 	// Reply is the SMTP reply for reject and tempfail ("550 5.7.1 ...").
 	Reply string
-	// Override names a local policy that overrode the DMARC disposition
-	// (RFC 9989 / RFC 7489 §7.2.1.2 PolicyOverride vocabulary:
-	// trusted_forwarder, local_policy) with the facts, e.g.
-	// "trusted_forwarder: ARC sealer lists.example.org reported dmarc=pass";
-	// empty when none applied.
-	Override string
+	// Override says why Action differs from what the DMARC policy asked
+	// (a local rule, t=y, pct sampling, a temperror); zero when it does
+	// not.
+	Override Override
 }
 
-// Decide is the one place where verdicts become actions. It sees the client
-// address, the DMARC result and the ARC result of a message that is judged.
+// Facts are what Decide weighs: the client, the results, and the
+// envelope and header facts the local exemptions look at.
+type Facts struct {
+	ClientIP netip.Addr
+	DMARC    *dmarc.Result
+	ARC      *arc.Result
+}
+
+// Decide is Decide for the client address and the DMARC and ARC results
+// alone.
 func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision {
+	return p.DecideFacts(Facts{ClientIP: ip, DMARC: d, ARC: a})
+}
+
+// DecideFacts is the one place where verdicts become actions, for a
+// message that is judged. Whenever the action is not what the DMARC
+// policy asked for, the Decision says why in its Override, and every
+// output (Authentication-Results, the log line, `authmilter check`, DMARC
+// reports) shows that same Override.
+func (p *Policy) DecideFacts(f Facts) Decision {
+	d := f.DMARC
+	if d == nil {
+		d = &dmarc.Result{Result: verify.ResultNone}
+	}
 	accept := Decision{Action: ActionAccept}
 	switch d.Result {
 	case verify.ResultFail:
 		if d.Disposition == dmarc.PolicyNone || d.Disposition == "" {
+			// t=y or pct lowered quarantine to none (RFC 9989 §4.7,
+			// RFC 7489 §6.6.4).
+			accept.Override = reduced(d)
 			return accept
 		}
 	case verify.ResultTemperror:
 		if p.Temperror != TemperrorTempfail {
+			accept.Override = Override{OverrideLocalPolicy, "DMARC temperror accepted, policy.temperror: accept"}
 			return accept
 		}
 	default:
@@ -133,53 +156,79 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 	}
 	// From here the DMARC result would cost the message something: look
 	// for a local policy that says otherwise.
-	if inNetworks(p.AllowNetworks, ip) {
-		return Decision{Action: ActionAccept, Override: "local_policy: client " + ip.Unmap().String() + " is in allow_networks"}
-	}
-	if dom := d.AuthorDomain; dom != "" {
-		for _, allowed := range p.AllowDomains {
-			if sameOrSub(dom, allowed) {
-				return Decision{Action: ActionAccept, Override: "local_policy: " + dom + " is in allow_domains"}
-			}
-		}
+	if o := p.exempt(&f); !o.IsZero() {
+		return Decision{Action: ActionAccept, Override: o}
 	}
 	if d.Result == verify.ResultFail {
-		if sealer := p.trustedPass(a); sealer != "" {
-			return Decision{Action: ActionAccept, Override: "trusted_forwarder: ARC sealer " + sealer + " reported dmarc=pass"}
+		// RFC 8617 §7.2, RFC 9989 §5.3.7: local policy may weigh the
+		// word of a trusted intermediary.
+		if sealer := p.trustedPass(f.ARC); sealer != "" {
+			return Decision{Action: ActionAccept, Override: Override{OverrideTrustedForwarder, "ARC sealer " + sealer + " reported dmarc=pass"}}
 		}
 	}
 	if !p.Enforce {
-		return accept
+		return Decision{Action: ActionAccept, Override: Override{OverrideLocalPolicy, "not enforced, policy.enforce: false"}}
 	}
 	// A trusted sealer's chain that could not be validated for a temporary
 	// DNS failure might have lifted the failure: treat it like a DMARC
 	// temperror rather than reject on half the facts.
 	if d.Result == verify.ResultFail && p.Temperror == TemperrorTempfail {
-		if sealer := p.trustedPending(a); sealer != "" {
+		if sealer := p.trustedPending(f.ARC); sealer != "" {
 			return Decision{
-				Action: ActionTempfail,
-				Reply:  fmt.Sprintf("451 4.7.1 Temporary failure validating the ARC chain of %s; try again later", replySafe(sealer)),
+				Action:   ActionTempfail,
+				Reply:    fmt.Sprintf("451 4.7.1 Temporary failure validating the ARC chain of %s; try again later", replySafe(sealer)),
+				Override: Override{OverrideOther, "ARC chain of trusted sealer " + sealer + " not validated for a temporary DNS failure: deferred"},
 			}
 		}
 	}
 	if d.Result == verify.ResultTemperror {
 		return Decision{
-			Action: ActionTempfail,
-			Reply:  fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
+			Action:   ActionTempfail,
+			Reply:    fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
+			Override: Override{OverrideOther, "DMARC temperror deferred, policy.temperror: tempfail"},
 		}
 	}
 	switch d.Disposition {
 	case dmarc.PolicyReject:
 		return Decision{
 			Action: ActionReject,
-			Reply:  fmt.Sprintf("550 5.7.1 Message rejected: DMARC policy of %s is reject and the message failed DMARC (%s)", replySafe(d.PolicyDomain), replySafe(d.Reason)),
+			Reply:  fmt.Sprintf("550 5.7.1 Message rejected: DMARC policy of %s is reject and the message failed DMARC (%s)", replySafe(d.PolicyDomain), replySafe(publicDMARCReason(*d))),
 		}
 	case dmarc.PolicyQuarantine:
 		if p.Quarantine == QuarantineHold {
-			return Decision{Action: ActionQuarantine}
+			return Decision{Action: ActionQuarantine, Override: reduced(d)}
 		}
+		return Decision{Action: ActionAccept, Override: Override{OverrideLocalPolicy, "quarantine left to the recipient's filters, policy.quarantine: header"}}
 	}
 	return accept
+}
+
+// reduced is the override of a disposition that t=y or pct sampling made
+// less strict than the policy.
+func reduced(d *dmarc.Result) Override {
+	switch d.Reduced {
+	case dmarc.ReducedTesting:
+		return Override{OverrideTestMode, "t=y: " + string(d.Policy) + " lowered to " + dispositionWord(d)}
+	case dmarc.ReducedSampling:
+		return Override{OverrideSampledOut, "pct: " + string(d.Policy) + " lowered to " + dispositionWord(d)}
+	}
+	return Override{}
+}
+
+// exempt returns the local rule that exempts a failing message from its
+// DMARC disposition, or the zero Override.
+func (p *Policy) exempt(f *Facts) Override {
+	if inNetworks(p.AllowNetworks, f.ClientIP) {
+		return Override{OverrideLocalPolicy, "client " + f.ClientIP.Unmap().String() + " in policy.allow_networks"}
+	}
+	if dom := f.DMARC.AuthorDomain; dom != "" {
+		for _, allowed := range p.AllowDomains {
+			if sameOrSub(dom, allowed) {
+				return Override{OverrideLocalPolicy, "From domain " + dom + " in policy.allow_domains"}
+			}
+		}
+	}
+	return Override{}
 }
 
 // trustedPass returns the first trusted sealer of a validated chain whose

@@ -78,9 +78,15 @@ func (m *Evaluation) finish(v *Verdict) {
 	}
 	if v.SPF != nil {
 		attrs = append(attrs, slog.String("spf", string(v.SPF.Result)))
+		if v.SPF.Err != nil {
+			attrs = append(attrs, slog.String("spf_reason", v.SPF.Err.Error()))
+		}
 	}
 	if v.HELO != nil {
 		attrs = append(attrs, slog.String("spf_helo", string(v.HELO.Result)))
+		if v.HELO.Err != nil {
+			attrs = append(attrs, slog.String("spf_helo_reason", v.HELO.Err.Error()))
+		}
 	}
 	if len(v.DKIM) > 0 {
 		parts := make([]string, 0, len(v.DKIM))
@@ -111,8 +117,8 @@ func (m *Evaluation) finish(v *Verdict) {
 			attrs = append(attrs, slog.String("arc_reason", a.Reason))
 		}
 	}
-	if v.Override != "" {
-		attrs = append(attrs, slog.String("override", v.Override))
+	if !v.Override.IsZero() {
+		attrs = append(attrs, slog.String("override", v.Override.String()))
 	}
 	if len(v.RemoveAR) > 0 {
 		attrs = append(attrs, slog.Int("forged_ar_removed", len(v.RemoveAR)))

@@ -154,6 +154,7 @@ type report struct {
 	Action                engine.Action `json:"action"`
 	Reply                 string        `json:"reply"`
 	Override              string        `json:"override,omitempty"`
+	OverrideType          string        `json:"override_type,omitempty"`
 	Internal              bool          `json:"internal,omitempty"`
 	Sealed                bool          `json:"sealed"`
 	SealError             string        `json:"seal_error,omitempty"`
@@ -202,7 +203,8 @@ func checkReport(v *engine.Verdict) report {
 		AuthenticationResults: v.AuthResults,
 		Action:                v.Action,
 		Reply:                 v.Reply,
-		Override:              v.Override,
+		Override:              v.Override.String(),
+		OverrideType:          string(v.Override.Type),
 		Internal:              v.Internal,
 		Sealed:                v.Sealed,
 		ForgedRemoved:         len(v.RemoveAR),
