@@ -426,7 +426,7 @@ func (m *Evaluation) End() *Verdict {
 	}
 	v.DMARC = &dr
 
-	d := m.e.Policy.Decide(m.env.ClientIP, &dr, v.ARC)
+	d := m.e.Policy.DecideFacts(m.facts(v))
 	v.Action, v.Reply, v.Override = d.Action, d.Reply, d.Override
 	if v.Action == ActionQuarantine {
 		v.QuarantineReason = quarantineReason(&dr, d.Override)

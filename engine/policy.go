@@ -8,7 +8,9 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
+	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/spf"
 )
 
 // Action is what the milter tells the MTA to do with a message.
@@ -67,6 +69,30 @@ type Policy struct {
 	// the chain validates and one of them recorded dmarc=pass, a local DMARC
 	// failure is overridden (RFC 8617 §7.2, RFC 9989 §5.3.7 local policy).
 	TrustedSealers []string
+
+	// AllowDKIM and AllowSPF are allowlist entries by authenticated
+	// identity: a message with a DKIM signature that verified with one of
+	// these d= domains, or an SPF pass for one of these MAIL FROM domains,
+	// is never rejected, quarantined or tempfailed for DMARC.
+	AllowDKIM []string
+	AllowSPF  []string
+	// IgnoreMailFrom: envelope senders in these domains (or subdomains)
+	// are never rejected, quarantined or tempfailed for DMARC.
+	IgnoreMailFrom []string
+	// IgnoreRcpt: addresses (postmaster@example.com), local parts at any
+	// domain (postmaster@) or domains (example.com and subdomains) whose
+	// mail is never rejected for DMARC. A message for some of them and
+	// other recipients too is quarantined instead of rejected: held, it is
+	// lost for no one and delivered to no one unseen.
+	IgnoreRcpt []string
+	// ListAction applies to a message with a List-Id field (RFC 2919) that
+	// fails DMARC with a reject disposition and that no trusted sealer
+	// vouches for. Empty means ListPolicy.
+	ListAction ListAction
+	// FromChecks: with FromChecksReject, a message with no From field,
+	// several, one with several addresses or without a parsable domain is
+	// rejected (550 5.7.1, saying which). Empty means off.
+	FromChecks FromChecks
 }
 
 // DefaultPolicy is what runs without a config: DMARC enforced, quarantine to
@@ -117,8 +143,17 @@ type Decision struct {
 // envelope and header facts the local exemptions look at.
 type Facts struct {
 	ClientIP netip.Addr
+	MailFrom string   // without angle brackets; "" for the null reverse-path
+	Rcpts    []string // RCPT TO addresses
 	DMARC    *dmarc.Result
 	ARC      *arc.Result
+	SPF      *spf.Result // the MAIL FROM identity
+	DKIM     []dkim.Signature
+	// From holds the values of the From fields; FromKnown reports that
+	// the header section was kept (not over a limit), so From is complete.
+	From      []string
+	FromKnown bool
+	ListID    bool // the message has a List-Id field (RFC 2919)
 }
 
 // Decide is Decide for the client address and the DMARC and ARC results
@@ -133,9 +168,19 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 // output (Authentication-Results, the log line, `authmilter check`, DMARC
 // reports) shows that same Override.
 func (p *Policy) DecideFacts(f Facts) Decision {
+	if p.FromChecks == FromChecksReject && f.FromKnown {
+		if problem := fromProblem(f.From); problem != "" {
+			return Decision{
+				Action:   ActionReject,
+				Reply:    "550 5.7.1 Message rejected: " + replySafe(problem) + "; RFC 5322 requires exactly one From address with a domain",
+				Override: Override{OverrideLocalPolicy, problem + ", policy.from_checks: reject"},
+			}
+		}
+	}
 	d := f.DMARC
 	if d == nil {
 		d = &dmarc.Result{Result: verify.ResultNone}
+		f.DMARC = d
 	}
 	accept := Decision{Action: ActionAccept}
 	switch d.Result {
@@ -166,6 +211,9 @@ func (p *Policy) DecideFacts(f Facts) Decision {
 			return Decision{Action: ActionAccept, Override: Override{OverrideTrustedForwarder, "ARC sealer " + sealer + " reported dmarc=pass"}}
 		}
 	}
+	if d.Result == verify.ResultFail && f.ListID && p.ListAction == ListAccept {
+		return Decision{Action: ActionAccept, Override: Override{OverrideMailingList, "List-Id field, dmarc.list_action: accept"}}
+	}
 	if !p.Enforce {
 		return Decision{Action: ActionAccept, Override: Override{OverrideLocalPolicy, "not enforced, policy.enforce: false"}}
 	}
@@ -187,6 +235,9 @@ func (p *Policy) DecideFacts(f Facts) Decision {
 			Reply:    fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
 			Override: Override{OverrideOther, "DMARC temperror deferred, policy.temperror: tempfail"},
 		}
+	}
+	if action, o := p.lower(&f); !o.IsZero() {
+		return Decision{Action: action, Override: o}
 	}
 	switch d.Disposition {
 	case dmarc.PolicyReject:
@@ -211,22 +262,6 @@ func reduced(d *dmarc.Result) Override {
 		return Override{OverrideTestMode, "t=y: " + string(d.Policy) + " lowered to " + dispositionWord(d)}
 	case dmarc.ReducedSampling:
 		return Override{OverrideSampledOut, "pct: " + string(d.Policy) + " lowered to " + dispositionWord(d)}
-	}
-	return Override{}
-}
-
-// exempt returns the local rule that exempts a failing message from its
-// DMARC disposition, or the zero Override.
-func (p *Policy) exempt(f *Facts) Override {
-	if inNetworks(p.AllowNetworks, f.ClientIP) {
-		return Override{OverrideLocalPolicy, "client " + f.ClientIP.Unmap().String() + " in policy.allow_networks"}
-	}
-	if dom := f.DMARC.AuthorDomain; dom != "" {
-		for _, allowed := range p.AllowDomains {
-			if sameOrSub(dom, allowed) {
-				return Override{OverrideLocalPolicy, "From domain " + dom + " in policy.allow_domains"}
-			}
-		}
 	}
 	return Override{}
 }

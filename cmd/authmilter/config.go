@@ -78,6 +78,10 @@ type DKIMConfig struct {
 // DMARCConfig configures DMARC evaluation.
 type DMARCConfig struct {
 	OrgDomain string `yaml:"org_domain"` // treewalk (RFC 9989) or psl (RFC 7489)
+	// ListAction is for messages with a List-Id field that fail DMARC
+	// with a reject disposition and that no trusted sealer vouches for:
+	// policy (apply it), quarantine or accept.
+	ListAction string `yaml:"list_action"`
 }
 
 // ARCConfig configures ARC sealing and trust.
@@ -108,7 +112,19 @@ type PolicyConfig struct {
 	AllowNetworks []string `yaml:"allow_networks"`
 	// AllowDomains: messages whose RFC5322.From domain is listed are never
 	// rejected or quarantined by DMARC (the header is still written).
+	// "dkim:DOMAIN" allows a message with a valid DKIM signature with
+	// d=DOMAIN, "spf:DOMAIN" one with an SPF pass for MAIL FROM DOMAIN.
 	AllowDomains []string `yaml:"allow_domains"`
+	// IgnoreMailFrom: envelope-sender domains (and their subdomains)
+	// never rejected or quarantined for DMARC.
+	IgnoreMailFrom []string `yaml:"ignore_mail_from"`
+	// IgnoreRcpt: recipient addresses, local parts (postmaster@) or
+	// domains whose mail is never rejected for DMARC; a message for
+	// these and other recipients too is quarantined instead.
+	IgnoreRcpt []string `yaml:"ignore_rcpt"`
+	// FromChecks: off, or reject (550 5.7.1) a message with no From
+	// field, several, several addresses or no parsable domain.
+	FromChecks string `yaml:"from_checks"`
 	// InternalNetworks and authenticated submissions are not judged.
 	InternalNetworks []string `yaml:"internal_networks"`
 	// SealInternal: also ARC-seal mail from internal networks and
@@ -153,11 +169,12 @@ func DefaultConfig() *Config {
 		Log:        LogConfig{Level: "info", Format: "text"},
 		DNS:        DNSConfig{Timeout: 2 * time.Second, Attempts: 2, CacheSize: 10000},
 		DKIM:       DKIMConfig{MaxSignatures: 5},
-		DMARC:      DMARCConfig{OrgDomain: "treewalk"},
+		DMARC:      DMARCConfig{OrgDomain: "treewalk", ListAction: "policy"},
 		Policy: PolicyConfig{
 			Enforce:          &enforce,
 			Quarantine:       "hold",
 			Temperror:        "tempfail",
+			FromChecks:       "off",
 			InternalNetworks: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Limits: LimitsConfig{
@@ -253,6 +270,35 @@ func (c *Config) validate() error {
 	default:
 		add("dmarc.org_domain %q: want treewalk (RFC 9989) or psl (RFC 7489)", c.DMARC.OrgDomain)
 	}
+	switch c.DMARC.ListAction {
+	case "policy", "quarantine", "accept":
+	default:
+		add("dmarc.list_action %q: want policy, quarantine or accept", c.DMARC.ListAction)
+	}
+	switch c.Policy.FromChecks {
+	case "off", "reject":
+	default:
+		add("policy.from_checks %q: want off or reject", c.Policy.FromChecks)
+	}
+	for _, e := range c.Policy.AllowDomains {
+		if _, _, err := allowEntry(e); err != nil {
+			add("policy.allow_domains: %v", err)
+		}
+	}
+	for _, d := range c.Policy.IgnoreMailFrom {
+		if !plausibleDomain(d) {
+			add("policy.ignore_mail_from: %q is not a domain name", d)
+		}
+	}
+	for _, r := range c.Policy.IgnoreRcpt {
+		local, dom, at := strings.Cut(r, "@")
+		if !at {
+			local, dom = "x", r
+		}
+		if local == "" || (dom != "" && !plausibleDomain(dom)) || (!at && dom == "") {
+			add("policy.ignore_rcpt: %q is not an address, local part (postmaster@) or domain", r)
+		}
+	}
 	switch c.Policy.Quarantine {
 	case "hold", "header":
 	default:
@@ -338,4 +384,42 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// allowEntry splits an allow_domains entry: "example.com" (the From
+// domain), "dkim:example.com" or "spf:example.com".
+func allowEntry(e string) (kind, domain string, err error) {
+	kind, domain = "from", e
+	if k, d, ok := strings.Cut(e, ":"); ok {
+		kind, domain = strings.ToLower(strings.TrimSpace(k)), d
+		if kind != "dkim" && kind != "spf" {
+			return "", "", fmt.Errorf("%q: want DOMAIN, dkim:DOMAIN or spf:DOMAIN", e)
+		}
+	}
+	domain = strings.TrimSpace(domain)
+	if !plausibleDomain(domain) {
+		return "", "", fmt.Errorf("%q: %q is not a domain name", e, domain)
+	}
+	return kind, domain, nil
+}
+
+// plausibleDomain reports whether s looks like a domain name: labels of
+// letters, digits, hyphens and underscores (or non-ASCII, for U-labels)
+// separated by dots, with no empty label but an optional final dot.
+func plausibleDomain(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 0x7f) {
+				return false
+			}
+		}
+	}
+	return true
 }

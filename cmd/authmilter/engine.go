@@ -35,9 +35,27 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		Enforce:        cfg.Policy.Enforce == nil || *cfg.Policy.Enforce,
 		Quarantine:     engine.QuarantineMode(cfg.Policy.Quarantine),
 		Temperror:      engine.TemperrorMode(cfg.Policy.Temperror),
-		AllowDomains:   lower(cfg.Policy.AllowDomains),
 		SealInternal:   cfg.Policy.SealInternal,
 		TrustedSealers: lower(cfg.ARC.TrustedSealers),
+		IgnoreMailFrom: lower(cfg.Policy.IgnoreMailFrom),
+		IgnoreRcpt:     lower(cfg.Policy.IgnoreRcpt),
+		ListAction:     engine.ListAction(cfg.DMARC.ListAction),
+		FromChecks:     engine.FromChecks(cfg.Policy.FromChecks),
+	}
+	for _, entry := range cfg.Policy.AllowDomains {
+		kind, dom, err := allowEntry(entry)
+		if err != nil {
+			return nil, fmt.Errorf("policy.allow_domains: %w", err)
+		}
+		dom = lower([]string{dom})[0]
+		switch kind {
+		case "dkim":
+			pol.AllowDKIM = append(pol.AllowDKIM, dom)
+		case "spf":
+			pol.AllowSPF = append(pol.AllowSPF, dom)
+		default:
+			pol.AllowDomains = append(pol.AllowDomains, dom)
+		}
 	}
 	var err error
 	if pol.AllowNetworks, err = prefixes(cfg.Policy.AllowNetworks); err != nil {
