@@ -67,6 +67,10 @@ type Envelope struct {
 	Rcpts      []string
 	QueueID    string
 	AuthUser   string // {auth_authen}: set for authenticated submissions
+	// IPRev is the client's iprev check started at connect
+	// (Engine.StartIPRev), shared by the connection's messages; when nil,
+	// Begin starts one for the message if the policy asks for it.
+	IPRev *ClientCheck
 }
 
 func (e *Engine) now() time.Time {
@@ -107,6 +111,7 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	m.keyRes = dkimkey.KeyResolver{Resolver: e.Resolver, Keys: e.Keys}
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
 	if !m.internal {
+		m.env.IPRev = m.ipRev()
 		m.startSPF()
 	}
 	return m

@@ -16,6 +16,7 @@ import (
 	"github.com/authmilter/authmilter/verify/authres"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/iprev"
 	"github.com/authmilter/authmilter/verify/spf"
 )
 
@@ -342,8 +343,9 @@ type Verdict struct {
 	// the message was not judged).
 	AuthResults string
 
-	SPF      *spf.Result // the MAIL FROM identity (nil when not judged)
-	HELO     *spf.Result // the HELO identity, when checked separately
+	IPRev    *iprev.Result // the client's iprev check (nil when off)
+	SPF      *spf.Result   // the MAIL FROM identity (nil when not judged)
+	HELO     *spf.Result   // the HELO identity, when checked separately
 	DKIM     []dkim.Signature
 	DMARC    *dmarc.Result
 	ARC      *arc.Result
@@ -393,7 +395,8 @@ func (m *Evaluation) End() *Verdict {
 	}
 
 	// SPF twice, DMARC, ARC, and DKIM: room for two signatures.
-	results := make([]authres.Result, 0, 6)
+	results := make([]authres.Result, 0, 7)
+	results = m.appendIPRev(v, results)
 	results = append(results, publicSPF(m.spfMail))
 	if v.HELO != nil {
 		results = append(results, publicSPF(*v.HELO))

@@ -93,6 +93,9 @@ type Policy struct {
 	// several, one with several addresses or without a parsable domain is
 	// rejected (550 5.7.1, saying which). Empty means off.
 	FromChecks FromChecks
+	// IPRev: IPRevHeader reports the client's iprev check (RFC 8601 §3)
+	// in Authentication-Results; it is never acted on. Empty means off.
+	IPRev IPRevMode
 }
 
 // DefaultPolicy is what runs without a config: DMARC enforced, quarantine to

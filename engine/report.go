@@ -42,6 +42,9 @@ func (m *Evaluation) finish(v *Verdict) {
 		if v.SPF != nil {
 			mt.Results.Inc("spf", string(v.SPF.Result))
 		}
+		if v.IPRev != nil {
+			mt.Results.Inc("iprev", string(v.IPRev.Result))
+		}
 		for _, s := range v.DKIM {
 			mt.Results.Inc("dkim", string(s.Result))
 		}
@@ -75,6 +78,15 @@ func (m *Evaluation) finish(v *Verdict) {
 	}
 	if v.Internal {
 		attrs = append(attrs, slog.Bool("internal", true))
+	}
+	if r := v.IPRev; r != nil {
+		attrs = append(attrs, slog.String("iprev", string(r.Result)))
+		if r.Name != "" {
+			attrs = append(attrs, slog.String("iprev_name", r.Name))
+		}
+		if r.Err != nil {
+			attrs = append(attrs, slog.String("iprev_reason", r.Err.Error()))
+		}
 	}
 	if v.SPF != nil {
 		attrs = append(attrs, slog.String("spf", string(v.SPF.Result)))

@@ -145,6 +145,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 
 // report is the JSON form of a verdict.
 type report struct {
+	IPRev                 *iprevReport  `json:"iprev,omitempty"`
 	SPF                   *spfReport    `json:"spf,omitempty"`
 	SPFHELO               *spfReport    `json:"spf_helo,omitempty"`
 	DKIM                  []dkimReport  `json:"dkim"`
@@ -159,6 +160,13 @@ type report struct {
 	Sealed                bool          `json:"sealed"`
 	SealError             string        `json:"seal_error,omitempty"`
 	ForgedRemoved         int           `json:"forged_authentication_results_removed"`
+}
+
+type iprevReport struct {
+	Result string `json:"result"`
+	IP     string `json:"ip"`
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 type spfReport struct {
@@ -223,6 +231,12 @@ func checkReport(v *engine.Verdict) report {
 		return r
 	}
 	rep.SPF, rep.SPFHELO = spfRep(v.SPF), spfRep(v.HELO)
+	if r := v.IPRev; r != nil {
+		rep.IPRev = &iprevReport{Result: string(r.Result), IP: r.IP.String(), Name: r.Name}
+		if r.Err != nil {
+			rep.IPRev.Reason = r.Err.Error()
+		}
+	}
 	for _, s := range v.DKIM {
 		rep.DKIM = append(rep.DKIM, dkimReport{
 			Result: string(s.Result), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
@@ -257,6 +271,9 @@ func writeText(w io.Writer, v *engine.Verdict) error {
 	}
 	if rep.Internal {
 		line("judged", "no: internal network or authenticated submission")
+	}
+	if r := rep.IPRev; r != nil {
+		line("iprev", "%s (%s%s%s)", r.Result, r.IP, suffix(" ", r.Name), suffix(", ", r.Reason))
 	}
 	for _, s := range []*spfReport{rep.SPF, rep.SPFHELO} {
 		if s != nil {

@@ -125,6 +125,9 @@ type PolicyConfig struct {
 	// FromChecks: off, or reject (550 5.7.1) a message with no From
 	// field, several, several addresses or no parsable domain.
 	FromChecks string `yaml:"from_checks"`
+	// IPRev: header (the default: the client's forward-confirmed reverse
+	// DNS, RFC 8601 §3, in Authentication-Results, never acted on) or off.
+	IPRev string `yaml:"iprev"`
 	// InternalNetworks and authenticated submissions are not judged.
 	InternalNetworks []string `yaml:"internal_networks"`
 	// SealInternal: also ARC-seal mail from internal networks and
@@ -175,6 +178,7 @@ func DefaultConfig() *Config {
 			Quarantine:       "hold",
 			Temperror:        "tempfail",
 			FromChecks:       "off",
+			IPRev:            "header",
 			InternalNetworks: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Limits: LimitsConfig{
@@ -274,6 +278,11 @@ func (c *Config) validate() error {
 	case "policy", "quarantine", "accept":
 	default:
 		add("dmarc.list_action %q: want policy, quarantine or accept", c.DMARC.ListAction)
+	}
+	switch c.Policy.IPRev {
+	case "off", "header":
+	default:
+		add("policy.iprev %q: want off or header", c.Policy.IPRev)
 	}
 	switch c.Policy.FromChecks {
 	case "off", "reject":

@@ -41,6 +41,7 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		IgnoreRcpt:     lower(cfg.Policy.IgnoreRcpt),
 		ListAction:     engine.ListAction(cfg.DMARC.ListAction),
 		FromChecks:     engine.FromChecks(cfg.Policy.FromChecks),
+		IPRev:          engine.IPRevMode(cfg.Policy.IPRev),
 	}
 	for _, entry := range cfg.Policy.AllowDomains {
 		kind, dom, err := allowEntry(entry)

@@ -23,12 +23,19 @@ func TestCheckOverride(t *testing.T) {
 		Override     string `json:"override"`
 		OverrideType string `json:"override_type"`
 		AR           string `json:"authentication_results"`
+		IPRev        struct {
+			Result, IP string
+		} `json:"iprev"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Action != "accept" || rep.Override != want || rep.OverrideType != "local_policy" {
 		t.Fatalf("action %s override %q type %q", rep.Action, rep.Override, rep.OverrideType)
+	}
+	// policy.iprev: header by default; the zone has no reverse data.
+	if rep.IPRev.IP != "198.51.100.7" || rep.IPRev.Result == "" || !strings.Contains(rep.AR, "iprev="+rep.IPRev.Result) {
+		t.Errorf("iprev %+v, A-R %s", rep.IPRev, rep.AR)
 	}
 	if !strings.Contains(strings.ReplaceAll(rep.AR, "\r\n\t", " "), "override "+want+")") {
 		t.Errorf("A-R lacks the override:\n%s", rep.AR)

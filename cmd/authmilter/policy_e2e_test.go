@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 )
 
@@ -25,6 +27,7 @@ func TestPostfixExemptions(t *testing.T) {
 	if err := os.WriteFile(x.cfgPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	x.dns.PTR = map[string][]string{dnscache.ReverseName(netip.MustParseAddr("192.0.2.10")): {"mail.example.com."}}
 	x.start(t, "")
 	pf := postfixtest.Start(t, postfixtest.Options{Milter: "inet:" + x.addr, MilterDefaultAction: "tempfail"})
 	stranger := postfixtest.Envelope{HeloName: "list.forwarder.test", ClientIP: "198.51.100.7",
@@ -58,6 +61,20 @@ func TestPostfixExemptions(t *testing.T) {
 		m := string(pf.HeldMessage(t, held[0]))
 		if !strings.Contains(strings.Join(strings.Fields(m), " "), "override mailing_list: List-Id field, dmarc.list_action: quarantine") {
 			t.Errorf("held message lacks the override:\n%s", m)
+		}
+	})
+
+	t.Run("iprev of the client, started at connect", func(t *testing.T) {
+		good := postfixtest.Envelope{HeloName: "mail.example.com", ClientIP: "192.0.2.10", ClientName: "mail.example.com",
+			MailFrom: "alice@example.com", Rcpts: []string{"bob@example.test"}}
+		code, reply, err := pf.Send(t, good, x.sign(t, mail("example.com", "iprev", "")))
+		if err != nil || code != 250 {
+			t.Fatalf("send: %d %s %v", code, reply, err)
+		}
+		d := findDelivered(t, pf.WaitDelivered(t, 2, 20*time.Second), "iprev")
+		ar := strings.Join(strings.Fields(d.Get("Authentication-Results")), " ")
+		if !strings.Contains(ar, "iprev=pass policy.iprev=192.0.2.10 (mail.example.com)") {
+			t.Errorf("A-R %q lacks the iprev pass", ar)
 		}
 	})
 

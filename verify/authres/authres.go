@@ -22,6 +22,10 @@ type Result struct {
 	Reason  string        // reason="..." (RFC 8601 §2.2), optional
 	Comment string        // an RFC 5322 comment after the result, optional
 	Props   []Property
+	// PropsComment is a comment after the properties, optional: iprev
+	// writes the name it checked there (policy.iprev=192.0.2.1
+	// (mail.example.com), RFC 8601 §2.7.3).
+	PropsComment string
 }
 
 // Header is a parsed Authentication-Results field value.

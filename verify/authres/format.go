@@ -147,6 +147,7 @@ func (w *words) resinfo(r Result) bool {
 		w.b = appendPValue(w.b, p.Value)
 		w.mark()
 	}
+	w.comment(r.PropsComment)
 	return true
 }
 
