@@ -52,6 +52,10 @@ type Engine struct {
 	// ARC sets); it may be shared by engines (a reload keeps it).
 	Keys *dkimkey.Cache
 
+	// Sealers, when set, gathers evidence on ARC sealers (SealerStats);
+	// it may be shared by engines (a reload keeps it).
+	Sealers *SealerStats
+
 	Logger  *slog.Logger
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.

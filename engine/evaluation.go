@@ -446,6 +446,7 @@ func (m *Evaluation) End() *Verdict {
 		}
 	}
 	v.Elapsed = m.e.now().Sub(m.start)
+	m.e.Sealers.Record(v)
 	m.finish(v)
 	return v
 }

@@ -88,6 +88,18 @@ type DMARCConfig struct {
 type ARCConfig struct {
 	Seal           SealConfig `yaml:"seal"`
 	TrustedSealers []string   `yaml:"trusted_sealers"`
+	// SealerStats: evidence on the sealers seen, for choosing
+	// trusted_sealers (authmilter sealers).
+	SealerStats SealerStatsConfig `yaml:"sealer_stats"`
+}
+
+// SealerStatsConfig says where the daemon keeps its evidence on ARC
+// sealers and for how many sealing domains.
+type SealerStatsConfig struct {
+	// File is written every 5 minutes and at shutdown, and read at start;
+	// empty: kept in memory (and metrics) only.
+	File       string `yaml:"file"`
+	MaxSealers int    `yaml:"max_sealers"`
 }
 
 // SealConfig holds the ARC sealing key; sealing is on when KeyFile is set.
@@ -173,6 +185,7 @@ func DefaultConfig() *Config {
 		DNS:        DNSConfig{Timeout: 2 * time.Second, Attempts: 2, CacheSize: 10000},
 		DKIM:       DKIMConfig{MaxSignatures: 5},
 		DMARC:      DMARCConfig{OrgDomain: "treewalk", ListAction: "policy"},
+		ARC:        ARCConfig{SealerStats: SealerStatsConfig{File: "/var/lib/authmilter/sealers.json", MaxSealers: 500}},
 		Policy: PolicyConfig{
 			Enforce:          &enforce,
 			Quarantine:       "hold",
@@ -332,6 +345,9 @@ func (c *Config) validate() error {
 		if s.KeyFile == "" || s.Domain == "" || s.Selector == "" {
 			add("arc.seal: domain, selector and key_file must all be set to seal")
 		}
+	}
+	if n := c.ARC.SealerStats.MaxSealers; n < 1 || n > 100000 {
+		add("arc.sealer_stats.max_sealers %d: want 1 to 100000", n)
 	}
 	if c.Metrics.Pprof {
 		if c.Metrics.Listen == "" {

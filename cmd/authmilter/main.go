@@ -4,6 +4,7 @@
 //	authmilter serve [--config FILE]     run the milter
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+//	authmilter sealers [--config FILE]   evidence on ARC sealers seen
 package main
 
 import (
@@ -20,9 +21,10 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"keygen": runKeygen,
-	"serve":  runServe,
-	"check":  runCheck,
+	"keygen":  runKeygen,
+	"serve":   runServe,
+	"check":   runCheck,
+	"sealers": runSealers,
 }
 
 func main() {
@@ -64,4 +66,6 @@ const usage = `usage:
         evaluate one message exactly as the daemon would
   authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
         write a private key and print the DNS TXT record to publish
+  authmilter sealers [--config FILE] [--file FILE] [--format text|json]
+        the evidence the daemon kept on ARC sealers, to choose arc.trusted_sealers
 `
