@@ -5,6 +5,7 @@
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
 //	authmilter sealers [--config FILE]   evidence on ARC sealers seen
+//	authmilter migrate [--opendkim F] [--opendmarc F] [--openarc F]
 package main
 
 import (
@@ -25,6 +26,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"serve":   runServe,
 	"check":   runCheck,
 	"sealers": runSealers,
+	"migrate": runMigrate,
 }
 
 func main() {
@@ -68,4 +70,6 @@ const usage = `usage:
         write a private key and print the DNS TXT record to publish
   authmilter sealers [--config FILE] [--file FILE] [--format text|json]
         the evidence the daemon kept on ARC sealers, to choose arc.trusted_sealers
+  authmilter migrate [--opendkim FILE] [--opendmarc FILE] [--openarc FILE]
+        print an authmilter configuration equivalent to those files
 `
