@@ -3,6 +3,8 @@ package engine
 import (
 	"strings"
 	"testing"
+
+	"github.com/authmilter/authmilter/verify/dmarc"
 )
 
 // TestExemptions runs each exemption, list action and From check through
@@ -126,4 +128,24 @@ func TestFromProblem(t *testing.T) {
 			t.Errorf("fromProblem(%q) = %q, want %q", tc.from, got, tc.want)
 		}
 	}
+}
+
+// FuzzFromProblem: From values from the wire never panic the check, and
+// a value it passes has exactly one author domain.
+func FuzzFromProblem(f *testing.F) {
+	for _, s := range []string{"a@example.com", "a@example.com, b@example.org", "undisclosed-recipients:;", "\"x\" <a@[192.0.2.1]>", "=?utf-8?q?x?= <a@b.example>", ""} {
+		f.Add(s, "")
+		f.Add(s, "b@example.net")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		from := []string{a}
+		if b != "" {
+			from = append(from, b)
+		}
+		if fromProblem(from) == "" {
+			if d, err := dmarc.AuthorDomains(from); err != nil || len(d) != 1 {
+				t.Errorf("fromProblem(%q) passed, but author domains %v %v", from, d, err)
+			}
+		}
+	})
 }

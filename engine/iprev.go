@@ -35,9 +35,11 @@ type ClientCheck struct {
 
 // StartIPRev starts the iprev check of the client ip, in the background
 // unless the resolver has every answer in memory. It returns nil when the
-// policy has iprev off or ip is unknown. Stop releases the check.
+// policy has iprev off, ip is unknown or internal. Stop releases the
+// check.
 func (e *Engine) StartIPRev(ctx context.Context, ip netip.Addr) *ClientCheck {
-	if e.Policy.IPRev != IPRevHeader || !ip.IsValid() {
+	// Internal clients are not judged: their check would go unread.
+	if e.Policy.IPRev != IPRevHeader || !ip.IsValid() || inNetworks(e.Policy.InternalNetworks, ip) {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
