@@ -442,7 +442,7 @@ func (m *Evaluation) End() *Verdict {
 		m.seal(v, results)
 		v.Insert = append(v.Insert, authres.FieldOf(v.AuthResults))
 		if m.e.ReceivedSPF {
-			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", authres.ReceivedSPF(m.spfMail, m.e.AuthservID), false))
+			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", receivedSPF(m.spfMail, m.e.AuthservID), false))
 		}
 	}
 	v.Elapsed = m.e.now().Sub(m.start)

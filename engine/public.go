@@ -28,7 +28,7 @@ var spfReasons = []error{
 
 // publicSPF converts an SPF result to its resinfo with a public reason.
 func publicSPF(r spf.Result) authres.Result {
-	out := authres.FromSPF(r)
+	out := spfAuthRes(r)
 	if r.Err == nil {
 		return out
 	}
@@ -70,7 +70,7 @@ func publicLookupReason(err error, other string) string {
 // publicDKIM converts one DKIM signature's result with a public reason:
 // the verifier's short reason, unless it is an error's text.
 func publicDKIM(s dkim.Signature, all []string) authres.Result {
-	out := authres.FromDKIM(s, all)
+	out := dkimAuthRes(s, all)
 	if out.Reason != "" && s.Err != nil && strings.Contains(out.Reason, s.Err.Error()) {
 		out.Reason = publicLookupReason(s.Err, "signature not verified")
 	}
@@ -110,7 +110,7 @@ func publicDMARCReason(d dmarc.Result) string {
 func publicDMARC(d dmarc.Result, o Override) authres.Result {
 	pub := d
 	pub.Reason = publicDMARCReason(d)
-	out := authres.FromDMARC(pub)
+	out := dmarcAuthRes(pub)
 	if !o.IsZero() {
 		out.Comment = joinComment(out.Comment, "override "+o.String())
 	}
@@ -124,7 +124,7 @@ var arcReasons = []error{
 
 // publicARC converts an ARC result with a public reason.
 func publicARC(r arc.Result, client netip.Addr) authres.Result {
-	out := authres.FromARC(r, client)
+	out := arcAuthRes(r, client)
 	if out.Reason == "" || r.Err == nil {
 		return out
 	}

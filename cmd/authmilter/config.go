@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/domain"
 )
 
 // Config is the authmilter configuration file. Every field has a default
@@ -35,9 +36,9 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 
 	// Threads is the number of scheduler threads (GOMAXPROCS): "auto"
-	// (the default: one while the load fits in one, all of them when
-	// work queues; package internal/procs) or a number, kept. The
-	// GOMAXPROCS environment variable, when set, wins over both.
+	// (the default: the Go runtime decides, from the CPUs and the
+	// container's CPU limit) or a fixed number. The GOMAXPROCS
+	// environment variable, when set, wins over both.
 	Threads string `yaml:"threads"`
 }
 
@@ -341,9 +342,26 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	// Domain lists compare as A-labels: a U-label and its A-label are the
+	// same domain (RFC 8616), so either may be written.
+	for _, field := range []struct {
+		name string
+		list []string
+	}{{"arc.trusted_sealers", c.ARC.TrustedSealers}} { // allow_domains: allowEntry
+		for _, d := range field.list {
+			if _, err := domain.Parse(strings.TrimSpace(d)); err != nil {
+				add("%s: %v", field.name, err)
+			}
+		}
+	}
 	if s := c.ARC.Seal; s.KeyFile != "" || s.Domain != "" || s.Selector != "" {
 		if s.KeyFile == "" || s.Domain == "" || s.Selector == "" {
 			add("arc.seal: domain, selector and key_file must all be set to seal")
+		}
+		for _, v := range []struct{ name, value string }{{"domain", s.Domain}, {"selector", s.Selector}} {
+			if _, err := domain.Parse(v.value); v.value != "" && err != nil {
+				add("arc.seal.%s: %v", v.name, err)
+			}
 		}
 	}
 	if n := c.ARC.SealerStats.MaxSealers; n < 1 || n > 100000 {
@@ -422,29 +440,20 @@ func allowEntry(e string) (kind, domain string, err error) {
 		}
 	}
 	domain = strings.TrimSpace(domain)
-	if !plausibleDomain(domain) {
-		return "", "", fmt.Errorf("%q: %q is not a domain name", e, domain)
+	if _, err := parseDomain(domain); err != nil {
+		if kind == "from" {
+			return "", "", err
+		}
+		return "", "", fmt.Errorf("%q: %w", e, err)
 	}
 	return kind, domain, nil
 }
 
-// plausibleDomain reports whether s looks like a domain name: labels of
-// letters, digits, hyphens and underscores (or non-ASCII, for U-labels)
-// separated by dots, with no empty label but an optional final dot.
+// plausibleDomain reports whether s is a domain name (U-labels or
+// A-labels, domain.Parse).
 func plausibleDomain(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, r := range label {
-			if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 0x7f) {
-				return false
-			}
-		}
-	}
-	return true
+	_, err := parseDomain(s)
+	return err == nil
 }
+
+func parseDomain(s string) (domain.Name, error) { return domain.Parse(strings.TrimSpace(s)) }

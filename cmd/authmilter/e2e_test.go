@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	msgauthdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
@@ -66,7 +68,14 @@ func newE2E(t testing.TB) *e2e {
 			"_dmarc.quarantined.example":     {"v=DMARC1; p=quarantine"},
 			"seal._domainkey.forwarder.test": {pub(sk)},
 			"mail.example.com":               {"v=spf1 a -all"},
-		}, A: map[string][]string{"mail.example.com": {"192.0.2.10"}}},
+			// bücher.example (issue #25): the DNS holds A-labels only.
+			"xn--bcher-kva.example":                {"v=spf1 ip4:192.0.2.0/24 -all"},
+			"mx.xn--bcher-kva.example":             {"v=spf1 ip4:192.0.2.0/24 -all"},
+			"_dmarc.xn--bcher-kva.example":         {"v=DMARC1; p=reject"},
+			"sel._domainkey.xn--bcher-kva.example": {pub(dk)},
+		}, A: map[string][]string{"mail.example.com": {"192.0.2.10"}},
+			// iprev: mail.example.com is 192.0.2.10 both ways.
+			PTR: map[string][]string{dnscache.ReverseName(netip.MustParseAddr("192.0.2.10")): {"mail.example.com."}}},
 	}
 	dnsAddr := dnstest.Serve(t, x.dns)
 	x.cfgPath = filepath.Join(dir, "authmilter.yaml")

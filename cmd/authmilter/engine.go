@@ -8,6 +8,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
@@ -36,9 +37,9 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		Quarantine:     engine.QuarantineMode(cfg.Policy.Quarantine),
 		Temperror:      engine.TemperrorMode(cfg.Policy.Temperror),
 		SealInternal:   cfg.Policy.SealInternal,
-		TrustedSealers: lower(cfg.ARC.TrustedSealers),
-		IgnoreMailFrom: lower(cfg.Policy.IgnoreMailFrom),
-		IgnoreRcpt:     lower(cfg.Policy.IgnoreRcpt),
+		TrustedSealers: aLabels(cfg.ARC.TrustedSealers),
+		IgnoreMailFrom: aLabels(cfg.Policy.IgnoreMailFrom),
+		IgnoreRcpt:     rcptEntries(cfg.Policy.IgnoreRcpt),
 		ListAction:     engine.ListAction(cfg.DMARC.ListAction),
 		FromChecks:     engine.FromChecks(cfg.Policy.FromChecks),
 		IPRev:          engine.IPRevMode(cfg.Policy.IPRev),
@@ -48,7 +49,7 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		if err != nil {
 			return nil, fmt.Errorf("policy.allow_domains: %w", err)
 		}
-		dom = lower([]string{dom})[0]
+		dom = aLabel(dom)
 		switch kind {
 		case "dkim":
 			pol.AllowDKIM = append(pol.AllowDKIM, dom)
@@ -89,17 +90,46 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		if err != nil {
 			return nil, fmt.Errorf("arc.seal.key_file: %w", err)
 		}
-		e.Sealer = &arc.Sealer{Domain: s.Domain, Selector: s.Selector, Key: key, Headers: s.Headers}
+		// The seal's d= and s= go into any message: A-labels (RFC 8616).
+		e.Sealer = &arc.Sealer{Domain: aLabel(s.Domain), Selector: aLabel(s.Selector), Key: key, Headers: s.Headers}
 	}
 	return e, nil
 }
 
-func lower(list []string) []string {
+// aLabels returns the names of a configured list in the form the policy
+// compares (domain.Parse: A-labels, lower case, no trailing dot), so that
+// a U-label and its A-label match (RFC 8616). validate has checked them.
+func aLabels(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
-		out[i] = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+		out[i] = aLabel(s)
 	}
 	return out
+}
+
+// rcptEntries normalises policy.ignore_rcpt: the domain of an address or
+// a domain entry as A-labels, a local part in lower case.
+func rcptEntries(list []string) []string {
+	out := make([]string, len(list))
+	for i, e := range list {
+		e = strings.TrimSpace(e)
+		if local, dom, ok := strings.Cut(e, "@"); ok {
+			if dom != "" {
+				dom = aLabel(dom)
+			}
+			out[i] = strings.ToLower(local) + "@" + dom
+		} else {
+			out[i] = aLabel(e)
+		}
+	}
+	return out
+}
+
+func aLabel(s string) string {
+	if d, err := domain.Parse(strings.TrimSpace(s)); err == nil {
+		return d.ASCII
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
 }
 
 func prefixes(list []string) ([]netip.Prefix, error) {

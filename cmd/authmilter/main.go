@@ -6,6 +6,7 @@
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
 //	authmilter sealers [--config FILE]   evidence on ARC sealers seen
 //	authmilter migrate [--opendkim F] [--opendmarc F] [--openarc F]
+//	authmilter audit [options] DOMAIN...  check a domain's DNS records
 package main
 
 import (
@@ -25,6 +26,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"keygen":  runKeygen,
 	"serve":   runServe,
 	"check":   runCheck,
+	"audit":   runAudit,
 	"sealers": runSealers,
 	"migrate": runMigrate,
 }
@@ -68,6 +70,10 @@ const usage = `usage:
         evaluate one message exactly as the daemon would
   authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
         write a private key and print the DNS TXT record to publish
+  authmilter audit [--config FILE] [--zone FILE] [--dkim-selector S]...
+        [--ca-file FILE] [--format text|json] DOMAIN...
+        check the SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI records of
+        each domain; exit 1 when a check failed
   authmilter sealers [--config FILE] [--file FILE] [--format text|json]
         the evidence the daemon kept on ARC sealers, to choose arc.trusted_sealers
   authmilter migrate [--opendkim FILE] [--opendmarc FILE] [--openarc FILE]

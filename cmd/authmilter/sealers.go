@@ -102,7 +102,7 @@ func runSealers(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sealers: %w", err)
 	}
 	trusted := map[string]bool{}
-	for _, t := range lower(cfg.ARC.TrustedSealers) {
+	for _, t := range aLabels(cfg.ARC.TrustedSealers) {
 		trusted[t] = true
 	}
 	if *format == "json" {
