@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/dmarc"
 	"github.com/authmilter/authmilter/verify/spf"
@@ -61,14 +62,14 @@ func (p *Policy) exempt(f *Facts) Override {
 			continue
 		}
 		for _, allowed := range p.AllowDKIM {
-			if equalDomain(s.Domain, allowed) {
+			if sameDomain(s.Domain, allowed) {
 				return Override{OverrideLocalPolicy, "DKIM pass for " + allowed + " in policy.allow_domains"}
 			}
 		}
 	}
 	if s := f.SPF; s != nil && s.Result == verify.ResultPass && s.Identity != spf.IdentityHELO {
 		for _, allowed := range p.AllowSPF {
-			if equalDomain(s.Domain, allowed) {
+			if sameDomain(s.Domain, allowed) {
 				return Override{OverrideLocalPolicy, "SPF pass for " + allowed + " in policy.allow_domains"}
 			}
 		}
@@ -76,6 +77,10 @@ func (p *Policy) exempt(f *Facts) Override {
 	if dom := mailDomain(f.MailFrom); dom != "" {
 		for _, ignored := range p.IgnoreMailFrom {
 			if sameOrSub(dom, ignored) {
+				// Domains in Authentication-Results are A-labels.
+				if n, err := domain.Parse(dom); err == nil {
+					dom = n.ASCII
+				}
 				return Override{OverrideLocalPolicy, "MAIL FROM domain " + dom + " in policy.ignore_mail_from"}
 			}
 		}
@@ -124,7 +129,7 @@ func (p *Policy) rcptIgnored(addr string) bool {
 				return true
 			}
 		default:
-			if at >= 0 && strings.EqualFold(local, e[:i]) && equalDomain(dom, e[i+1:]) {
+			if at >= 0 && strings.EqualFold(local, e[:i]) && sameDomain(dom, e[i+1:]) {
 				return true
 			}
 		}
@@ -191,12 +196,6 @@ func fromProblem(from []string) string {
 		return "a From header field with several addresses"
 	}
 	return ""
-}
-
-// equalDomain compares two domain names without regard to case or a final
-// dot.
-func equalDomain(a, b string) bool {
-	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
 // mailDomain is the domain of an envelope address, "" for the null
