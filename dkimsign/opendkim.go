@@ -38,7 +38,9 @@ const maxTableFile = 16 << 20
 // every match does, in that order. (OpenDKIM 2.11 with MultipleSignatures
 // applies only the first and the last of three or more matches; this
 // reader follows the documented behaviour.) A row's value is
-// "keyname[:signer]": keyname "%" names the key by the From domain;
+// "keyname[:signer]": keyname "%" names the key by the From domain (when
+// the KeyTable has no such key, the message is passed on unsigned, where
+// OpenDKIM fails it);
 // signer, with "%" replaced by the From domain, becomes i= when it lies in
 // the signing domain and is left out otherwise.
 //
@@ -299,6 +301,11 @@ func ParseSigningTable(data []byte, name string, refile bool) ([]SigningTableRow
 		}
 		r := SigningTableRow{Line: line, Pattern: key, KeyName: f[0]}
 		if len(f) == 2 {
+			// The signer becomes i=, an address (RFC 6376 §3.5); OpenDKIM
+			// fails to sign (and by default rejects) with anything else.
+			if !strings.Contains(f[1], "@") {
+				return fmt.Errorf("%w: %s: signer %q is not an address (i= needs user@domain)", ErrOpenDKIM, where, f[1])
+			}
 			r.Signer = f[1]
 		}
 		out = append(out, r)

@@ -14,10 +14,11 @@ import (
 )
 
 // odFixture writes a KeyTable with keys k1..k5 (d=example.com, s=s1..s5)
-// and k6 (d=%, s=s6), all one Ed25519 key file, and returns its path.
+// and k6 (d=%, s=s6), all one RSA key file (OpenDKIM 2.11 signs with RSA
+// keys only), and returns its path.
 func odFixture(t *testing.T, dir string) string {
 	t.Helper()
-	keyFile := writeKey(t, dir, "key.pem", edKey(t), 0o600)
+	keyFile := writeKey(t, dir, "key.pem", rsaKey(t, 2048), 0o600)
 	var kt strings.Builder
 	kt.WriteString("# key table written by the test\n\n")
 	for i := 1; i <= 5; i++ {
@@ -138,6 +139,7 @@ func TestOpenDKIMErrors(t *testing.T) {
 		{"no value", "k1 example.com:s1:" + keyFile + "\n", "example.com\n", "refile", ErrOpenDKIM, "SigningTable:1"},
 		{"bad selector", "k1 example.com:s 1:" + keyFile + "\n", "example.com k1\n", "file", ErrOpenDKIM, "KeyTable:1"},
 		{"duplicate key name", "k1 example.com:s1:" + keyFile + "\nk1 example.com:s2:" + keyFile + "\n", "example.com k1\n", "file", ErrOpenDKIM, "KeyTable:2"},
+		{"signer not an address", "k1 example.com:s1:" + keyFile + "\n", "example.com k1:%\n", "file", ErrOpenDKIM, "SigningTable:1"},
 		{"unsupported data set", "", "", "csl", ErrOpenDKIM, "csl:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
