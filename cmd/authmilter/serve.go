@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/metrics"
 	"github.com/authmilter/authmilter/internal/procs"
@@ -88,13 +89,13 @@ type daemon struct {
 	logOut  io.Writer
 	level   *slog.LevelVar
 	logger  atomic.Pointer[slog.Logger]
-	metrics *milter.Metrics
+	metrics *engine.Metrics
 
 	mu       sync.Mutex // serialises reloads
 	cfg      *Config
 	resolver dnscache.Resolver
 	keys     *dkimkey.Cache // parsed DKIM keys, kept across reloads (keyed by record text)
-	engine   atomic.Pointer[milter.Engine]
+	engine   atomic.Pointer[engine.Engine]
 }
 
 // serve runs the daemon until ctx ends, reloading on every value from hup.
@@ -113,7 +114,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	log.SetFlags(0)
 	log.SetOutput(libLog{d})
 	reg := &metrics.Registry{}
-	d.metrics = milter.NewMetrics(reg)
+	d.metrics = engine.NewMetrics(reg)
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
@@ -133,13 +134,13 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	}
 	logger := d.logger.Load()
 	srv := &milter.Server{
-		NewSession: (&milter.Handler{Engine: d.engine.Load}).NewSession,
+		NewSession: (&engine.Handler{Engine: d.engine.Load}).NewSession,
 		Logger:     logger,
 		// Beyond Postfix's milter_*_timeout: the MTA gives up first.
 		IdleTimeout: cfg.Limits.IdleTimeout,
-		Actions:     milter.Actions,
-		Protocol:    milter.Protocol,
-		SymList:     milter.SymList,
+		Actions:     engine.Actions,
+		Protocol:    engine.Protocol,
+		SymList:     engine.SymList,
 	}
 	var metricsSrv *http.Server
 	if cfg.Metrics.Listen != "" {

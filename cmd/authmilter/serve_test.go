@@ -18,7 +18,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 )
 
 // milterMessage sends one message through the milter at addr from client
