@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 )
 
 // Interoperability: messages signed here verify with dkimpy (python3-dkim),
@@ -396,4 +396,3 @@ func TestInteropOpenDKIMTables(t *testing.T) {
 		}
 	}
 }
-
