@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
@@ -157,7 +158,10 @@ type report struct {
 	Internal              bool          `json:"internal,omitempty"`
 	Sealed                bool          `json:"sealed"`
 	SealError             string        `json:"seal_error,omitempty"`
-	ForgedRemoved         int           `json:"forged_authentication_results_removed"`
+	// Signed: the DKIM signatures added (authenticated or internal mail).
+	Signed        []dkimsign.Signature `json:"signed"`
+	SignError     string               `json:"sign_error,omitempty"`
+	ForgedRemoved int                  `json:"forged_authentication_results_removed"`
 }
 
 type spfReport struct {
@@ -209,6 +213,10 @@ func checkReport(v *engine.Verdict) report {
 	}
 	if v.SealErr != nil {
 		rep.SealError = v.SealErr.Error()
+	}
+	rep.Signed = append([]dkimsign.Signature{}, v.Signed...)
+	if v.SignErr != nil {
+		rep.SignError = v.SignErr.Error()
 	}
 	spfRep := func(s *spf.Result) *spfReport {
 		if s == nil {
