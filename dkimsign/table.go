@@ -214,3 +214,13 @@ func toASCII(d string) (string, error) {
 	}
 	return strings.ToLower(d), nil
 }
+
+// NewTable returns a table of keys already loaded, by exact From domain
+// (for tests and programs that hold their keys in memory).
+func NewTable(byDomain map[string][]Key) *Table {
+	t := &Table{exact: map[string][]Key{}, wildcard: map[string][]Key{}}
+	for d, ks := range byDomain {
+		t.exact[strings.ToLower(d)] = append([]Key(nil), ks...)
+	}
+	return t
+}
