@@ -134,26 +134,25 @@ func HeaderList(header []message.Field, opts *Options) []string {
 	if opts != nil && opts.Oversign != nil {
 		over = opts.Oversign
 	}
-	count := func(name string) int {
-		n := 0
-		for _, f := range header {
-			if strings.EqualFold(strings.TrimRight(f.Name, " \t"), name) {
-				n++
-			}
-		}
-		return n
+	// One pass over the header, one over each list.
+	counts := make(map[string]int, len(header))
+	for _, f := range header {
+		counts[strings.ToLower(strings.TrimRight(f.Name, " \t"))]++
 	}
-	isOver := func(name string) bool { return containsFold(over, name) }
-	var names []string
-	seen := map[string]bool{}
+	overSet := make(map[string]bool, len(over))
+	for _, h := range over {
+		overSet[strings.ToLower(h)] = true
+	}
+	names := make([]string, 0, len(header)+len(over))
+	seen := make(map[string]bool, len(list)+len(over))
 	add := func(name string) {
 		l := strings.ToLower(name)
 		if seen[l] {
 			return
 		}
 		seen[l] = true
-		n := count(name)
-		if isOver(name) {
+		n := counts[l]
+		if overSet[l] {
 			n++
 		}
 		for range n {
