@@ -87,6 +87,7 @@ type Evaluation struct {
 	signKeys []dkimsign.Key
 	signHash *canon.BodyHasher
 	signBody *canon.BodySet
+	signSkip string // why an unjudged message is not signed
 	ended    bool
 }
 
@@ -366,11 +367,14 @@ type Verdict struct {
 	// Signed are the DKIM signatures added (mail not judged, from a
 	// signing source, whose From domain has keys); SignErr why none could
 	// be.
-	Signed   []dkimsign.Signature
-	SignErr  error
-	Sealed   bool
-	LimitErr error // the header section exceeded a limit
-	Elapsed  time.Duration
+	Signed  []dkimsign.Signature
+	SignErr error
+	// SignSkipped says why mail that is not judged was not signed when
+	// signing is configured ("no key for example.org", ...).
+	SignSkipped string
+	Sealed      bool
+	LimitErr    error // the header section exceeded a limit
+	Elapsed     time.Duration
 }
 
 // End finishes the message: it waits (at most Engine.Timeout) for the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto"
+	"fmt"
 
 	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/internal/canon"
@@ -18,23 +19,34 @@ func (m *Evaluation) startSigning(body *canon.BodySet) {
 	}
 	auth := m.env.AuthUser != ""
 	if !(auth && s.Authenticated || !auth && s.Internal && m.e.Policy.Internal(m.env.ClientIP, "")) {
+		m.signSkip = "source not in dkim.sign.sources"
 		return
 	}
 	from := m.fieldValues("From")
 	if len(from) != 1 {
 		// RFC 6376 §5.4 / RFC 5322 §3.6: one From field; with none or
 		// several there is no author domain to sign for.
+		m.signSkip = fmt.Sprintf("%d From fields", len(from))
 		return
 	}
 	m.signKeys = s.Keys.Keys(from[0])
-	if len(m.signKeys) > 0 {
-		m.signHash = body.Hasher(canon.Relaxed, crypto.SHA256, -1)
+	if len(m.signKeys) == 0 {
+		// Said in the log line, so that a missing key is not silent.
+		_, domain, ok := dkimsign.SplitFrom(from[0])
+		if !ok {
+			m.signSkip = "From has no address"
+		} else {
+			m.signSkip = "no key for " + domain
+		}
+		return
 	}
+	m.signHash = body.Hasher(canon.Relaxed, crypto.SHA256, -1)
 }
 
 // sign adds the DKIM signatures chosen at end of headers to v.Insert.
 func (m *Evaluation) sign(v *Verdict) {
 	if m.signHash == nil {
+		v.SignSkipped = m.signSkip
 		return
 	}
 	if m.signBody != nil {

@@ -38,18 +38,22 @@ func TestEngineSigns(t *testing.T) {
 		engine   *Engine
 		msg      string
 		wantSign bool
+		wantSkip string
 	}{
-		"authenticated":         {submission, e, msg, true},
-		"internal network":      {env("10.1.2.3", "app", "app@example.com"), e, msg, true},
-		"judged (from outside)": {env("192.0.2.10", "helo.example.com", "alice@example.com"), e, msg, false},
-		"domain without keys":   {submission, e, msgText("relaxed.example", "", "Hi.\r\n"), false},
-		"internal not a source": {env("10.1.2.3", "app", "app@example.com"), w.engine(func(x *Engine) { *x = *e; x.Signing = &Signing{Keys: table, Authenticated: true} }), msg, false},
-		"two From fields":       {submission, e, "From: x@example.com\r\n" + msg, false},
+		"authenticated":         {submission, e, msg, true, ""},
+		"internal network":      {env("10.1.2.3", "app", "app@example.com"), e, msg, true, ""},
+		"judged (from outside)": {env("192.0.2.10", "helo.example.com", "alice@example.com"), e, msg, false, ""},
+		"domain without keys":   {submission, e, msgText("relaxed.example", "", "Hi.\r\n"), false, "no key for relaxed.example"},
+		"internal not a source": {env("10.1.2.3", "app", "app@example.com"), w.engine(func(x *Engine) { *x = *e; x.Signing = &Signing{Keys: table, Authenticated: true} }), msg, false, "source not in dkim.sign.sources"},
+		"two From fields":       {submission, e, "From: x@example.com\r\n" + msg, false, "2 From fields"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v, fields, body := run(t, tc.engine, tc.env, tc.msg)
 			if got := len(v.Signed) > 0; got != tc.wantSign || v.SignErr != nil {
 				t.Fatalf("signed %v (%v), want %v", got, v.SignErr, tc.wantSign)
+			}
+			if v.SignSkipped != tc.wantSkip {
+				t.Errorf("SignSkipped %q, want %q", v.SignSkipped, tc.wantSkip)
 			}
 			if !tc.wantSign {
 				for _, f := range v.Insert {
