@@ -281,6 +281,15 @@ func writeText(w io.Writer, v *engine.Verdict) error {
 	if rep.Override != "" {
 		line("override", "%s", rep.Override)
 	}
+	for _, sg := range rep.Signed {
+		line("signed", "d=%s s=%s a=%s", sg.Domain, sg.Selector, sg.Algorithm)
+	}
+	if v.SignSkipped != "" {
+		line("signed", "no: %s", v.SignSkipped)
+	}
+	if rep.SignError != "" {
+		line("signed", "error: %s", rep.SignError)
+	}
 	line("action", "%s%s", rep.Action, suffix(" ", rep.Reply))
 	if rep.AuthenticationResults != "" {
 		fmt.Fprintf(&b, "\nAuthentication-Results: %s\n", strings.ReplaceAll(rep.AuthenticationResults, "\r\n", "\n"))

@@ -74,6 +74,11 @@ func TestCheckAuthUserSigns(t *testing.T) {
 		t.Errorf("signed message does not verify: %+v", sigs)
 	}
 
+	code, text, _ := runCmd(append(append([]string{}, args...), "--auth-user", "alice", unsigned)...)
+	if code != 0 || !strings.Contains(text, "signed:  d=example.com s=out a=ed25519-sha256") {
+		t.Errorf("text output:\n%s", text)
+	}
+
 	// Judged mail is never signed.
 	code, out, errOut = runCmd(append(append([]string{}, args...), "--format", "json", unsigned)...)
 	if code != 0 && code != 1 {
