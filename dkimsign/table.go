@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"strings"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 )
 
@@ -182,8 +183,8 @@ func (t *Table) WithOpenDKIM(o *OpenDKIM) *Table {
 
 // SplitFrom returns the local part and the lower-case domain of from: an
 // address ("user@example.com") or a From field value (the first mailbox,
-// RFC 5322 §3.6.2). A domain with U-labels is not matched (key table
-// domains are A-labels).
+// RFC 5322 §3.6.2). A domain in U-labels (an SMTPUTF8 message) is
+// returned in its A-label form.
 func SplitFrom(from string) (local, domain string, ok bool) {
 	addr := strings.TrimSpace(from)
 	if list, err := mail.ParseAddressList(addr); err == nil && len(list) > 0 {
@@ -202,17 +203,14 @@ func SplitFrom(from string) (local, domain string, ok bool) {
 	return addr[:i], d, true
 }
 
-// errNotASCII: a domain with U-labels (configure its A-label form).
-var errNotASCII = errors.New("not an ASCII domain (write its A-label form, xn--…)")
-
-// toASCII lower-cases an ASCII domain.
+// toASCII returns the lower-case A-label form of a domain in U-labels or
+// A-labels (RFC 8616: both are the same domain; d= is written in A-labels).
 func toASCII(d string) (string, error) {
-	for i := 0; i < len(d); i++ {
-		if d[i] >= 0x80 {
-			return "", errNotASCII
-		}
+	n, err := domain.Parse(d)
+	if err != nil {
+		return "", err
 	}
-	return strings.ToLower(d), nil
+	return n.ASCII, nil
 }
 
 // NewTable returns a table of keys already loaded, by exact From domain

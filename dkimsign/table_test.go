@@ -35,6 +35,7 @@ func TestTable(t *testing.T) {
 		{Domain: "*.example.com", Selector: "sub", KeyFile: edFile},
 		{Domain: "*.deep.example.com", Selector: "deep", KeyFile: edFile},
 		{Domain: "other.org", Selector: "o", KeyFile: edFile},
+		{Domain: "bücher.example", Selector: "idn", KeyFile: edFile},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +52,8 @@ func TestTable(t *testing.T) {
 		"a@other.org":                           {"other.org/o"},
 		"a@sub.other.org":                       nil, // no *.other.org entry
 		"a@example.net":                         nil,
+		"a@BÜCHER.example":                      {"xn--bcher-kva.example/idn"},
+		"a@xn--bcher-kva.example":               {"xn--bcher-kva.example/idn"},
 		"a@notexample.com":                      nil,
 		"not an address":                        nil,
 		"a@b@example.com":                       nil,
@@ -89,7 +92,7 @@ func TestTableErrors(t *testing.T) {
 		{"world readable", Entry{Domain: "example.com", Selector: "s", KeyFile: writeKey(t, dir, "w.pem", ek, 0o604)}, dkimkey.ErrKeyPermissions},
 		{"missing file", Entry{Domain: "example.com", Selector: "s", KeyFile: filepath.Join(dir, "none.pem")}, os.ErrNotExist},
 		{"bad domain", Entry{Domain: "exa_mple .com", Selector: "s", KeyFile: good}, ErrTable},
-		{"unicode domain", Entry{Domain: "exämple.com", Selector: "s", KeyFile: good}, ErrTable},
+		{"invalid IDN", Entry{Domain: "ex\u00e4mple-.com", Selector: "s", KeyFile: good}, ErrTable},
 		{"bad selector", Entry{Domain: "example.com", Selector: "", KeyFile: good}, ErrTable},
 		{"no key file", Entry{Domain: "example.com", Selector: "s"}, ErrTable},
 		{"rsa 1023", Entry{Domain: "example.com", Selector: "s", KeyFile: writeKey(t, dir, "small.pem", rsaKey(t, 1023), 0o600)}, ErrTable},

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/dkimsign"
-	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/verify/spf"
@@ -81,15 +80,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	var r dnscache.Resolver
-	if *zone != "" {
-		z, err := dnscache.LoadZoneFile(*zone)
-		if err != nil {
-			return err
-		}
-		r = z
-	} else if r, err = dnscache.New(dnsConfig(cfg)); err != nil {
-		return fmt.Errorf("dns: %w", err)
+	r, err := newResolver(cfg, *zone)
+	if err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err := newEngine(cfg, r, logger, nil)

@@ -26,7 +26,6 @@ import (
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/metrics"
-	"github.com/authmilter/authmilter/internal/procs"
 	"github.com/authmilter/authmilter/milter"
 )
 
@@ -34,15 +33,14 @@ import (
 const shutdownGrace = 30 * time.Second
 
 // The garbage collector's settings of the daemon, unless GOGC or GOMEMLIMIT
-// is in its environment. A message leaves about 33 KB of garbage and the
-// live heap is a few MB, so with Go's default (GOGC=100, a 4 MB minimum
-// heap goal) the collector ran about 14 times per 1000 messages; at
-// gcPercent 400 the goal is at least 16 MB, the collector runs a quarter as
-// often, and on the benchmark corpus CPU per message and p99 latency at 8
-// sessions were both ×0.94 (three interleaved rounds), for an RSS of about
-// 31 MiB instead of 18 under load. The soft memory limit keeps the larger
-// goal from multiplying a large live heap (many sessions with big
-// headers): near the limit the collector runs as often as it must.
+// is in its environment. Every message leaves short-lived garbage over a
+// small live heap, so under Go's default (GOGC=100, a 4 MB minimum heap
+// goal) the collector runs often; gcPercent 400 lets the heap grow to five
+// times the live heap (at least 16 MB) between collections, trading memory
+// for collector CPU (docs/performance.md gives the measured effect). The
+// soft memory limit keeps that factor from multiplying a large live heap
+// (many sessions with big headers): near the limit the collector runs as
+// often as it must.
 const (
 	gcPercent   = 400
 	memoryLimit = 256 << 20
@@ -113,7 +111,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	// Libraries that write to the standard logger: route it into ours.
 	log.SetFlags(0)
 	log.SetOutput(libLog{d})
-	reg := &metrics.Registry{}
+	reg := metrics.NewRegistry()
 	d.metrics = engine.NewMetrics(reg)
 	if err := d.apply(cfg); err != nil {
 		return err
@@ -164,9 +162,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 		go func() { _ = metricsSrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.Metrics.Pprof)
 	}
-	threadsCtx, stopThreads := context.WithCancel(ctx)
-	defer stopThreads()
-	threads := startThreads(threadsCtx, cfg, logger, srv.Messages)
+	threads := setThreads(cfg)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("authmilter listening", "listen", cfg.Listen, "authserv_id", cfg.AuthservID,
@@ -297,11 +293,10 @@ func registerDNSMetrics(reg *metrics.Registry, current func() dnscache.Resolver)
 	reg.NewGaugeFunc("authmilter_dns_cache_entries", "Answers held in the DNS cache.", func() float64 { return float64(stats().Entries) })
 }
 
-// startThreads applies the threads setting and says what it is: the
+// setThreads applies the threads setting and says what it is: the
 // GOMAXPROCS environment variable when set, else a fixed count, else
-// "auto", a procs.Scaler running until ctx ends, judging threads by the
-// messages answered (work).
-func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger, work func() uint64) string {
+// "auto", the Go runtime's own choice (left alone).
+func setThreads(cfg *Config) string {
 	if env := os.Getenv("GOMAXPROCS"); env != "" {
 		return "GOMAXPROCS=" + env
 	}
@@ -309,6 +304,5 @@ func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger, work fu
 		runtime.GOMAXPROCS(n)
 		return strconv.Itoa(n)
 	}
-	go (&procs.Scaler{Logger: logger, Work: work}).Run(ctx)
 	return "auto"
 }
