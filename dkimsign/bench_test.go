@@ -93,6 +93,10 @@ func BenchmarkSignVsFloor(b *testing.B) {
 			fields, body := benchMessage(tc.size)
 			keys := []Key{{Domain: "example.com", Selector: "sel", Signer: tc.key}}
 			hdr := make([]byte, 1200)
+			prepared := &Options{} // as the milter's: lists compiled once
+			if err := prepared.Prepare(); err != nil {
+				b.Fatal(err)
+			}
 			var opts crypto.SignerOpts = crypto.SHA256
 			if _, ok := tc.key.(ed25519.PrivateKey); ok {
 				opts = crypto.Hash(0)
@@ -102,7 +106,7 @@ func BenchmarkSignVsFloor(b *testing.B) {
 				t0 := time.Now()
 				h := NewBodyHasher()
 				h.Write(body)
-				if _, err := Sign(fields, h.Sum(), keys, nil); err != nil {
+				if _, err := Sign(fields, h.Sum(), keys, prepared); err != nil {
 					b.Fatal(err)
 				}
 				t1 := time.Now()

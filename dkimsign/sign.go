@@ -98,6 +98,8 @@ type Options struct {
 	Expire time.Duration
 	// Now is the clock for t=; nil means time.Now.
 	Now func() time.Time
+
+	compiled *headerSpec // by Prepare
 }
 
 // Signature is one DKIM-Signature Sign wrote.
@@ -122,52 +124,94 @@ func CheckHeaderNames(names []string) error {
 	return nil
 }
 
+// headerSpec is an Options' header lists compiled: each name once (its
+// first spelling), and whether it is oversigned.
+type headerSpec struct {
+	names []string
+	over  []bool
+	from  bool // From is among names
+}
+
+func compileSpec(list, over []string) *headerSpec {
+	s := &headerSpec{}
+	add := func(name string, o bool) {
+		for i, n := range s.names {
+			if strings.EqualFold(n, name) {
+				s.over[i] = s.over[i] || o
+				return
+			}
+		}
+		s.names = append(s.names, name)
+		s.over = append(s.over, o)
+		s.from = s.from || strings.EqualFold(name, "From")
+	}
+	for _, h := range list {
+		add(h, containsFold(over, h))
+	}
+	for _, h := range over {
+		add(h, true)
+	}
+	return s
+}
+
+// spec returns the compiled header lists: those Prepare made, or made now.
+func (o *Options) spec() *headerSpec {
+	if o != nil && o.compiled != nil {
+		return o.compiled
+	}
+	list, over := DefaultHeaders, DefaultOversign
+	if o != nil && o.Headers != nil {
+		list = o.Headers
+	}
+	if o != nil && o.Oversign != nil {
+		over = o.Oversign
+	}
+	return compileSpec(list, over)
+}
+
+// Prepare checks the header names of o and compiles its lists once, so
+// that Sign does neither per message. Call it before o is shared; o must
+// not be changed afterwards.
+func (o *Options) Prepare() error {
+	if err := CheckHeaderNames(o.Headers); err != nil {
+		return err
+	}
+	if err := CheckHeaderNames(o.Oversign); err != nil {
+		return err
+	}
+	o.compiled = nil
+	o.compiled = o.spec()
+	return nil
+}
+
 // HeaderList returns the h= names for header: each name of opts.Headers
 // once per field of that name present, each name of opts.Oversign once
 // more than it occurs, From at least once (RFC 6376 §5.4). Names keep the
 // configured spelling (matching is case-insensitive, §3.5).
 func HeaderList(header []message.Field, opts *Options) []string {
-	list, over := DefaultHeaders, DefaultOversign
-	if opts != nil && opts.Headers != nil {
-		list = opts.Headers
+	spec := opts.spec()
+	fieldNames := make([]string, len(header))
+	for i, f := range header {
+		fieldNames[i] = strings.TrimRight(f.Name, " \t")
 	}
-	if opts != nil && opts.Oversign != nil {
-		over = opts.Oversign
+	names := make([]string, 0, len(header)+len(spec.names)/2)
+	if !spec.from {
+		// RFC 6376 §5.4: From MUST be signed.
+		names = append(names, "From")
 	}
-	// One pass over the header, one over each list.
-	counts := make(map[string]int, len(header))
-	for _, f := range header {
-		counts[strings.ToLower(strings.TrimRight(f.Name, " \t"))]++
-	}
-	overSet := make(map[string]bool, len(over))
-	for _, h := range over {
-		overSet[strings.ToLower(h)] = true
-	}
-	names := make([]string, 0, len(header)+len(over))
-	seen := make(map[string]bool, len(list)+len(over))
-	add := func(name string) {
-		l := strings.ToLower(name)
-		if seen[l] {
-			return
+	for i, name := range spec.names {
+		n := 0
+		for _, fn := range fieldNames {
+			if len(fn) == len(name) && strings.EqualFold(fn, name) {
+				n++
+			}
 		}
-		seen[l] = true
-		n := counts[l]
-		if overSet[l] {
+		if spec.over[i] {
 			n++
 		}
 		for range n {
 			names = append(names, name)
 		}
-	}
-	for _, h := range list {
-		add(h)
-	}
-	for _, h := range over {
-		add(h)
-	}
-	if !seen["from"] {
-		// RFC 6376 §5.4: From MUST be signed.
-		names = append([]string{"From"}, names...)
 	}
 	return names
 }
@@ -184,11 +228,13 @@ func Sign(header []message.Field, bodyHash []byte, keys []Key, opts *Options) ([
 	if opts == nil {
 		opts = &Options{}
 	}
-	if err := CheckHeaderNames(opts.Headers); err != nil {
-		return nil, err
-	}
-	if err := CheckHeaderNames(opts.Oversign); err != nil {
-		return nil, err
+	if opts.compiled == nil {
+		if err := CheckHeaderNames(opts.Headers); err != nil {
+			return nil, err
+		}
+		if err := CheckHeaderNames(opts.Oversign); err != nil {
+			return nil, err
+		}
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -201,28 +247,33 @@ func Sign(header []message.Field, bodyHash []byte, keys []Key, opts *Options) ([
 	for _, f := range canon.Select(header, names) {
 		hdr = canon.AppendHeader(hdr, canon.Relaxed, f.Raw)
 	}
-	bh := base64.StdEncoding.EncodeToString(bodyHash)
+	tTag := headerfold.Piece{S: "t=" + strconv.FormatInt(t, 10) + ";"}
+	// RFC 6376 §3.5: x= must be greater than t=.
+	xTag := headerfold.Piece{S: "x=" + strconv.FormatInt(t+max(int64(opts.Expire/time.Second), 1), 10) + ";"}
+	bhTag := headerfold.Piece{S: "bh=" + base64.StdEncoding.EncodeToString(bodyHash) + ";"}
+	hNames := headerfold.Names("h", names, ";")
 	out := make([]Signature, 0, len(keys))
 	for _, k := range keys {
 		alg, err := checkKey(k)
 		if err != nil {
 			return nil, err
 		}
+		// The tags before b=, the same in the signed and the final field.
+		head := make([]headerfold.Piece, 0, 12+len(hNames)+10)
+		head = append(head, headerfold.Piece{S: "v=1;"}, headerfold.Piece{S: "a=" + alg + ";"}, headerfold.Piece{S: "c=relaxed/relaxed;"},
+			headerfold.Piece{S: "d=" + k.Domain + ";"}, headerfold.Piece{S: "s=" + k.Selector + ";"})
+		if k.Identity != "" {
+			head = append(head, headerfold.Piece{S: "i=" + k.Identity + ";"})
+		}
+		head = append(head, tTag)
+		if opts.Expire > 0 {
+			head = append(head, xTag)
+		}
+		head = append(head, bhTag)
+		head = append(head, hNames...)
+		n := len(head)
 		tags := func(b string) []headerfold.Piece {
-			p := []headerfold.Piece{{S: "v=1;"}, {S: "a=" + alg + ";"}, {S: "c=relaxed/relaxed;"},
-				{S: "d=" + k.Domain + ";"}, {S: "s=" + k.Selector + ";"}}
-			if k.Identity != "" {
-				p = append(p, headerfold.Piece{S: "i=" + k.Identity + ";"})
-			}
-			p = append(p, headerfold.Piece{S: "t=" + strconv.FormatInt(t, 10) + ";"})
-			if opts.Expire > 0 {
-				// RFC 6376 §3.5: x= must be greater than t=.
-				x := t + max(int64(opts.Expire/time.Second), 1)
-				p = append(p, headerfold.Piece{S: "x=" + strconv.FormatInt(x, 10) + ";"})
-			}
-			p = append(p, headerfold.Piece{S: "bh=" + bh + ";"})
-			p = append(p, headerfold.Names("h", names, ";")...)
-			return append(p, headerfold.Base64("b", b, "")...)
+			return append(head[:n], headerfold.Base64("b", b, "")...)
 		}
 		// RFC 6376 §3.7: the header hash covers the selected fields, then
 		// this DKIM-Signature with an empty b= and without its final CRLF.

@@ -127,6 +127,13 @@ func TestHeaderList(t *testing.T) {
 			if got := HeaderList(hdr, tc.opts); !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
+			prepared := *tc.opts
+			if err := prepared.Prepare(); err != nil {
+				t.Fatal(err)
+			}
+			if got := HeaderList(hdr, &prepared); !slices.Equal(got, tc.want) {
+				t.Errorf("prepared: got %v, want %v", got, tc.want)
+			}
 		})
 	}
 }
@@ -153,6 +160,11 @@ func TestSignErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Sign(nil, tc.bh, tc.keys, tc.opts); !errors.Is(err, ErrSigner) {
 				t.Errorf("got %v, want ErrSigner", err)
+			}
+			if tc.opts != nil {
+				if err := tc.opts.Prepare(); !errors.Is(err, ErrSigner) && strings.Contains(tc.name, "header") {
+					t.Errorf("Prepare: got %v, want ErrSigner", err)
+				}
 			}
 		})
 	}

@@ -117,6 +117,9 @@ func signing(cfg *Config, logger *slog.Logger) (*engine.Signing, error) {
 	if len(c.Oversign) > 0 {
 		s.Options.Oversign = c.Oversign
 	}
+	if err := s.Options.Prepare(); err != nil {
+		return nil, fmt.Errorf("dkim.sign.headers/oversign: %w", err)
+	}
 	if len(c.Sources) == 0 {
 		s.Authenticated, s.Internal = true, true
 	}
