@@ -104,6 +104,11 @@ func (m *Message) finish(v *Verdict) {
 		if d.Reason != "" && d.Result != "pass" {
 			attrs = append(attrs, slog.String("dmarc_reason", d.Reason))
 		}
+		if d.SkippedWalks > 0 {
+			// Identifiers outside the Author Domain's Organizational
+			// Domain: not looked up, they could not align (issue #17).
+			attrs = append(attrs, slog.Int("dmarc_walks_skipped", d.SkippedWalks))
+		}
 	}
 	if a := v.ARC; a != nil && (a.Result != "none" || a.Instances > 0) {
 		attrs = append(attrs, slog.String("arc", string(a.Result)), slog.Int("arc_instances", a.Instances))

@@ -186,6 +186,9 @@ type dmarcReport struct {
 	Applied      string `json:"applied,omitempty"`
 	Disposition  string `json:"disposition"`
 	Reason       string `json:"reason,omitempty"`
+	// WalksSkipped counts the identifiers not looked up because they
+	// could not align (outside the Author Domain's Organizational Domain).
+	WalksSkipped int `json:"walks_skipped,omitempty"`
 }
 
 type arcReport struct {
@@ -235,6 +238,7 @@ func checkReport(v *milter.Verdict) report {
 		rep.DMARC = &dmarcReport{
 			Result: string(d.Result), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
 			Policy: string(d.Policy), Applied: string(d.Applied), Disposition: disp, Reason: d.Reason,
+			WalksSkipped: d.SkippedWalks,
 		}
 	}
 	if a := v.ARC; a != nil {

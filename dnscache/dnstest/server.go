@@ -21,13 +21,17 @@ import (
 //
 // TXT, A, AAAA, MX and PTR queries are answered from r; NXDOMAIN and NODATA
 // come back as such (with an SOA in the authority section, so negative
-// caching works), temporary failures as SERVFAIL. Other types get NODATA.
+// caching works), temporary failures as SERVFAIL, except a Timeout failure,
+// which gets no reply at all (the client's own timeout decides). Other
+// types get NODATA.
 // TXT values longer than 255 octets are split into several strings.
 func Serve(t testing.TB, r dnscache.Resolver) string {
 	t.Helper()
 	pc, ln := ListenUDPTCP(t)
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		_ = w.WriteMsg(answer(r, q))
+		if m := answer(r, q); m != nil {
+			_ = w.WriteMsg(m)
+		}
 	})
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		started := make(chan struct{})
@@ -132,10 +136,19 @@ func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
 		m.Ns = []dns.RR{soa(name)}
 	case errors.Is(err, dnscache.ErrNoData):
 		m.Ns = []dns.RR{soa(name)}
+	case isTimeout(err):
+		return nil
 	default:
 		m.Rcode = dns.RcodeServerFailure
 	}
 	return m
+}
+
+// isTimeout reports whether err is a lookup that timed out (a Timeout
+// failure of a Resolver).
+func isTimeout(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsTimeout
 }
 
 // soa is the authority record of negative answers (RFC 2308), placed at

@@ -25,6 +25,32 @@ type aligner struct {
 	author    string
 	authorOrg string
 	orgs      map[string]string // identifier domain → Organizational Domain
+	// skipped holds the identifier domains from which no tree walk was
+	// made because no answer could have made them align.
+	skipped map[string]bool
+}
+
+// couldAlign reports whether an identifier domain can align with the
+// Author Domain under mode whatever the DNS says about it, and so whether
+// looking it up could change anything.
+//
+// Strict alignment is identity (RFC 9989 §4.4). For relaxed alignment the
+// Organizational Domains must be equal; an Organizational Domain is always
+// the domain itself or one of its parents (§4.10.2), so the identifier's
+// can equal the Author Domain's Organizational Domain only when that is the
+// identifier's domain or a parent of it. Any other identifier — above all
+// one under a domain its sender controls, such as attacker.example when
+// the Author Domain is victim.example — is not aligned, and no query about
+// it is required: its DNS must not decide the verdict (§5.3.6 leaves a
+// result undecided only for a required query that failed).
+func (a *aligner) couldAlign(domain string, mode Mode) bool {
+	if domain == a.author {
+		return true
+	}
+	if mode == ModeStrict {
+		return false
+	}
+	return domain == a.authorOrg || isSubdomain(domain, a.authorOrg)
 }
 
 // align returns how domain aligns with the Author Domain under mode, and
@@ -33,13 +59,18 @@ type aligner struct {
 // RFC 9989 §4.4: strict alignment is identity (case-insensitive; domains
 // here are already lower case), relaxed alignment is equality of the
 // Organizational Domains, found with the same method for both (§4.10.2).
-// No tree walk is needed when the domains are identical, when the mode is
-// strict (§4.10.2 note), or when they do not even share a top-level label.
+// §4.10.2 starts a tree walk at an identifier only when it passed (the
+// caller asks only for those), and couldAlign rules out the rest without a
+// query: no walk when the domains are identical, when the mode is strict
+// (§4.10.2 note), or when no answer could make them align.
 func (a *aligner) align(ctx context.Context, domain string, mode Mode) (Alignment, string, error) {
 	if domain == a.author {
 		return AlignedStrict, a.authorOrg, nil
 	}
-	if mode == ModeStrict || !sameTLD(domain, a.author) {
+	if !a.couldAlign(domain, mode) {
+		if mode != ModeStrict {
+			a.skip(domain)
+		}
 		return NotAligned, "", nil
 	}
 	org, ok := a.orgs[domain]
@@ -55,4 +86,12 @@ func (a *aligner) align(ctx context.Context, domain string, mode Mode) (Alignmen
 		return AlignedRelaxed, org, nil
 	}
 	return NotAligned, org, nil
+}
+
+// skip records that the walk from domain was not made.
+func (a *aligner) skip(domain string) {
+	if a.skipped == nil {
+		a.skipped = map[string]bool{}
+	}
+	a.skipped[domain] = true
 }

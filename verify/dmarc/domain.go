@@ -127,10 +127,3 @@ func lastLabels(d string, n int) string {
 func isSubdomain(d, parent string) bool {
 	return len(d) > len(parent) && strings.HasSuffix(d, parent) && d[len(d)-len(parent)-1] == '.'
 }
-
-// sameTLD reports whether a and b share their right-most label; two domains
-// that do not can have no Organizational Domain in common, since a domain's
-// Organizational Domain is always the domain or one of its ancestors.
-func sameTLD(a, b string) bool {
-	return lastLabels(a, 1) == lastLabels(b, 1)
-}

@@ -31,6 +31,7 @@ type want struct {
 	note         bool     // RecordNote set
 	queries      []string // exact query log, when non-nil
 	authors      int      // len(Authors)
+	skipped      int      // SkippedWalks, checked when set or when queries is
 }
 
 func al(a Alignment) *Alignment { return &a }
@@ -98,7 +99,7 @@ func TestEvaluate(t *testing.T) {
 			zone: &dnstest.Resolver{TXT: map[string][]string{"_dmarc.example.com": {quarantine}}},
 			args: Args{From: from("a@example.com"), SPF: pass("example.net"), DKIM: []DKIM{dkimPass("example.org")}},
 			want: want{result: verify.ResultFail, spf: al(NotAligned), dkim: []Alignment{NotAligned}, applied: TagP,
-				policy: PolicyQuarantine, disposition: PolicyQuarantine, reason: "no aligned SPF or DKIM pass",
+				policy: PolicyQuarantine, disposition: PolicyQuarantine, reason: "no aligned SPF or DKIM pass", skipped: 2,
 				queries: []string{"TXT _dmarc.example.com", "TXT _dmarc.com"}},
 		},
 		{
@@ -517,6 +518,7 @@ func checkResult(t *testing.T, got Result, w want) {
 	check("Sampled", got.Sampled, w.sampled, false)
 	check("RecordNote set", got.RecordNote != "", w.note, false)
 	check("len(Authors)", len(got.Authors), w.authors, false)
+	check("SkippedWalks", got.SkippedWalks, w.skipped, w.skipped == 0 && w.queries == nil)
 	if got.Result != verify.ResultFail && got.Disposition != PolicyNone {
 		t.Errorf("Disposition %q on a %s result", got.Disposition, got.Result)
 	}
