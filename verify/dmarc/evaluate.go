@@ -304,11 +304,18 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 			pass = describe(id)
 		}
 	}
+	var ids []*Identifier
 	if res.SPF != nil {
-		check(res.SPF, rec.ASPF)
+		res.SPF.Mode = rec.ASPF
+		ids = append(ids, res.SPF)
 	}
 	for i := range res.DKIM {
-		check(&res.DKIM[i], rec.ADKIM)
+		res.DKIM[i].Mode = rec.ADKIM
+		ids = append(ids, &res.DKIM[i])
+	}
+	a.prefetch(ctx, a.walksNeeded(ids))
+	for _, id := range ids {
+		check(id, id.Mode)
 	}
 	if pass != "" {
 		return pass, nil
@@ -318,13 +325,6 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 	}
 	// A temporary SPF or DKIM failure for an identifier that would align
 	// leaves the verdict open: a retry could pass (RFC 9989 §5.3.6).
-	var ids []*Identifier
-	if res.SPF != nil {
-		ids = append(ids, res.SPF)
-	}
-	for i := range res.DKIM {
-		ids = append(ids, &res.DKIM[i])
-	}
 	// Whether it would is decided by couldAlign alone, without a walk:
 	// §4.10.2 walks only from identifiers that passed, and an identifier
 	// that cannot align whatever its DNS says must not make the verdict

@@ -482,17 +482,27 @@ func TestEvaluate(t *testing.T) {
 				o.Rand = noRand(t)
 				opts = &o
 			}
-			got := Evaluate(context.Background(), r, tc.args, opts)
-			checkResult(t, got, tc.want)
-			if tc.want.queries != nil {
-				q := r.Queries()
-				if q == nil {
-					q = []string{}
-				}
-				if !slices.Equal(q, tc.want.queries) {
-					t.Errorf("queries\n got %q\nwant %q", q, tc.want.queries)
-				}
+			// The exact query log is that of the walk asked one name at
+			// a time; the concurrent walk must decide the same.
+			seqOpts := *opts
+			if seqOpts.Finder == nil {
+				seqOpts.Finder = TreeWalk{Sequential: true}
 			}
+			got := Evaluate(context.Background(), r, tc.args, &seqOpts)
+			checkResult(t, got, tc.want)
+			q := r.Queries()
+			if q == nil {
+				q = []string{}
+			}
+			if tc.want.queries != nil && !slices.Equal(q, tc.want.queries) {
+				t.Errorf("queries\n got %q\nwant %q", q, tc.want.queries)
+			}
+			r.ResetQueries()
+			con := Evaluate(context.Background(), r, tc.args, opts)
+			if !sameResult(got, con) {
+				t.Errorf("concurrent walk: %s/%s (%s), sequential %s/%s (%s)", con.Result, con.Disposition, con.Reason, got.Result, got.Disposition, got.Reason)
+			}
+			checkConcurrentLog(t, r.Queries(), nil, q)
 		})
 	}
 }

@@ -209,11 +209,16 @@ func TestRFCReceiverExamples(t *testing.T) {
 			if rnd == nil {
 				rnd = noRand(t)
 			}
-			got := Evaluate(context.Background(), r, tc.args, &Options{Rand: rnd})
+			got := Evaluate(context.Background(), r, tc.args, &Options{Finder: TreeWalk{Sequential: true}, Rand: rnd})
 			checkResult(t, got, tc.want)
 			if tc.want.queries != nil && !slices.Equal(r.Queries(), tc.want.queries) {
 				t.Errorf("queries\n got %q\nwant %q", r.Queries(), tc.want.queries)
 			}
+			cr := &dnstest.Resolver{TXT: tc.txt}
+			if con := Evaluate(context.Background(), cr, tc.args, &Options{Rand: rnd}); !sameResult(got, con) {
+				t.Errorf("concurrent walk: %s (%s), sequential %s (%s)", con.Result, con.Reason, got.Result, got.Reason)
+			}
+			checkConcurrentLog(t, cr.Queries(), nil, r.Queries())
 		})
 	}
 }

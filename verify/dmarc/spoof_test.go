@@ -150,7 +150,11 @@ func randomIdentifier(rng *rand.Rand, author string) string {
 	}
 	up := ancestors(author)
 	d := up[rng.IntN(len(up))]
-	for n := rng.IntN(3); n > 0; n-- {
+	n := rng.IntN(3)
+	if rng.IntN(8) == 0 {
+		n = 7 // deep enough for the walk's jump to seven labels (§4.10 step 4)
+	}
+	for ; n > 0; n-- {
 		d = spoofLabels[rng.IntN(len(spoofLabels))] + "." + d
 	}
 	return d
@@ -164,6 +168,52 @@ func randomRecord(rng *rand.Rand) string {
 	return rec
 }
 
+// randomWorld is a random message and DNS: an Author Domain, SPF and DKIM
+// results for random identifiers (half of them near the Author Domain),
+// DMARC records and A records at random names among their ancestors.
+type randomWorld struct {
+	author string
+	args   Args
+	names  []string // every ancestor of the author and the identifiers
+	txt    map[string][]string
+	a      map[string][]string
+}
+
+func newRandomWorld(rng *rand.Rand) randomWorld {
+	var w randomWorld
+	w.author = randomName(rng, 2)
+	w.args = Args{From: []string{"x@" + w.author}}
+	results := []verify.Result{verify.ResultPass, verify.ResultTemperror, verify.ResultFail, verify.ResultNone}
+	w.names = ancestors(w.author)
+	if rng.IntN(4) > 0 {
+		d := randomIdentifier(rng, w.author)
+		w.args.SPF = SPF{Result: results[rng.IntN(len(results))], Domain: d, Identity: IdentityMailFrom}
+		w.names = append(w.names, ancestors(d)...)
+	}
+	for n := rng.IntN(4); n > 0; n-- {
+		d := randomIdentifier(rng, w.author)
+		w.args.DKIM = append(w.args.DKIM, DKIM{Result: results[rng.IntN(len(results))], Domain: d, Selector: "s"})
+		w.names = append(w.names, ancestors(d)...)
+	}
+	slices.Sort(w.names)
+	w.names = slices.Compact(w.names)
+	w.txt = map[string][]string{}
+	for _, n := range w.names {
+		if rng.IntN(3) == 0 {
+			w.txt["_dmarc."+n] = []string{randomRecord(rng)}
+		}
+	}
+	// Every name exists (has an A record) unless chosen otherwise, so that
+	// np's existence query has both answers.
+	w.a = map[string][]string{}
+	for _, n := range w.names {
+		if rng.IntN(4) > 0 {
+			w.a[n] = []string{"192.0.2.1"}
+		}
+	}
+	return w
+}
+
 // checkSpoofProperty builds a random world from seed and checks the
 // property of issue #17 with finder: a temporary failure at every name
 // that is neither the Author Domain's Organizational Domain, nor one of its
@@ -175,36 +225,8 @@ func randomRecord(rng *rand.Rand) string {
 func checkSpoofProperty(t *testing.T, seed uint64, finder OrgDomainFinder) bool {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	author := randomName(rng, 2)
-	args := Args{From: []string{"x@" + author}}
-	results := []verify.Result{verify.ResultPass, verify.ResultTemperror, verify.ResultFail, verify.ResultNone}
-	names := ancestors(author)
-	if rng.IntN(4) > 0 {
-		d := randomIdentifier(rng, author)
-		args.SPF = SPF{Result: results[rng.IntN(len(results))], Domain: d, Identity: IdentityMailFrom}
-		names = append(names, ancestors(d)...)
-	}
-	for n := rng.IntN(4); n > 0; n-- {
-		d := randomIdentifier(rng, author)
-		args.DKIM = append(args.DKIM, DKIM{Result: results[rng.IntN(len(results))], Domain: d, Selector: "s"})
-		names = append(names, ancestors(d)...)
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	txt := map[string][]string{}
-	for _, n := range names {
-		if rng.IntN(3) == 0 {
-			txt["_dmarc."+n] = []string{randomRecord(rng)}
-		}
-	}
-	// Every name exists (has an A record) unless chosen otherwise, so that
-	// np's existence query has both answers.
-	a := map[string][]string{}
-	for _, n := range names {
-		if rng.IntN(4) > 0 {
-			a[n] = []string{"192.0.2.1"}
-		}
-	}
+	rw := newRandomWorld(rng)
+	author, args, names, txt, a := rw.author, rw.args, rw.names, rw.txt, rw.a
 	opts := &Options{Finder: finder, Rand: func(int) int { return 0 }}
 	base := Evaluate(context.Background(), &dnstest.Resolver{TXT: txt, A: a}, args, opts)
 	org := base.OrgDomain
