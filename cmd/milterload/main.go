@@ -16,6 +16,7 @@
 //	milterload gen [flags] -o DIR
 //	milterload calibrate
 //	milterload null [--listen inet:127.0.0.1:PORT]
+//	milterload dns --zone FILE [--listen 127.0.0.1:PORT] [--delay 20ms|5ms-80ms]
 //
 // calibrate times a fixed piece of signature-checking work and prints
 // {"unit_us": N}: on a shared machine, runs made minutes apart can be
@@ -25,6 +26,11 @@
 // server, negotiation and reply) and does nothing else: measured like any
 // milter, it gives the cost of the protocol, the system calls and the Go
 // runtime per message on the machine, the floor under authmilter's figures.
+//
+// dns serves a zone file on a loopback address with a delay per query
+// (fixed or a uniform range) and counts the queries by type and name: the
+// DNS of a benchmark with real round trips, shared by every milter
+// measured (see dns.go).
 //
 // A corpus is a directory of NAME.eml files, each with a NAME.env sidecar
 // holding its envelope as JSON: {"client_ip", "helo", "mail_from",
@@ -59,6 +65,8 @@ func main() {
 		err = calibrateMain(os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "null":
 		err = nullMain(ctx, os.Args[2:], os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "dns":
+		err = dnsMain(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = loadMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -80,7 +88,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("milterload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload gen [flags] -o DIR\n       milterload calibrate\n       milterload null [--listen SOCKET]\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload gen [flags] -o DIR\n       milterload calibrate\n       milterload null [--listen SOCKET]\n       milterload dns --zone FILE [--listen ADDR] [--delay D]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	target := fs.String("milter", "inet:127.0.0.1:8895", "milter socket: inet:HOST:PORT, inet:[::1]:PORT, inet:PORT@HOST or unix:PATH (loopback and unix only)")

@@ -29,18 +29,30 @@ func Serve(t testing.TB, r dnscache.Resolver) string {
 	t.Helper()
 	pc, ln := ListenUDPTCP(t)
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		if m := answer(r, q); m != nil {
+		if m := answer(r, q, serveTTL); m != nil {
 			_ = w.WriteMsg(m)
 		}
 	})
+	stop := serveOn(pc, ln, h)
+	t.Cleanup(stop)
+	return pc.LocalAddr().String()
+}
+
+// serveOn serves h on pc and ln until the returned function is called.
+func serveOn(pc net.PacketConn, ln net.Listener, h dns.Handler) (stop func()) {
+	var servers []*dns.Server
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
 		go func() { _ = srv.ActivateAndServe() }()
 		<-started
-		t.Cleanup(func() { _ = srv.Shutdown() })
+		servers = append(servers, srv)
 	}
-	return pc.LocalAddr().String()
+	return func() {
+		for _, srv := range servers {
+			_ = srv.Shutdown()
+		}
+	}
 }
 
 // ListenUDPTCP opens a UDP socket and a TCP listener on the same free port
@@ -65,7 +77,7 @@ func ListenUDPTCP(t testing.TB) (net.PacketConn, net.Listener) {
 
 const serveTTL = 60
 
-func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
+func answer(r dnscache.Resolver, q *dns.Msg, ttl uint32) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(q)
 	m.Authoritative = true
@@ -76,7 +88,7 @@ func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
 	question := q.Question[0]
 	name := question.Name
 	bare := strings.TrimSuffix(name, ".")
-	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: serveTTL}
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: ttl}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var err error
@@ -133,9 +145,9 @@ func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
 	case err == nil:
 	case errors.Is(err, dnscache.ErrNXDomain):
 		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{soa(name)}
+		m.Ns = []dns.RR{soa(name, ttl)}
 	case errors.Is(err, dnscache.ErrNoData):
-		m.Ns = []dns.RR{soa(name)}
+		m.Ns = []dns.RR{soa(name, ttl)}
 	case isTimeout(err):
 		return nil
 	default:
@@ -153,11 +165,11 @@ func isTimeout(err error) bool {
 
 // soa is the authority record of negative answers (RFC 2308), placed at
 // the queried name itself: good enough for a resolver's negative TTL.
-func soa(name string) dns.RR {
+func soa(name string, ttl uint32) dns.RR {
 	return &dns.SOA{
-		Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: serveTTL},
+		Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns:  "ns.dnstest.", Mbox: "hostmaster.dnstest.", Serial: 1,
-		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: serveTTL,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl,
 	}
 }
 
