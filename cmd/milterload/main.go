@@ -82,6 +82,7 @@ func main() {
 const (
 	maxDuration    = time.Hour
 	maxConcurrency = 1024
+	maxGap         = 10 * time.Second
 )
 
 func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -105,6 +106,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	warmup := fs.Int("warmup", 0, "messages sent (one session) before measuring, to fill the milter's caches")
 	cpuProfile := fs.String("cpuprofile", "", "write milterload's own CPU profile of the measured run (after warm-up) to this file")
 	memProfile := fs.String("memprofile", "", "write milterload's own allocation profile (alloc_space, alloc_objects) at the end of the run to this file")
+	gap := fs.Duration("gap", 0, "pause between the envelope (connect, HELO, MAIL, RCPT, DATA) and the content (header, body and end of message, written at once as Postfix's cleanup does after the final dot): the client's transfer time, e.g. 60ms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,6 +125,8 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--reuse %d: want 1 or more", *reuse)
 	case *warmup < 0 || *warmup > 100000:
 		return fmt.Errorf("--warmup %d: want 0 to 100000", *warmup)
+	case *gap < 0 || *gap > maxGap:
+		return fmt.Errorf("--gap %v: want 0 to %v", *gap, maxGap)
 	}
 	pids, err := parsePIDs(*pidList)
 	if err != nil {
@@ -144,7 +148,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := runConfig{
 		network: network, addr: addr, concurrency: *conc, count: *count, duration: *dur,
-		reuse: *reuse, timeout: *timeout, received: !*noReceived, mta: *mta,
+		reuse: *reuse, timeout: *timeout, received: !*noReceived, mta: *mta, gap: *gap,
 	}
 	if *warmup > 0 {
 		wc := cfg
@@ -189,6 +193,7 @@ func measure(ctx context.Context, cfg runConfig, corpus []*mail, pids []int) (*R
 	cpu := selfCPU() - cpu0
 	rep := summarize(samples, wall)
 	rep.Concurrency, rep.Reuse, rep.CorpusSize = cfg.concurrency, cfg.reuse, len(corpus)
+	rep.GapMS = ms(cfg.gap)
 	done := rep.Messages - rep.Errors
 	if done > 0 {
 		rep.ClientCPUPerMsg = ms(cpu) / float64(done)
