@@ -11,7 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/conformance"
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 	"github.com/authmilter/authmilter/verify"
 )
 

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 	"github.com/authmilter/authmilter/verify"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/canon"
-	"github.com/authmilter/authmilter/internal/conformance"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 	"github.com/authmilter/authmilter/verify"
 )
 

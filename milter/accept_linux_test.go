@@ -144,7 +144,7 @@ func TestCloserClosesSoon(t *testing.T) {
 			mu.Unlock()
 			return noteMilter{&sync.Mutex{}, new([]string)}
 		},
-		Actions: Actions, Protocol: Protocol, IdleTimeout: 10 * time.Second,
+		Actions: testActions, Protocol: testProtocol, IdleTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

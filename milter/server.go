@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -110,13 +109,6 @@ func (c *Conn) Protocol() OptProtocol { return c.proto }
 // sends none.
 const NoReplyFlags = OptNoConnReply | OptNoHeloReply | OptNoMailReply |
 	OptNoRcptReply | OptNoEOHReply | OptNoBodyReply | OptNoHeaderReply
-
-// clientFacts are what an SMTP connection tells about its client.
-type clientFacts struct {
-	ip   netip.Addr
-	name string
-	helo string
-}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter: server closed")

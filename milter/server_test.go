@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/goroutines"
+	"github.com/authmilter/authmilter/internal/testsupport/goroutines"
 )
 
 // noteMilter records the calls it gets, one line each.
@@ -48,7 +48,7 @@ func startNoteServer(t *testing.T) (string, *sync.Mutex, *[]string, *Server) {
 	var notes []string
 	srv := &Server{
 		NewSession: func(c *Conn) Milter { return noteMilter{&mu, &notes} },
-		Actions:    Actions, Protocol: Protocol, SymList: SymList,
+		Actions:    testActions, Protocol: testProtocol, SymList: testSymList,
 		IdleTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

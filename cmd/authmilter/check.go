@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
-	"github.com/authmilter/authmilter/milter"
 	"github.com/authmilter/authmilter/verify/spf"
 )
 
@@ -96,7 +96,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	from := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(*mailFrom), "<"), ">")
-	env := milter.Envelope{ClientIP: ip, HELO: *helo, MailFrom: from, Rcpts: rcpts, AuthUser: *authUser}
+	env := engine.Envelope{ClientIP: ip, HELO: *helo, MailFrom: from, Rcpts: rcpts, AuthUser: *authUser}
 
 	br := bufio.NewReaderSize(in, 64<<10)
 	fields, err := message.ReadHeader(br, message.Limits{MaxBytes: 64 << 20, MaxFields: 100000})
@@ -128,7 +128,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(checkReport(v))
 	case "message":
-		for _, f := range milter.ApplyHeader(fields, v) {
+		for _, f := range engine.ApplyHeader(fields, v) {
 			if _, err := stdout.Write(f.Raw); err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ type report struct {
 	DMARC                 *dmarcReport  `json:"dmarc,omitempty"`
 	ARC                   *arcReport    `json:"arc,omitempty"`
 	AuthenticationResults string        `json:"authentication_results"`
-	Action                milter.Action `json:"action"`
+	Action                engine.Action `json:"action"`
 	Reply                 string        `json:"reply"`
 	Override              string        `json:"override,omitempty"`
 	Internal              bool          `json:"internal,omitempty"`
@@ -199,7 +199,7 @@ type arcReport struct {
 	Reason     string   `json:"reason,omitempty"`
 }
 
-func checkReport(v *milter.Verdict) report {
+func checkReport(v *engine.Verdict) report {
 	rep := report{
 		DKIM:                  []dkimReport{},
 		AuthenticationResults: v.AuthResults,
@@ -251,7 +251,7 @@ func checkReport(v *milter.Verdict) report {
 	return rep
 }
 
-func writeText(w io.Writer, v *milter.Verdict) error {
+func writeText(w io.Writer, v *engine.Verdict) error {
 	rep := checkReport(v)
 	var b strings.Builder
 	line := func(k, format string, args ...any) {

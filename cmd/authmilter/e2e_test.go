@@ -21,8 +21,8 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/postfixtest"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 	"github.com/authmilter/authmilter/verify"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache"
-	"github.com/authmilter/authmilter/milter"
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
 	"github.com/authmilter/authmilter/verify/spf"
@@ -30,11 +30,11 @@ func dnsConfig(cfg *Config) dnscache.Config {
 }
 
 // newEngine builds the evaluation engine of cfg over resolver r.
-func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *milter.Metrics) (*milter.Engine, error) {
-	pol := milter.Policy{
+func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.Metrics) (*engine.Engine, error) {
+	pol := engine.Policy{
 		Enforce:        cfg.Policy.Enforce == nil || *cfg.Policy.Enforce,
-		Quarantine:     milter.QuarantineMode(cfg.Policy.Quarantine),
-		Temperror:      milter.TemperrorMode(cfg.Policy.Temperror),
+		Quarantine:     engine.QuarantineMode(cfg.Policy.Quarantine),
+		Temperror:      engine.TemperrorMode(cfg.Policy.Temperror),
 		AllowDomains:   lower(cfg.Policy.AllowDomains),
 		SealInternal:   cfg.Policy.SealInternal,
 		TrustedSealers: lower(cfg.ARC.TrustedSealers),
@@ -46,7 +46,7 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *milter.
 	if pol.InternalNetworks, err = prefixes(cfg.Policy.InternalNetworks); err != nil {
 		return nil, fmt.Errorf("policy.internal_networks: %w", err)
 	}
-	e := &milter.Engine{
+	e := &engine.Engine{
 		Resolver:            r,
 		AuthservID:          cfg.AuthservID,
 		Policy:              pol,

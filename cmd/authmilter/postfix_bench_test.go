@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/authmilter/authmilter/internal/postfixtest"
+	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 )
 
 // BenchmarkPostfixTransaction: the wall time of one SMTP transaction (a

@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/sendmailtest"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/sendmailtest"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 )
 
 // TestSendmailEndToEnd drives Debian's Sendmail (unpacked by .ci/run, see
-// internal/sendmailtest) on loopback with the daemon as its milter, through
+// internal/testsupport/sendmailtest) on loopback with the daemon as its milter, through
 // a recording proxy that shows what Sendmail's milter client sends.
 // Sendmail has no XCLIENT: the SMTP client is 127.0.0.1 (or ::1), so the
 // DNS publishes SPF for those, and internal_networks is empty so that

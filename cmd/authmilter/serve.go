@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/metrics"
 	"github.com/authmilter/authmilter/internal/procs"
@@ -33,15 +34,14 @@ import (
 const shutdownGrace = 30 * time.Second
 
 // The garbage collector's settings of the daemon, unless GOGC or GOMEMLIMIT
-// is in its environment. A message leaves about 33 KB of garbage and the
-// live heap is a few MB, so with Go's default (GOGC=100, a 4 MB minimum
-// heap goal) the collector ran about 14 times per 1000 messages; at
-// gcPercent 400 the goal is at least 16 MB, the collector runs a quarter as
-// often, and on the benchmark corpus CPU per message and p99 latency at 8
-// sessions were both ×0.94 (three interleaved rounds), for an RSS of about
-// 31 MiB instead of 18 under load. The soft memory limit keeps the larger
-// goal from multiplying a large live heap (many sessions with big
-// headers): near the limit the collector runs as often as it must.
+// is in its environment. Every message leaves short-lived garbage over a
+// small live heap, so under Go's default (GOGC=100, a 4 MB minimum heap
+// goal) the collector runs often; gcPercent 400 lets the heap grow to five
+// times the live heap (at least 16 MB) between collections, trading memory
+// for collector CPU (docs/performance.md gives the measured effect). The
+// soft memory limit keeps that factor from multiplying a large live heap
+// (many sessions with big headers): near the limit the collector runs as
+// often as it must.
 const (
 	gcPercent   = 400
 	memoryLimit = 256 << 20
@@ -88,13 +88,13 @@ type daemon struct {
 	logOut  io.Writer
 	level   *slog.LevelVar
 	logger  atomic.Pointer[slog.Logger]
-	metrics *milter.Metrics
+	metrics *engine.Metrics
 
 	mu       sync.Mutex // serialises reloads
 	cfg      *Config
 	resolver dnscache.Resolver
 	keys     *dkimkey.Cache // parsed DKIM keys, kept across reloads (keyed by record text)
-	engine   atomic.Pointer[milter.Engine]
+	engine   atomic.Pointer[engine.Engine]
 }
 
 // serve runs the daemon until ctx ends, reloading on every value from hup.
@@ -112,8 +112,8 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	// Libraries that write to the standard logger: route it into ours.
 	log.SetFlags(0)
 	log.SetOutput(libLog{d})
-	reg := &metrics.Registry{}
-	d.metrics = milter.NewMetrics(reg)
+	reg := metrics.NewRegistry()
+	d.metrics = engine.NewMetrics(reg)
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
@@ -133,13 +133,13 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	}
 	logger := d.logger.Load()
 	srv := &milter.Server{
-		NewSession: (&milter.Handler{Engine: d.engine.Load}).NewSession,
+		NewSession: (&engine.Handler{Engine: d.engine.Load}).NewSession,
 		Logger:     logger,
 		// Beyond Postfix's milter_*_timeout: the MTA gives up first.
 		IdleTimeout: cfg.Limits.IdleTimeout,
-		Actions:     milter.Actions,
-		Protocol:    milter.Protocol,
-		SymList:     milter.SymList,
+		Actions:     engine.Actions,
+		Protocol:    engine.Protocol,
+		SymList:     engine.SymList,
 	}
 	var metricsSrv *http.Server
 	if cfg.Metrics.Listen != "" {

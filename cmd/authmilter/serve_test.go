@@ -18,7 +18,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 )
 
 // milterMessage sends one message through the milter at addr from client
@@ -162,9 +162,28 @@ func TestServeMetrics(t *testing.T) {
 		`authmilter_results_total{method="spf",result="fail"} 1`,
 		`authmilter_message_seconds_count 1`,
 		`authmilter_dns_cache_misses_total`,
+		// The Go runtime and process series come with the registry.
+		"# TYPE go_goroutines gauge\n",
+		"# TYPE process_cpu_seconds_total counter\n",
 	} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("metrics lack %q:\n%s", s, body)
+		}
+	}
+	// Users' dashboards and alerts depend on these names, types and help
+	// texts: changing one is a user-visible change.
+	for _, m := range []struct{ name, typ, help string }{
+		{"authmilter_messages_total", "counter", "Messages judged, by action and DMARC result."},
+		{"authmilter_results_total", "counter", "Authentication results, by method and result."},
+		{"authmilter_message_seconds", "histogram", "Time from MAIL FROM to the verdict."},
+		{"authmilter_dns_cache_hits_total", "counter", "DNS lookups answered from the cache."},
+		{"authmilter_dns_cache_misses_total", "counter", "DNS lookups that waited for an upstream query."},
+		{"authmilter_dns_queries_total", "counter", "Upstream DNS queries."},
+		{"authmilter_dns_errors_total", "counter", "Upstream DNS queries that failed temporarily."},
+		{"authmilter_dns_cache_entries", "gauge", "Answers held in the DNS cache."},
+	} {
+		if want := "# HELP " + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.typ + "\n"; !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
 		}
 	}
 	// Profiles are off unless metrics.pprof asks for them.

@@ -23,7 +23,7 @@ import (
 	msgauthdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/postfixtest"
+	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 )
 
 // soakConfig is the size of a soak run. AUTHMILTER_SOAK_MESSAGES sets the

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/authmilter/authmilter/internal/benchmail"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
 )
 
 // genMain writes a benchmark corpus (see package benchmail).

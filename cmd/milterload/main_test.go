@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/benchmail"
+	"github.com/authmilter/authmilter/engine"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
 	"github.com/authmilter/authmilter/milter"
 )
 
@@ -45,11 +46,11 @@ func tinyCorpus(t *testing.T) (string, *benchmail.Corpus) {
 // corpus zone and returns its address.
 func serveEngine(t *testing.T, c *benchmail.Corpus) string {
 	t.Helper()
-	pol := milter.DefaultPolicy()
+	pol := engine.DefaultPolicy()
 	pol.TrustedSealers = []string{benchmail.TrustedSealer}
-	e := &milter.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second}
-	h := &milter.Handler{Engine: func() *milter.Engine { return e }}
-	return serve(t, &milter.Server{NewSession: h.NewSession, Actions: milter.Actions, Protocol: milter.Protocol, SymList: milter.SymList})
+	e := &engine.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second}
+	h := &engine.Handler{Engine: func() *engine.Engine { return e }}
+	return serve(t, &milter.Server{NewSession: h.NewSession, Actions: engine.Actions, Protocol: engine.Protocol, SymList: engine.SymList})
 }
 
 func serve(t *testing.T, srv *milter.Server) string {
@@ -208,7 +209,7 @@ func TestProtocolAsPostfix(t *testing.T) {
 		NewSession: func(c *milter.Conn) milter.Milter {
 			return &recorder{mu: &mu, log: &log, macros: map[string]string{}}
 		},
-		Actions: milter.Actions, Protocol: milter.Protocol, SymList: milter.SymList,
+		Actions: engine.Actions, Protocol: engine.Protocol, SymList: engine.SymList,
 	}
 	addr := serve(t, srv)
 	r := runJSON(t, "--milter", "inet:"+addr, "-n", "1", "--match", `^dkim-ed25519\.200KB`, dir)
@@ -343,5 +344,16 @@ func TestGenSealer(t *testing.T) {
 	// Ours, not dkimpy's (which writes "h=from : to").
 	if !bytes.HasPrefix(data, []byte("ARC-Seal: ")) || bytes.Contains(data, []byte("h=from : to")) {
 		t.Errorf("arc-1hop is not sealed by our sealer:\n%s", data[:min(len(data), 600)])
+	}
+}
+
+// TestNullNegotiatesAsAuthmilter: the null milter asks the MTA for what
+// authmilter's sessions ask for, so that it measures the same protocol.
+func TestNullNegotiatesAsAuthmilter(t *testing.T) {
+	if nullActions != engine.Actions || nullProtocol != engine.Protocol {
+		t.Errorf("null milter negotiates actions %#x protocol %#x, authmilter %#x %#x", nullActions, nullProtocol, engine.Actions, engine.Protocol)
+	}
+	if !reflect.DeepEqual(nullSymList, engine.SymList) {
+		t.Errorf("null milter asks for macros %v, authmilter %v", nullSymList, engine.SymList)
 	}
 }

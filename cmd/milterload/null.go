@@ -40,9 +40,9 @@ func nullMain(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := &milter.Server{
 		NewSession: func(*milter.Conn) milter.Milter { return nullSession{} },
 		Logger:     slog.New(slog.NewTextHandler(stderr, nil)),
-		Actions:    milter.Actions,
-		Protocol:   milter.Protocol,
-		SymList:    milter.SymList,
+		Actions:    nullActions,
+		Protocol:   nullProtocol,
+		SymList:    nullSymList,
 	}
 	fmt.Fprintf(stderr, "milterload null: listening on %s\n", ln.Addr())
 	done := make(chan error, 1)
@@ -55,6 +55,22 @@ func nullMain(ctx context.Context, args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// The negotiation of authmilter's milter sessions (engine.Actions,
+// engine.Protocol, engine.SymList), written out so that the null milter
+// links none of the verifiers; TestNullNegotiatesAsAuthmilter keeps them
+// equal.
+const (
+	nullActions  = milter.OptAddHeader | milter.OptChangeHeader | milter.OptQuarantine | milter.OptSetSymList
+	nullProtocol = milter.OptHeaderLeadingSpace | milter.OptNoUnknown | milter.OptNoData | milter.NoReplyFlags
+)
+
+var nullSymList = map[milter.Stage][]string{
+	milter.StageConnect:  {"j", "{client_addr}", "{client_name}", "{daemon_name}"},
+	milter.StageMailFrom: {"i", "{auth_authen}", "{mail_addr}"},
+	milter.StageEOH:      {"i"},
+	milter.StageEOM:      {"i"},
 }
 
 // nullSession answers every message with an Authentication-Results field

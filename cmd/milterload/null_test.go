@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 )
 
 // TestNullMilter: `milterload null` serves the protocol on a loopback

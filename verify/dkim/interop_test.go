@@ -18,7 +18,7 @@ import (
 
 	"github.com/emersion/go-milter"
 
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 	"github.com/authmilter/authmilter/verify"
 )
 

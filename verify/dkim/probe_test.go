@@ -8,7 +8,7 @@ import (
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/dkimkey"
-	"github.com/authmilter/authmilter/internal/goroutines"
+	"github.com/authmilter/authmilter/internal/testsupport/goroutines"
 	"github.com/authmilter/authmilter/verify"
 )
 

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/conformance"
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 )
 
 // TestPSLConformance runs every case of the Public Suffix List test vectors

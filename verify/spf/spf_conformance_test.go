@@ -18,7 +18,7 @@ import (
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/conformance"
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/spf"
 )

@@ -68,8 +68,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/interop"
-	"github.com/authmilter/authmilter/internal/postfixtest"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 )
 
 // EnvRoot names the directory the Debian packages sendmail-bin,

@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"bufio"
@@ -702,7 +702,7 @@ func dkimResults(v *Verdict) []string {
 	return out
 }
 
-// runTimed feeds msg through a Message as the milter session does and
+// runTimed feeds msg through an Evaluation as the milter session does and
 // times End. It runs off the test goroutine, so it returns errors.
 func runTimed(e *Engine, env Envelope, msg string) cellResult {
 	br := bufio.NewReader(strings.NewReader(msg))

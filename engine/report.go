@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"log/slog"
@@ -28,7 +28,7 @@ func NewMetrics(reg *metrics.Registry) *Metrics {
 }
 
 // finish writes the message's log line and counts it.
-func (m *Message) finish(v *Verdict) {
+func (m *Evaluation) finish(v *Verdict) {
 	if mt := m.e.Metrics; mt != nil {
 		dres := "none"
 		if v.DMARC != nil {

@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/milter"
 )
 
 // Negotiated with the MTA. Header changes, inserts and quarantine are all
@@ -15,20 +16,22 @@ import (
 // replies, sparing a round trip per header field; the server gets those
 // the MTA offers.
 const (
-	Actions  = OptAddHeader | OptChangeHeader | OptQuarantine | OptSetSymList
-	Protocol = OptHeaderLeadingSpace | OptNoUnknown | OptNoData | NoReplyFlags
+	Actions  = milter.OptAddHeader | milter.OptChangeHeader | milter.OptQuarantine | milter.OptSetSymList
+	Protocol = milter.OptHeaderLeadingSpace | milter.OptNoUnknown | milter.OptNoData | milter.NoReplyFlags
 )
 
 // SymList asks for the macros the sessions read. A list replaces the MTA's
 // default for its stage, so each names everything needed there.
-var SymList = map[Stage][]string{
-	StageConnect:  {"j", "{client_addr}", "{client_name}", "{daemon_name}"},
-	StageMailFrom: {"i", "{auth_authen}", "{mail_addr}"},
-	StageEOH:      {"i"},
-	StageEOM:      {"i"},
+var SymList = map[milter.Stage][]string{
+	milter.StageConnect:  {"j", "{client_addr}", "{client_name}", "{daemon_name}"},
+	milter.StageMailFrom: {"i", "{auth_authen}", "{mail_addr}"},
+	milter.StageEOH:      {"i"},
+	milter.StageEOM:      {"i"},
 }
 
-// Handler creates the milter sessions of a Server from the current Engine.
+// Handler adapts the milter protocol to the engine: it creates the
+// sessions of a milter.Server, each of which turns the MTA's commands into
+// Evaluation calls and the Verdict into the final reply and header changes.
 type Handler struct {
 	// Engine returns the engine for a new message; a config reload swaps
 	// what it returns, and a message keeps the one it started with.
@@ -38,8 +41,15 @@ type Handler struct {
 }
 
 // NewSession returns the handler of the MTA connection c.
-func (h *Handler) NewSession(c *Conn) Milter {
+func (h *Handler) NewSession(c *milter.Conn) milter.Milter {
 	return &session{h: h, c: c}
+}
+
+// clientFacts are what an SMTP connection tells about its client.
+type clientFacts struct {
+	ip   netip.Addr
+	name string
+	helo string
 }
 
 // session is the Milter of one connection: the SMTP client's facts, which
@@ -47,9 +57,9 @@ func (h *Handler) NewSession(c *Conn) Milter {
 // progress.
 type session struct {
 	h      *Handler
-	c      *Conn
+	c      *milter.Conn
 	client clientFacts
-	msg    *Message
+	msg    *Evaluation
 }
 
 func (s *session) ctx() context.Context {
@@ -72,7 +82,7 @@ func parseClientIP(addr, macro string) netip.Addr {
 	return netip.Addr{}
 }
 
-func (s *session) Connect(host string, family byte, port uint16, addr string, m *Macros) {
+func (s *session) Connect(host string, family byte, port uint16, addr string, m *milter.Macros) {
 	s.release()
 	if family != '4' && family != '6' {
 		addr = ""
@@ -80,9 +90,9 @@ func (s *session) Connect(host string, family byte, port uint16, addr string, m 
 	s.client = clientFacts{ip: parseClientIP(addr, m.Get("{client_addr}")), name: host}
 }
 
-func (s *session) Helo(name string, m *Macros) { s.client.helo = name }
+func (s *session) Helo(name string, m *milter.Macros) { s.client.helo = name }
 
-func (s *session) MailFrom(from string, m *Macros) {
+func (s *session) MailFrom(from string, m *milter.Macros) {
 	s.release()
 	eng := s.h.Engine()
 	env := Envelope{
@@ -96,35 +106,35 @@ func (s *session) MailFrom(from string, m *Macros) {
 	s.msg = eng.Begin(s.ctx(), env)
 }
 
-func (s *session) RcptTo(rcpt string, m *Macros) {
+func (s *session) RcptTo(rcpt string, m *milter.Macros) {
 	if s.msg != nil {
 		s.msg.AddRcpt(rcpt)
 	}
 }
 
-func (s *session) Header(name, value []byte, m *Macros) {
+func (s *session) Header(name, value []byte, m *milter.Macros) {
 	if s.msg != nil {
-		s.msg.Header(message.FromMilterBytes(name, value, s.c.Protocol()&OptHeaderLeadingSpace != 0))
+		s.msg.Header(message.FromMilterBytes(name, value, s.c.Protocol()&milter.OptHeaderLeadingSpace != 0))
 	}
 }
 
-func (s *session) EndOfHeaders(m *Macros) {
+func (s *session) EndOfHeaders(m *milter.Macros) {
 	if s.msg != nil {
 		s.msg.SetQueueID(m.Get("i"))
 		s.msg.EndOfHeaders()
 	}
 }
 
-func (s *session) BodyChunk(chunk []byte, m *Macros) {
+func (s *session) BodyChunk(chunk []byte, m *milter.Macros) {
 	if s.msg != nil {
 		s.msg.Body(chunk)
 	}
 }
 
-func (s *session) EndOfMessage(m *Macros, mod *Modifier) Reply {
+func (s *session) EndOfMessage(m *milter.Macros, mod *milter.Modifier) milter.Reply {
 	msg := s.msg
 	if msg == nil {
-		return ReplyAccept
+		return milter.ReplyAccept
 	}
 	msg.SetQueueID(m.Get("i"))
 	v := msg.End()
@@ -133,10 +143,10 @@ func (s *session) EndOfMessage(m *Macros, mod *Modifier) Reply {
 }
 
 // apply carries out a verdict through the milter protocol.
-func apply(v *Verdict, m *Modifier) Reply {
+func apply(v *Verdict, m *milter.Modifier) milter.Reply {
 	switch v.Action {
 	case ActionReject, ActionTempfail:
-		return ReplyCode(v.Reply)
+		return milter.ReplyCode(v.Reply)
 	}
 	// Removals first, highest index first, then inserts at the top in
 	// reverse so that the first of v.Insert ends up first.
@@ -150,7 +160,7 @@ func apply(v *Verdict, m *Modifier) Reply {
 	if v.Action == ActionQuarantine {
 		m.Quarantine(v.QuarantineReason)
 	}
-	return ReplyAccept
+	return milter.ReplyAccept
 }
 
 func (s *session) Abort() { s.release() }

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 )
 
 // Options configures a private Postfix instance. The zero value is usable:

@@ -1,4 +1,4 @@
-package milter_test
+package engine_test
 
 import (
 	"bufio"
@@ -19,10 +19,10 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/benchmail"
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/message"
-	"github.com/authmilter/authmilter/milter"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
 )
 
 // benchCorpus is generated once per test binary (RSA key searches are
@@ -33,7 +33,7 @@ var benchCorpus = sync.OnceValues(func() (*benchmail.Corpus, error) {
 
 // benchInput is a message split as the MTA sends it.
 type benchInput struct {
-	env    milter.Envelope
+	env    engine.Envelope
 	fields []message.Field
 	chunks [][]byte
 	size   int
@@ -46,7 +46,7 @@ func splitInput(b *testing.B, m *benchmail.Message) benchInput {
 		b.Fatal(err)
 	}
 	in := benchInput{
-		env: milter.Envelope{
+		env: engine.Envelope{
 			ClientIP: netip.MustParseAddr(m.Envelope.ClientIP), ClientName: "unknown",
 			HELO: m.Envelope.HELO, MailFrom: m.Envelope.MailFrom, Rcpts: m.Envelope.Rcpts,
 		},
@@ -67,14 +67,14 @@ func splitInput(b *testing.B, m *benchmail.Message) benchInput {
 // dnscache.New (a Cache in front of a Client) asking a local server that
 // answers from the corpus zone, answers kept for an hour so that they stay
 // warm through the run, and parsed DKIM keys cached across messages.
-func benchEngine(b testing.TB, c *benchmail.Corpus, sealer crypto.Signer, selector string) *milter.Engine {
+func benchEngine(b testing.TB, c *benchmail.Corpus, sealer crypto.Signer, selector string) *engine.Engine {
 	r, err := dnscache.New(dnscache.Config{Servers: []string{dnstest.Serve(b, c.Resolver())}, MinTTL: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pol := milter.DefaultPolicy()
+	pol := engine.DefaultPolicy()
 	pol.TrustedSealers = []string{benchmail.TrustedSealer}
-	e := &milter.Engine{Resolver: r, AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second, Keys: dkimkey.NewCache(0)}
+	e := &engine.Engine{Resolver: r, AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second, Keys: dkimkey.NewCache(0)}
 	if sealer != nil {
 		e.Sealer = &arc.Sealer{Domain: benchmail.SealDomain, Selector: selector, Key: sealer}
 	}
@@ -83,7 +83,7 @@ func benchEngine(b testing.TB, c *benchmail.Corpus, sealer crypto.Signer, select
 
 // evaluate feeds one message through the engine as the milter session
 // does and returns its verdict.
-func evaluate(e *milter.Engine, in *benchInput) *milter.Verdict {
+func evaluate(e *engine.Engine, in *benchInput) *engine.Verdict {
 	m := e.Begin(context.Background(), in.env)
 	for _, f := range in.fields {
 		m.Header(f)
@@ -279,7 +279,7 @@ func BenchmarkBodySize(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := benchEngine(b, c, nil, "")
-	env := milter.Envelope{ClientIP: netip.MustParseAddr("192.0.2.20"), HELO: "mail.rsa.example", MailFrom: "news@rsa.example", Rcpts: []string{"bob@inbound.example"}}
+	env := engine.Envelope{ClientIP: netip.MustParseAddr("192.0.2.20"), HELO: "mail.rsa.example", MailFrom: "news@rsa.example", Rcpts: []string{"bob@inbound.example"}}
 	for _, sz := range []struct {
 		name   string
 		blocks int
@@ -310,7 +310,7 @@ func BenchmarkBodySize(b *testing.B) {
 // liveHeapMidBody evaluates one message and returns the live heap (after a
 // collection) half way through its body: what a session in the middle of
 // a large message holds.
-func liveHeapMidBody(b *testing.B, e *milter.Engine, env milter.Envelope, fields []message.Field, block []byte, blocks int) uint64 {
+func liveHeapMidBody(b *testing.B, e *engine.Engine, env engine.Envelope, fields []message.Field, block []byte, blocks int) uint64 {
 	var ms runtime.MemStats
 	m := e.Begin(context.Background(), env)
 	for _, f := range fields {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authmilter/authmilter/internal/smtptest"
+	"github.com/authmilter/authmilter/internal/testsupport/smtptest"
 )
 
 // Envelope describes an SMTP connection and one transaction on it.

@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"context"
@@ -39,17 +39,18 @@ func safeName(s string) string {
 // MaxHeaderFieldBytes.
 var ErrHeaderLimit = errors.New("header section over the configured limit")
 
-// Message is the evaluation of one message, fed in the order an MTA sends
-// it: Begin (at MAIL FROM), AddRcpt, Header for each field, EndOfHeaders,
-// Body for each chunk, then End. Work starts as soon as its inputs exist:
+// Evaluation is the judgement of one message in progress, fed in the
+// order an MTA sends it: Engine.Begin (at MAIL FROM), AddRcpt, Header for
+// each field, EndOfHeaders, Body for each chunk, then End (the stages are
+// listed in the package doc). Work starts as soon as its inputs exist:
 // SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
 // EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
 // resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
-// latency behind the rest of the message. A Message is used by one
+// latency behind the rest of the message. An Evaluation is used by one
 // goroutine at a time.
-type Message struct {
+type Evaluation struct {
 	e        *Engine
 	env      Envelope
 	ctx      context.Context
@@ -84,19 +85,19 @@ type Message struct {
 }
 
 // Envelope returns the message's SMTP facts.
-func (m *Message) Envelope() Envelope { return m.env }
+func (m *Evaluation) Envelope() Envelope { return m.env }
 
 // AddRcpt records a recipient.
-func (m *Message) AddRcpt(rcpt string) { m.env.Rcpts = append(m.env.Rcpts, rcpt) }
+func (m *Evaluation) AddRcpt(rcpt string) { m.env.Rcpts = append(m.env.Rcpts, rcpt) }
 
 // SetQueueID records the MTA's queue id once known.
-func (m *Message) SetQueueID(id string) {
+func (m *Evaluation) SetQueueID(id string) {
 	if id != "" {
 		m.env.QueueID = id
 	}
 }
 
-func (m *Message) startSPF() {
+func (m *Evaluation) startSPF() {
 	m.spfDone = make(chan struct{})
 	env := m.env
 	local, domain := spf.SplitSender(env.MailFrom)
@@ -134,7 +135,7 @@ func (m *Message) startSPF() {
 // Header adds one header field as received. Fields over the limits are not
 // kept, but Authentication-Results fields are still counted so that forged
 // ones can be removed.
-func (m *Message) Header(f message.Field) {
+func (m *Evaluation) Header(f message.Field) {
 	// RFC 5322 §4.5.3: WSP may precede the colon, and an MTA may pass the
 	// name with it; the field is still the one named.
 	f.Name = strings.TrimRight(f.Name, " \t")
@@ -175,7 +176,7 @@ func (m *Message) Header(f message.Field) {
 // EndOfHeaders starts DKIM verification, ARC validation (their key lookups
 // run now) and DMARC policy discovery for the From domains: at once for
 // what the resolver has in memory, in the background for the rest.
-func (m *Message) EndOfHeaders() {
+func (m *Evaluation) EndOfHeaders() {
 	if m.eoh {
 		return
 	}
@@ -242,7 +243,7 @@ func (m *Message) EndOfHeaders() {
 // arcOptions returns the engine's ARC options; without a sealer, the whole
 // body's hash for a seal is not computed (a relaxed canonicalisation and a
 // SHA-256 pass over every body, otherwise).
-func (m *Message) arcOptions() *arc.Options {
+func (m *Evaluation) arcOptions() *arc.Options {
 	if m.e.Sealer != nil {
 		return m.e.ARC
 	}
@@ -275,7 +276,7 @@ func (p *prefetched) Discover(ctx context.Context, r dnscache.Resolver, author s
 	return p.OrgDomainFinder.Discover(ctx, r, author)
 }
 
-func (m *Message) fieldValues(name string) []string {
+func (m *Evaluation) fieldValues(name string) []string {
 	var out []string
 	for _, f := range m.fields {
 		if strings.EqualFold(f.Name, name) {
@@ -287,7 +288,7 @@ func (m *Message) fieldValues(name string) []string {
 
 // Body feeds a chunk of the body (CRLF line ends). The DKIM verifier and
 // the ARC validator share their body hashes: the chunk is hashed once.
-func (m *Message) Body(chunk []byte) {
+func (m *Evaluation) Body(chunk []byte) {
 	if !m.eoh {
 		m.EndOfHeaders()
 	}
@@ -301,7 +302,7 @@ func (m *Message) Body(chunk []byte) {
 
 // Abort ends the message without a verdict (the MTA aborted it) and
 // releases everything it holds. It is safe to call after End.
-func (m *Message) Abort() {
+func (m *Evaluation) Abort() {
 	if m.dkimV != nil {
 		m.dkimV.Abort()
 	}
@@ -353,8 +354,8 @@ type Verdict struct {
 
 // End finishes the message: it waits (at most Engine.Timeout) for the
 // results still outstanding, evaluates DMARC, applies the policy, and
-// returns the verdict. The Message must not be used afterwards.
-func (m *Message) End() *Verdict {
+// returns the verdict. The Evaluation must not be used afterwards.
+func (m *Evaluation) End() *Verdict {
 	if !m.eoh {
 		m.EndOfHeaders()
 	}
@@ -456,7 +457,7 @@ func joinComment(a, b string) string {
 	return a + "; " + b
 }
 
-func (m *Message) dmarcArgs(v *Verdict) dmarc.Args {
+func (m *Evaluation) dmarcArgs(v *Verdict) dmarc.Args {
 	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
 	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
@@ -471,7 +472,7 @@ func (m *Message) dmarcArgs(v *Verdict) dmarc.Args {
 
 // seal adds an ARC set when a sealer is configured. results are this hop's
 // results (nil for a message that was not judged).
-func (m *Message) seal(v *Verdict, results []authres.Result) {
+func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 	s := m.e.Sealer
 	if s == nil || m.arcV == nil || v.ARC == nil {
 		return

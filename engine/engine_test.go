@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/message"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -93,7 +93,7 @@ func (w *world) sign(t *testing.T, domain, selector, msg string) string {
 	return out.String()
 }
 
-// run feeds msg through a Message as the milter session does.
+// run feeds msg through an Evaluation as the milter session does.
 func run(t *testing.T, e *Engine, env Envelope, msg string) (*Verdict, []message.Field, string) {
 	t.Helper()
 	br := bufio.NewReader(strings.NewReader(msg))

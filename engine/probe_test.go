@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"bufio"
@@ -13,8 +13,8 @@ import (
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/dkimkey"
-	"github.com/authmilter/authmilter/internal/goroutines"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/testsupport/goroutines"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -145,7 +145,7 @@ func TestEngineColdCacheLooksUpInBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	returned := make(chan *Message)
+	returned := make(chan *Evaluation)
 	go func() {
 		m := e.Begin(context.Background(), from)
 		for _, f := range fields {
@@ -154,7 +154,7 @@ func TestEngineColdCacheLooksUpInBackground(t *testing.T) {
 		m.EndOfHeaders()
 		returned <- m
 	}()
-	var m *Message
+	var m *Evaluation
 	select {
 	case m = <-returned:
 	case <-time.After(1500 * time.Millisecond): // below the 2s DNS timeout

@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 // Engine evaluates messages: it holds what every message shares (resolver,
 // authserv-id, options, policy). The milter session and the offline check
-// command drive it through the same Message type, so both judge a message
+// command drive it through the same Evaluation type, so both judge a message
 // exactly alike. An Engine is immutable once in use and safe for concurrent
 // use; a configuration reload builds a new one.
 type Engine struct {
@@ -95,9 +95,9 @@ func (e *Engine) logger() *slog.Logger {
 // now: done before Begin returns when the resolver has every answer in
 // memory, in the background otherwise. The message holds resources until
 // End or Abort.
-func (e *Engine) Begin(parent context.Context, env Envelope) *Message {
+func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	ctx, cancel := context.WithCancel(parent)
-	m := &Message{
+	m := &Evaluation{
 		e:      e,
 		env:    env,
 		ctx:    ctx,

@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"context"
@@ -18,7 +18,8 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
+	"github.com/authmilter/authmilter/milter"
 )
 
 // The tests in this file measure the whole process (goroutines, heap), so
@@ -44,7 +45,7 @@ func packet(code byte, data ...string) []byte {
 }
 
 // postfixOpening is what Postfix sends for one message, as in
-// internal/postfixtest's notes, up to and including the header fields.
+// internal/testsupport/postfixtest's notes, up to and including the header fields.
 func postfixOpening() []byte {
 	var b []byte
 	optneg := binary.BigEndian.AppendUint32(nil, 6)
@@ -109,7 +110,7 @@ func goodMessage(t *testing.T, addr string) (*gomilter.Action, time.Duration) {
 
 // settle waits (bounded) until the server has no connection and the
 // process is back to at most want goroutines.
-func settle(t *testing.T, srv *Server, want int, d time.Duration) {
+func settle(t *testing.T, srv *milter.Server, want int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for srv.Active() != 0 || runtime.NumGoroutine() > want {
@@ -143,13 +144,13 @@ func captureLibLog(t *testing.T) *syncbuf.Buffer {
 
 // abuseServer starts a server with a short idle timeout, sends one good
 // message to warm everything up, and returns the goroutine baseline.
-func abuseServer(t *testing.T, idle time.Duration) (*Server, string, int) {
+func abuseServer(t *testing.T, idle time.Duration) (*milter.Server, string, int) {
 	srv, addr, base, _ := abuseServerLog(t, idle)
 	return srv, addr, base
 }
 
 // abuseServerLog is abuseServer, also returning what the Server logs.
-func abuseServerLog(t *testing.T, idle time.Duration) (*Server, string, int, *syncbuf.Buffer) {
+func abuseServerLog(t *testing.T, idle time.Duration) (*milter.Server, string, int, *syncbuf.Buffer) {
 	t.Helper()
 	captureLibLog(t)
 	logs := &syncbuf.Buffer{}
@@ -159,7 +160,7 @@ func abuseServerLog(t *testing.T, idle time.Duration) (*Server, string, int, *sy
 		t.Fatal(err)
 	}
 	e := w.engine()
-	srv := &Server{
+	srv := &milter.Server{
 		NewSession:  (&Handler{Engine: func() *Engine { return e }}).NewSession,
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 		IdleTimeout: idle,

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/authmilter/authmilter/internal/smtptest"
+	"github.com/authmilter/authmilter/internal/testsupport/smtptest"
 )
 
 // Envelope describes one SMTP connection. Sendmail has no XCLIENT: the

@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"context"
@@ -10,16 +10,18 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
 // startServer runs a milter Server for e on 127.0.0.1 until the test ends.
-func startServer(t *testing.T, e *Engine) (*Server, string) {
+func startServer(t *testing.T, e *Engine) (*milter.Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &Server{
+	srv := &milter.Server{
 		NewSession:  (&Handler{Engine: func() *Engine { return e }}).NewSession,
 		IdleTimeout: 10 * time.Second,
 		Actions:     Actions,
@@ -304,7 +306,7 @@ func TestSessionNoReplyFlags(t *testing.T) {
 		gomilter.OptProtocol(0x1fffff), // Postfix 3
 	} {
 		m := dialRawMTA(t, addr, offer)
-		if want := NoReplyFlags & OptProtocol(offer); OptProtocol(m.granted)&(NoReplyFlags|OptNoDataReply|OptNoUnknownReply) != want {
+		if want := milter.NoReplyFlags & milter.OptProtocol(offer); milter.OptProtocol(m.granted)&(milter.NoReplyFlags|milter.OptNoDataReply|milter.OptNoUnknownReply) != want {
 			t.Errorf("offer %#x: granted %#x, want SMFIP_NR_* %#x", offer, m.granted, want)
 		}
 		m.cmd('C', gomilter.OptNoConnReply, "mail.example.com\x004\x9c\x40192.0.2.10")

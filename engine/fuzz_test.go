@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"bytes"
@@ -21,7 +21,8 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
-	"github.com/authmilter/authmilter/internal/syncbuf"
+	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
+	"github.com/authmilter/authmilter/milter"
 	"github.com/authmilter/authmilter/verify/authres"
 )
 
@@ -116,8 +117,8 @@ func (w *fuzzWorld) session(t *testing.T, stream []byte, writes int, stdlog *syn
 	guard := &panicGuard{}
 	eng := w.engine(&logs, len(stream)%2 == 1)
 	h := &Handler{Engine: func() *Engine { return eng }}
-	srv := &Server{
-		NewSession:  func(c *Conn) Milter { return guard.wrap(h.NewSession(c)) },
+	srv := &milter.Server{
+		NewSession:  func(c *milter.Conn) milter.Milter { return guard.wrap(h.NewSession(c)) },
 		Logger:      eng.Logger,
 		IdleTimeout: 10 * time.Second,
 		Actions:     Actions,
@@ -154,7 +155,7 @@ func (w *fuzzWorld) session(t *testing.T, stream []byte, writes int, stdlog *syn
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := <-served; !errors.Is(err, ErrServerClosed) {
+	if err := <-served; !errors.Is(err, milter.ErrServerClosed) {
 		t.Fatalf("Serve returned %v", err)
 	}
 	pollUntil(t, fmt.Sprintf("goroutines to fall back to %d", base), func() bool { return runtime.NumGoroutine() <= base })
@@ -344,7 +345,7 @@ type panicGuard struct {
 	panics []string
 }
 
-func (g *panicGuard) wrap(m Milter) Milter { return &guardedMilter{m: m, g: g} }
+func (g *panicGuard) wrap(m milter.Milter) milter.Milter { return &guardedMilter{m: m, g: g} }
 
 func (g *panicGuard) catch() {
 	if v := recover(); v != nil {
@@ -364,46 +365,46 @@ func (g *panicGuard) check(t *testing.T) {
 }
 
 type guardedMilter struct {
-	m Milter
+	m milter.Milter
 	g *panicGuard
 }
 
-func (s *guardedMilter) Connect(host string, family byte, port uint16, addr string, m *Macros) {
+func (s *guardedMilter) Connect(host string, family byte, port uint16, addr string, m *milter.Macros) {
 	defer s.g.catch()
 	s.m.Connect(host, family, port, addr, m)
 }
 
-func (s *guardedMilter) Helo(name string, m *Macros) {
+func (s *guardedMilter) Helo(name string, m *milter.Macros) {
 	defer s.g.catch()
 	s.m.Helo(name, m)
 }
 
-func (s *guardedMilter) MailFrom(from string, m *Macros) {
+func (s *guardedMilter) MailFrom(from string, m *milter.Macros) {
 	defer s.g.catch()
 	s.m.MailFrom(from, m)
 }
 
-func (s *guardedMilter) RcptTo(rcpt string, m *Macros) {
+func (s *guardedMilter) RcptTo(rcpt string, m *milter.Macros) {
 	defer s.g.catch()
 	s.m.RcptTo(rcpt, m)
 }
 
-func (s *guardedMilter) Header(name, value []byte, m *Macros) {
+func (s *guardedMilter) Header(name, value []byte, m *milter.Macros) {
 	defer s.g.catch()
 	s.m.Header(name, value, m)
 }
 
-func (s *guardedMilter) EndOfHeaders(m *Macros) {
+func (s *guardedMilter) EndOfHeaders(m *milter.Macros) {
 	defer s.g.catch()
 	s.m.EndOfHeaders(m)
 }
 
-func (s *guardedMilter) BodyChunk(chunk []byte, m *Macros) {
+func (s *guardedMilter) BodyChunk(chunk []byte, m *milter.Macros) {
 	defer s.g.catch()
 	s.m.BodyChunk(chunk, m)
 }
 
-func (s *guardedMilter) EndOfMessage(m *Macros, mod *Modifier) (r Reply) {
+func (s *guardedMilter) EndOfMessage(m *milter.Macros, mod *milter.Modifier) (r milter.Reply) {
 	defer s.g.catch()
 	return s.m.EndOfMessage(m, mod)
 }

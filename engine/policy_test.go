@@ -1,4 +1,4 @@
-package milter
+package engine
 
 import (
 	"net/netip"

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmilter/authmilter/internal/benchmail"
-	"github.com/authmilter/authmilter/internal/interop"
+	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
-	"github.com/authmilter/authmilter/milter"
+	"github.com/authmilter/authmilter/internal/testsupport/benchmail"
+	"github.com/authmilter/authmilter/internal/testsupport/interop"
 )
 
 // TestCorpusVerdicts runs one message of every class through the engine and
@@ -71,13 +71,13 @@ func checkVerdicts(t *testing.T, opts benchmail.Options) *benchmail.Corpus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol := milter.DefaultPolicy()
+	pol := engine.DefaultPolicy()
 	pol.TrustedSealers = []string{benchmail.TrustedSealer}
-	e := &milter.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second}
+	e := &engine.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second}
 	for _, m := range c.Messages {
 		t.Run(m.Name, func(t *testing.T) {
 			env := m.Envelope
-			msg := e.Begin(context.Background(), milter.Envelope{
+			msg := e.Begin(context.Background(), engine.Envelope{
 				ClientIP: netip.MustParseAddr(env.ClientIP), HELO: env.HELO, MailFrom: env.MailFrom, Rcpts: env.Rcpts,
 			})
 			br := bufio.NewReader(bytes.NewReader(m.Data))
