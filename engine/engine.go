@@ -48,6 +48,15 @@ type Engine struct {
 	MaxHeaders          int
 	MaxHeaderFieldBytes int
 
+	// SpeculativeQueries bounds the DNS queries started at MAIL FROM for
+	// what the envelope predicts, the MAIL FROM domain's DMARC policy
+	// discovery, so that the answers are in the resolver's cache when the
+	// header arrives: 0 means DefaultSpeculativeQueries (one tree walk), a
+	// negative number starts none. SpeculativeTimeout bounds their time (0:
+	// DefaultSpeculativeTimeout); they end with the message too.
+	SpeculativeQueries int
+	SpeculativeTimeout time.Duration
+
 	// Keys, when set, caches parsed DKIM key records (DKIM signatures and
 	// ARC sets); it may be shared by engines (a reload keeps it).
 	Keys *dkimkey.Cache
@@ -108,6 +117,7 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
 	if !m.internal {
 		m.startSPF()
+		m.startSpeculation()
 	}
 	return m
 }

@@ -82,6 +82,11 @@ type Evaluation struct {
 	dkimV   *dkim.Verifier
 	arcV    *arc.Validator
 	ended   bool
+
+	// spec counts the speculative lookups started at MAIL FROM; specDone
+	// is closed when they are over. Both nil when none was started.
+	spec     *specResolver
+	specDone chan struct{}
 }
 
 // Envelope returns the message's SMTP facts.
@@ -341,6 +346,11 @@ type Verdict struct {
 	// the message was not judged).
 	AuthResults string
 
+	// Speculative counts the DNS queries started at MAIL FROM for what the
+	// envelope predicted (the MAIL FROM domain's DMARC discovery) by the
+	// time of the verdict.
+	Speculative int
+
 	SPF      *spf.Result // the MAIL FROM identity (nil when not judged)
 	HELO     *spf.Result // the HELO identity, when checked separately
 	DKIM     []dkim.Signature
@@ -445,6 +455,7 @@ func (m *Evaluation) End() *Verdict {
 			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", authres.ReceivedSPF(m.spfMail, m.e.AuthservID), false))
 		}
 	}
+	v.Speculative = m.speculative()
 	v.Elapsed = m.e.now().Sub(m.start)
 	m.finish(v)
 	return v

@@ -14,6 +14,10 @@ type Metrics struct {
 	Results  *metrics.CounterVec // by method and result
 	Latency  *metrics.Histogram  // seconds from MAIL FROM to verdict
 	Errors   *metrics.CounterVec // by kind
+	// DNS counts DMARC lookups by kind: "speculative" (queries started at
+	// MAIL FROM for what the envelope predicts) and "walk_skipped" (tree
+	// walks from identifiers that could not align, not made).
+	DNS *metrics.CounterVec
 }
 
 // NewMetrics registers the milter's metrics in reg.
@@ -24,6 +28,8 @@ func NewMetrics(reg *metrics.Registry) *Metrics {
 		Latency: reg.NewHistogram("authmilter_message_seconds", "Time from MAIL FROM to the verdict.",
 			[]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
 		Errors: reg.NewCounterVec("authmilter_errors_total", "Errors, by kind.", "kind"),
+		DNS: reg.NewCounterVec("authmilter_dmarc_lookups_total",
+			"DMARC lookups by kind: speculative (queries started at MAIL FROM), walk_skipped (identifier tree walks not made: they could not align).", "kind"),
 	}
 }
 
@@ -56,6 +62,14 @@ func (m *Evaluation) finish(v *Verdict) {
 		}
 		if v.LimitErr != nil {
 			mt.Errors.Inc("header_limit")
+		}
+		if mt.DNS != nil {
+			if v.Speculative > 0 {
+				mt.DNS.WithLabelValues("speculative").Add(float64(v.Speculative))
+			}
+			if v.DMARC != nil && v.DMARC.SkippedWalks > 0 {
+				mt.DNS.WithLabelValues("walk_skipped").Add(float64(v.DMARC.SkippedWalks))
+			}
 		}
 	}
 	level := slog.LevelInfo
@@ -130,6 +144,9 @@ func (m *Evaluation) finish(v *Verdict) {
 	}
 	if v.LimitErr != nil {
 		attrs = append(attrs, slog.String("limit", v.LimitErr.Error()))
+	}
+	if v.Speculative > 0 {
+		attrs = append(attrs, slog.Int("dns_speculative", v.Speculative))
 	}
 	attrs = append(attrs, slog.String("action", string(v.Action)))
 	if v.Reply != "" {

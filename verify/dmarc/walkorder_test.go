@@ -265,3 +265,28 @@ func TestWalkCancelsWhatItDoesNotNeed(t *testing.T) {
 		t.Fatal("the walk waited for lookups it did not need")
 	}
 }
+
+// TestPrefetch: the discovery of the MAIL FROM domain asks exactly what
+// Evaluate asks for an Author Domain under it and its SPF identifier, so a
+// cache in front of r answers Evaluate from memory.
+func TestPrefetch(t *testing.T) {
+	t.Parallel()
+	r := &dnstest.Resolver{TXT: map[string][]string{"_dmarc.example.com": {"v=DMARC1; p=reject"}}}
+	if err := Prefetch(context.Background(), r, "Mail.Example.COM.", nil); err != nil {
+		t.Fatal(err)
+	}
+	pre := r.Queries()
+	r.ResetQueries()
+	res := Evaluate(context.Background(), r, Args{From: from("a@example.com"), SPF: pass("mail.example.com")}, &Options{Rand: noRand(t)})
+	if res.Result != verify.ResultPass {
+		t.Fatalf("%s (%s)", res.Result, res.Reason)
+	}
+	for _, q := range r.Queries() {
+		if !slices.Contains(pre, q) {
+			t.Errorf("Evaluate asked %s, which Prefetch did not (Prefetch: %q)", q, pre)
+		}
+	}
+	if err := Prefetch(context.Background(), r, "[192.0.2.1]", nil); !errors.Is(err, ErrAuthorDomain) {
+		t.Errorf("address literal: %v", err)
+	}
+}
