@@ -133,7 +133,19 @@ func (m *Evaluation) startSPF() {
 	m.spfHELO, m.heloDone = spf.Result{}, false
 	go func() {
 		defer close(m.spfDone)
-		check(m.ctx)
+		if !checkHELO {
+			check(m.ctx)
+			return
+		}
+		// The two identities at once: their round trips overlap.
+		helo := make(chan struct{})
+		go func() {
+			defer close(helo)
+			m.spfHELO = spf.VerifyHELOWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		}()
+		m.spfMail = spf.VerifyWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		<-helo
+		m.heloDone = true
 	}()
 }
 
