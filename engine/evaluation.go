@@ -43,8 +43,9 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // order an MTA sends it: Engine.Begin (at MAIL FROM), AddRcpt, Header for
 // each field, EndOfHeaders, Body for each chunk, then End (the stages are
 // listed in the package doc). Work starts as soon as its inputs exist:
-// SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
-// EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
+// SPF at Begin, with the DMARC discovery of the MAIL FROM domain that the
+// envelope predicts (speculate.go); DKIM and ARC key lookups and DMARC
+// policy discovery at EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
 // resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
