@@ -2,6 +2,7 @@ package dmarc
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/authmilter/authmilter/dnscache"
@@ -142,7 +143,11 @@ func concurrentWalk(ctx context.Context, r dnscache.Resolver, start string, name
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if qctx.Err() == nil { // not decided before this started
+			if err := qctx.Err(); err != nil {
+				// Decided (or given up) before this started: no query, and
+				// an error, never "no record", should it still be read.
+				a.err = fmt.Errorf("%w: TXT _dmarc.%s: %w", ErrDNS, names[i], dnscache.NewError(dnscache.ErrTemporary, "_dmarc."+names[i], "", err.Error(), false))
+			} else {
 				a.rec, a.n, a.err = lookupRecord(qctx, r, names[i])
 			}
 			close(a.done)

@@ -290,3 +290,40 @@ func TestPrefetch(t *testing.T) {
 		t.Errorf("address literal: %v", err)
 	}
 }
+
+// cancelAfterFirst answers the first TXT lookup, then cancels the walk's
+// context before answering any other, as a message timeout would.
+type cancelAfterFirst struct {
+	*dnstest.Resolver
+	cancel context.CancelFunc
+	first  string
+}
+
+func (c *cancelAfterFirst) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+	if name == c.first {
+		txts, res, err := c.Resolver.LookupTXT(ctx, name)
+		c.cancel()
+		return txts, res, err
+	}
+	<-ctx.Done()
+	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
+}
+
+// TestWalkGivenUpIsAnError: a walk whose context ends after its first
+// answer returns a temporary failure, never a walk that found nothing
+// above the first name.
+func TestWalkGivenUpIsAnError(t *testing.T) {
+	t.Parallel()
+	for range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &cancelAfterFirst{
+			Resolver: &dnstest.Resolver{TXT: map[string][]string{"_dmarc.example.com": {"v=DMARC1; p=reject"}}},
+			cancel:   cancel, first: "_dmarc.mail.example.com",
+		}
+		d, err := TreeWalk{}.Discover(ctx, r, "mail.example.com")
+		cancel()
+		if !errors.Is(err, ErrDNS) || !errors.Is(err, dnscache.ErrTemporary) {
+			t.Fatalf("Discover after the context ended: %+v, %v; want a temporary failure", d, err)
+		}
+	}
+}
