@@ -1,14 +1,15 @@
 package arc
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/sigfield"
 	"github.com/authmilter/authmilter/internal/tagvalue"
 )
 
@@ -136,175 +137,102 @@ func unfold(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// parseTags parses the tag-list of an AMS or AS and its instance.
-func parseTags(f message.Field, max int) (tagvalue.List, int, error) {
-	tags, err := tagvalue.Parse(f.Value())
-	if err != nil {
+// parseFields parses the tags of an AMS or AS with the RFC 6376 §3.5
+// parser DKIM shares (internal/sigfield: one set of rules for d=, s=, b=,
+// bh=, h=, c=, l=, t= and x=), and reads its instance.
+func parseFields(f message.Field, max int) (*sigfield.Fields, int, error) {
+	fields, err := sigfield.Parse(f.Value())
+	if fields.Tags == nil && err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", f.Name, errors.Join(ErrSyntax, err))
 	}
-	iv, ok := tags.Get("i")
+	iv, ok := fields.Tags.Get("i")
 	if !ok {
 		return nil, 0, fmt.Errorf("%w: %s has no i= tag", ErrSyntax, f.Name)
 	}
-	n, err := parseInstance(iv, max)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", f.Name, err)
+	n, ierr := parseInstance(iv, max)
+	if ierr != nil {
+		return nil, 0, fmt.Errorf("%s: %w", f.Name, ierr)
 	}
-	return tags, n, nil
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s i=%d: %w", f.Name, n, errors.Join(ErrSyntax, err))
+	}
+	return fields, n, nil
 }
 
-// required returns the value of a tag that must be present and non-empty.
-func required(tags tagvalue.List, name, header string, instance int) (string, error) {
-	v, ok := tags.Get(name)
+// instanceOf reads the i= of an AMS or AS whose other tags may be broken.
+func instanceOf(f message.Field, max int) (int, error) {
+	tags, err := tagvalue.Parse(f.Value())
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Name, errors.Join(ErrSyntax, err))
+	}
+	iv, ok := tags.Get("i")
 	if !ok {
-		return "", fmt.Errorf("%w: %s i=%d has no %s= tag", ErrSyntax, header, instance, name)
+		return 0, fmt.Errorf("%w: %s has no i= tag", ErrSyntax, f.Name)
 	}
-	if v == "" {
-		return "", fmt.Errorf("%w: %s i=%d has an empty %s= tag", ErrSyntax, header, instance, name)
-	}
-	return v, nil
+	return parseInstance(iv, max)
 }
 
-func parseBase64(tags tagvalue.List, name, header string, instance int) ([]byte, error) {
-	v, err := required(tags, name, header, instance)
-	if err != nil {
-		return nil, err
-	}
-	b, err := base64.StdEncoding.DecodeString(tagvalue.StripFWS(v))
-	if err != nil || len(b) == 0 {
-		return nil, fmt.Errorf("%w: %s i=%d %s= is not base64", ErrSyntax, header, instance, name)
-	}
-	return b, nil
-}
-
-// parseDomain checks a d= value: a DNS name of letters, digits, "-" and
-// "_" in non-empty labels (RFC 6376 §3.5 sig-d-tag = domain-name).
-func parseDomain(tags tagvalue.List, header string, instance int) (string, error) {
-	d, err := required(tags, "d", header, instance)
-	if err != nil {
-		return "", err
-	}
-	if !validName(strings.TrimSuffix(d, ".")) {
-		return "", fmt.Errorf("%w: %s i=%d d=%q is not a domain name", ErrSyntax, header, instance, d)
-	}
-	return d, nil
-}
-
-// parseSelector checks s= (RFC 6376 §3.1: dot-separated sub-domains).
-func parseSelector(tags tagvalue.List, header string, instance int) (string, error) {
-	s, err := required(tags, "s", header, instance)
-	if err != nil {
-		return "", err
-	}
-	if !validName(s) {
-		return "", fmt.Errorf("%w: %s i=%d s=%q is not a selector", ErrSyntax, header, instance, s)
-	}
-	return s, nil
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
+// required checks that the tags are present: sigfield.Parse has checked
+// that those present are not empty (a=, cv= excepted, checked here).
+func required(fields *sigfield.Fields, header string, instance int, names ...string) error {
+	for _, name := range names {
+		v, ok := fields.Tags.Get(name)
+		if !ok {
+			return fmt.Errorf("%w: %s i=%d has no %s= tag", ErrSyntax, header, instance, name)
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
+		if v == "" {
+			return fmt.Errorf("%w: %s i=%d has an empty %s= tag", ErrSyntax, header, instance, name)
 		}
 	}
-	return true
+	return nil
 }
 
-// parseTime checks an optional t= (RFC 6376 §3.5: 1*12DIGIT).
-func parseTime(tags tagvalue.List, header string, instance int) (int64, bool, error) {
-	v, ok := tags.Get("t")
-	if !ok {
-		return 0, false, nil
+// ascii returns the form of a parsed d= or s= used for the key lookup and
+// reported: the A-labels for a name with U-labels or A-labels (RFC 8616
+// §5), the name as written otherwise.
+func ascii(fields *sigfield.Fields, tag string, n domain.Name) string {
+	if n.IsIDN() {
+		return n.ASCII
 	}
-	if v == "" || len(v) > 12 || strings.Trim(v, "0123456789") != "" {
-		return 0, false, fmt.Errorf("%w: %s i=%d t=%q is not a timestamp", ErrSyntax, header, instance, v)
-	}
-	t, _ := strconv.ParseInt(v, 10, 64)
-	return t, true, nil
+	v, _ := fields.Tags.Get(tag)
+	return v
 }
 
 // parseAMS parses an ARC-Message-Signature. RFC 8617 §4.1.2: the DKIM-Signature
 // tags (RFC 6376 §3.5) without v=, with i= the ARC instance. Required:
 // i, a, b, bh, d, h, s. c= defaults to simple/simple as in DKIM.
 func parseAMS(f message.Field, max int) (*ams, error) {
-	tags, n, err := parseTags(f, max)
+	fields, n, err := parseFields(f, max)
 	if err != nil {
 		return nil, err
 	}
-	m := &ams{instance: n, field: f, limit: -1}
 	const h = HeaderAMS
-	a, err := required(tags, "a", h, n)
-	if err != nil {
+	// RFC 6376 §3.5: h= holds at least one field name.
+	if err := required(fields, h, n, "a", "b", "bh", "d", "s", "h"); err != nil {
 		return nil, err
 	}
-	if m.alg, err = parseAlgorithm(a); err != nil {
+	m := &ams{instance: n, field: f, limit: fields.Length, sig: fields.Sig, bodyHash: fields.BodyHash,
+		headers: fields.Headers, hc: fields.HC, bc: fields.BC, hasCanonic: fields.HasCanon,
+		time: fields.Time, hasTime: fields.HasTime}
+	if m.alg, err = parseAlgorithm(fields.Algorithm); err != nil {
 		return nil, fmt.Errorf("%s i=%d: %w", h, n, err)
 	}
-	if m.sig, err = parseBase64(tags, "b", h, n); err != nil {
-		return nil, err
-	}
-	if m.bodyHash, err = parseBase64(tags, "bh", h, n); err != nil {
-		return nil, err
-	}
-	if m.domain, err = parseDomain(tags, h, n); err != nil {
-		return nil, err
-	}
-	if m.selector, err = parseSelector(tags, h, n); err != nil {
-		return nil, err
-	}
-	hv, err := required(tags, "h", h, n)
-	if err != nil {
-		// RFC 6376 §3.5: h= holds at least one field name.
-		return nil, err
-	}
-	for name := range strings.SplitSeq(hv, ":") {
-		name = tagvalue.StripFWS(name)
-		if name == "" {
-			// "h=from::to": RFC 6376 §3.5's ABNF has no empty hdr-name,
-			// but the suite (ams_fields_h_mis_hdr) and deployed signers
-			// accept one. It selects no field, so skipping it cannot
-			// widen what the signature covers.
-			continue
-		}
+	m.domain, m.selector = ascii(fields, "d", fields.Domain), ascii(fields, "s", fields.Selector)
+	for _, name := range m.headers {
 		// RFC 8617 §4.1.2: ARC-Seal fields MUST NOT be signed by the AMS,
 		// since a later AS would change what the AMS covered.
 		if strings.EqualFold(name, HeaderSeal) {
 			return nil, fmt.Errorf("%w: %s i=%d h= includes %s", ErrSyntax, h, n, HeaderSeal)
 		}
-		m.headers = append(m.headers, name)
 	}
 	if !containsFold(m.headers, "From") {
 		// RFC 6376 §5.4 / §6.1.1: the From field MUST be signed; a
 		// signature whose h= lacks it is ignored.
 		return nil, fmt.Errorf("%w: %s i=%d h= does not include From", ErrSyntax, h, n)
 	}
-	m.hc, m.bc = canon.Simple, canon.Simple
-	if c, ok := tags.Get("c"); ok {
-		m.hasCanonic = true
-		if m.hc, m.bc, err = canon.ParseAlgorithms(c); err != nil {
-			return nil, fmt.Errorf("%w: %s i=%d c=%q", ErrSyntax, h, n, c)
-		}
-	}
-	if l, ok := tags.Get("l"); ok {
-		if l == "" || len(l) > 76 || strings.Trim(l, "0123456789") != "" {
-			return nil, fmt.Errorf("%w: %s i=%d l=%q", ErrSyntax, h, n, l)
-		}
-		if m.limit, err = strconv.ParseInt(l, 10, 64); err != nil {
-			return nil, fmt.Errorf("%w: %s i=%d l=%q", ErrSyntax, h, n, l)
-		}
-	}
-	if m.time, m.hasTime, err = parseTime(tags, h, n); err != nil {
-		return nil, err
+	if fields.CanonErr != nil {
+		c, _ := fields.Tags.Get("c")
+		return nil, fmt.Errorf("%w: %s i=%d c=%q", ErrSyntax, h, n, c)
 	}
 	return m, nil
 }
@@ -313,45 +241,29 @@ func parseAMS(f message.Field, max int) (*ams, error) {
 // d, s; t optional. The AS has no h= (its scope is fixed by §5.1.1) and a
 // seal carrying one is invalid.
 func parseSeal(f message.Field, max int) (*seal, error) {
-	tags, n, err := parseTags(f, max)
+	fields, n, err := parseFields(f, max)
 	if err != nil {
 		return nil, err
 	}
-	s := &seal{instance: n, field: f}
 	const h = HeaderSeal
-	a, err := required(tags, "a", h, n)
-	if err != nil {
+	if err := required(fields, h, n, "a", "b", "cv", "d", "s"); err != nil {
 		return nil, err
 	}
-	if s.alg, err = parseAlgorithm(a); err != nil {
+	s := &seal{instance: n, field: f, sig: fields.Sig, time: fields.Time}
+	if s.alg, err = parseAlgorithm(fields.Algorithm); err != nil {
 		return nil, fmt.Errorf("%s i=%d: %w", h, n, err)
-	}
-	if s.sig, err = parseBase64(tags, "b", h, n); err != nil {
-		return nil, err
-	}
-	cv, err := required(tags, "cv", h, n)
-	if err != nil {
-		return nil, err
 	}
 	// RFC 8617 §4.1.3: cv = "none" / "fail" / "pass". Written in lower
 	// case; tag values are case-sensitive (RFC 6376 §3.2).
-	switch cv {
+	switch cv, _ := fields.Tags.Get("cv"); cv {
 	case "none", "fail", "pass":
 		s.cv = cv
 	default:
 		return nil, fmt.Errorf("%w: %s i=%d cv=%q", ErrSyntax, h, n, cv)
 	}
-	if s.domain, err = parseDomain(tags, h, n); err != nil {
-		return nil, err
-	}
-	if s.selector, err = parseSelector(tags, h, n); err != nil {
-		return nil, err
-	}
-	if tags.Has("h") {
+	s.domain, s.selector = ascii(fields, "d", fields.Domain), ascii(fields, "s", fields.Selector)
+	if fields.HasHeaders {
 		return nil, fmt.Errorf("%w: %s i=%d has an h= tag", ErrSyntax, h, n)
-	}
-	if s.time, _, err = parseTime(tags, h, n); err != nil {
-		return nil, err
 	}
 	return s, nil
 }

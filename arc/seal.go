@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/internal/sigfield"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -186,11 +188,21 @@ func (s *Sealer) Seal(header []message.Field, bodyHash []byte, chain Result, aut
 
 // check validates the Sealer's configuration and returns its algorithm.
 func (s *Sealer) check() (algorithm, error) {
-	if !validName(strings.TrimSuffix(s.Domain, ".")) {
-		return "", fmt.Errorf("%w: invalid domain %q", ErrSealer, s.Domain)
+	// The Sealer writes d= and s= as configured, into messages that may
+	// not be internationalized: plain ASCII (A-labels for an IDN).
+	d, err := domain.Parse(s.Domain)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%w: domain: %w", ErrSealer, err)
+	case !isASCII(s.Domain):
+		return "", fmt.Errorf("%w: domain %q: give its A-label form %q", ErrSealer, s.Domain, d.ASCII)
 	}
-	if !validName(s.Selector) {
-		return "", fmt.Errorf("%w: invalid selector %q", ErrSealer, s.Selector)
+	sel, err := sigfield.ParseSelector(s.Selector)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%w: selector: %w", ErrSealer, err)
+	case !isASCII(s.Selector):
+		return "", fmt.Errorf("%w: selector %q: give its A-label form %q", ErrSealer, s.Selector, sel.ASCII)
 	}
 	for _, h := range s.Headers {
 		if h == "" || strings.ContainsAny(h, ": \t\r\n;") {
@@ -262,4 +274,13 @@ func (s *Sealer) sign(data []byte) (string, error) {
 		return "", fmt.Errorf("%w: signing: %w", ErrSealer, err)
 	}
 	return base64.StdEncoding.EncodeToString(sig), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -328,7 +328,7 @@ func highestInstance(header []message.Field) int {
 				n = max(n, a.instance)
 			}
 		case strings.EqualFold(f.Name, HeaderAMS), strings.EqualFold(f.Name, HeaderSeal):
-			if _, i, err := parseTags(f, maxInstanceLimit); err == nil {
+			if i, err := instanceOf(f, maxInstanceLimit); err == nil {
 				n = max(n, i)
 			}
 		}

@@ -7,7 +7,7 @@
 #                         [-w WARMUP] [-S "1 8"] [-m MILTERS] [-k ROUNDS] [-r REV]
 #                         [--no-install] [--keep]
 #
-#   -r REV: build authmilter and milterload from commit REV (git archive)
+#   -r REV: build authmilter, milterload and benchmail from commit REV (git archive)
 #   rather than from the working tree, uncommitted changes and all.
 #   MILTERS: a space-separated subset of: opendkim opendmarc rspamd
 #   rspamd-seal authmilter authmilter-zonefile authmilter-seal
@@ -19,9 +19,8 @@
 #   (A and B measured minutes apart) with their median. On a machine whose
 #   speed moves between runs, read that median.
 #   authmilter-1thread is authmilter pinned to one scheduler thread
-#   (GOMAXPROCS=1); the authmilter rows run the default, threads: auto,
-#   which picks one or all as the load goes (internal/procs). The last
-#   two are floors, milters that
+#   (GOMAXPROCS=1); the authmilter rows run the default, threads: auto
+#   (the Go runtime's choice). The last two are floors, milters that
 #   check nothing: `milterload null` (authmilter's protocol loop) and
 #   bench/nullmilter.c (Sendmail's libmilter, which OpenDKIM and OpenDMARC
 #   use; built with gcc and libmilter-dev, installed when missing).
@@ -32,8 +31,9 @@
 #     missing (rspamd is skipped, and said so, when not installable) and stops
 #     their system services: every daemon here is our own instance with a
 #     private configuration in a temporary directory;
-#  2. builds authmilter and milterload, generates a corpus (milterload gen,
-#     ARC chains sealed by dkimpy);
+#  2. builds authmilter, milterload and benchmail, generates a corpus
+#     (benchmail; milterload gen before it had a command of its own), ARC
+#     chains sealed by dkimpy;
 #  3. serves the corpus zone (bench.zone) from a private unbound on a
 #     loopback address, port 53, answering only the corpus zones (everything
 #     else REFUSED, no recursion);
@@ -51,7 +51,7 @@ set -euo pipefail
 CMDLINE="bench/compare.sh${*:+ $*}"
 N=12000           # messages per measured run (capped by -d; the peers stop at -d)
 DUR=20s           # longest measured run
-SIZES=20KB        # corpus sizes (milterload gen --sizes)
+SIZES=20KB        # corpus sizes (benchmail --sizes)
 PER_CLASS=4       # messages per class and size
 WARMUP=50         # messages sent before each measured run
 SESSIONS="1 8"
@@ -167,9 +167,17 @@ if [ -n "$REV" ]; then
 else
 	BUILT="working tree at $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
 fi
-say "building authmilter and milterload ($BUILT)"
+say "building authmilter, milterload and benchmail ($BUILT)"
 (cd "$SRC" && timeout 600 go build -o "$T/authmilter" ./cmd/authmilter && timeout 600 go build -o "$T/milterload" ./cmd/milterload)
 ML=$T/milterload
+# The corpus generator: cmd/benchmail, or `milterload gen` in a tree from
+# before it was split out.
+if [ -d "$SRC/cmd/benchmail" ]; then
+	(cd "$SRC" && timeout 600 go build -o "$T/benchmail" ./cmd/benchmail)
+	GENCMD=("$T/benchmail")
+else
+	GENCMD=("$ML" gen)
+fi
 case " $MILTERS " in *" null-libmilter "*)
 	timeout 120 gcc -O2 -o "$T/nullmilter" "$SRC/bench/nullmilter.c" -lmilter -lpthread ;;
 esac
@@ -194,7 +202,7 @@ done
 [ -n "$DNS_IP" ] || { echo "compare.sh: no free loopback address for the resolver" >&2; exit 1; }
 
 say "generating the corpus (sizes $SIZES, $PER_CLASS per class)"
-GEN=$(timeout 300 "$ML" gen -o "$T/corpus" --seed 1 --per-class "$PER_CLASS" --sizes "$SIZES")
+GEN=$(timeout 300 "${GENCMD[@]}" -o "$T/corpus" --seed 1 --per-class "$PER_CLASS" --sizes "$SIZES")
 say "corpus: $GEN"
 C=$T/corpus
 MSGS=$(find "$C" -name '*.eml' | wc -l)

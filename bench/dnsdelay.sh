@@ -11,10 +11,11 @@
 #   -s SIZE: the corpus size measured (2KB, 20KB or 200KB) [2KB]
 #   -k ROUNDS: rounds per message, the median is reported [3]
 #   -r REV: build authmilter from commit REV (git archive) rather than the
-#      working tree (milterload always comes from the working tree)
+#      working tree (milterload and benchmail always come from the working
+#      tree)
 #
-# For each delay and each message of the corpus (one per class, milterload
-# gen --per-class 1): cold, a freshly started authmilter judges the message
+# For each delay and each message of the corpus (one per class, benchmail
+# -per-class 1): cold, a freshly started authmilter judges the message
 # once; warm, the same authmilter judges it a second time. authmilter's only
 # DNS is `milterload dns` serving the corpus zone with that delay, which
 # counts the queries. Printed per class: the wait after end of message
@@ -63,11 +64,11 @@ if [ -n "$REV" ]; then
 	git -C "$ROOT" archive "$REV" | tar -x -C "$SRC"
 	BUILT="commit $(git -C "$ROOT" rev-parse --short "$REV")"
 fi
-echo "building authmilter ($BUILT) and milterload (working tree)" >&2
+echo "building authmilter ($BUILT), milterload and benchmail (working tree)" >&2
 (cd "$SRC" && timeout 600 go build -o "$T/authmilter" ./cmd/authmilter)
-(cd "$ROOT" && timeout 600 go build -o "$T/milterload" ./cmd/milterload)
+(cd "$ROOT" && timeout 600 go build -o "$T/milterload" ./cmd/milterload && timeout 600 go build -o "$T/benchmail" ./cmd/benchmail)
 ML=$T/milterload
-"$ML" gen -o "$T/corpus" --seed 1 --per-class 1 --sizes "$SIZE" >&2
+"$T/benchmail" -o "$T/corpus" -seed 1 -per-class 1 -sizes "$SIZE" >&2
 
 # free_port prints a loopback port free for UDP and TCP.
 free_port() {

@@ -345,6 +345,29 @@ func TestClientAuthenticData(t *testing.T) {
 	}
 }
 
+// A name in U-labels is queried by its A-labels (RFC 8616).
+func TestClientULabelName(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var asked []string
+	srv := startServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		mu.Lock()
+		asked = append(asked, r.Question[0].Name)
+		mu.Unlock()
+		respond(t, w, r, dns.RcodeSuccess, []string{r.Question[0].Name + ` 60 IN TXT "ok"`})
+	})
+	c := newTestClient(t, testConfig(srv.addr))
+	txts, _, err := c.LookupTXT(context.Background(), "Bücher.Example.")
+	if err != nil || len(txts) != 1 || txts[0] != "ok" {
+		t.Fatalf("LookupTXT(Bücher.Example.) = %q, %v", txts, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[0] != "xn--bcher-kva.example." {
+		t.Errorf("server was asked %q, want [xn--bcher-kva.example.]", asked)
+	}
+}
+
 // Names that cannot exist are NXDOMAIN without a query.
 func TestClientInvalidNames(t *testing.T) {
 	t.Parallel()
@@ -361,7 +384,8 @@ func TestClientInvalidNames(t *testing.T) {
 		"exa mple.com",
 		`exa\.mple.com`,
 		"ex\x00ample.com",
-		"bücher.example",
+		"b\xc3cher.example",
+		"bü_cher.example",
 	} {
 		_, _, err := c.LookupTXT(context.Background(), name)
 		de := wantErr(t, err, ErrNXDomain, false)

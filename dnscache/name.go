@@ -1,66 +1,30 @@
 package dnscache
 
-// Limits on names, RFC 1035 §2.3.4: 63 octets per label and 255 octets on
-// the wire, which is 253 in text without the trailing dot (the wire form
-// adds one length octet before the first label and the root label).
-const (
-	maxLabelLen = 63
-	maxNameLen  = 253
+import (
+	"errors"
+
+	"github.com/authmilter/authmilter/domain"
 )
 
 // normalize checks name and returns it in the form used inside this
-// package: lower-case ASCII, without the trailing dot.
+// package: lower-case ASCII, without the trailing dot (domain.QueryName).
 //
 // A name that cannot be a DNS name (empty, an empty label, a label over 63
 // octets, over 253 octets, or a byte that is not printable ASCII or is a
 // backslash) gives an NXDOMAIN error without any query being sent: such a
 // name cannot exist, and RFC 7208 §4.3 wants check_host() to treat a
-// malformed domain as non-existent. Internationalised names must be turned
-// into A-labels before the lookup.
+// malformed domain as non-existent. A name in U-labels is looked up by its
+// A-labels (RFC 8616), as domain.QueryName converts it.
 func normalize(name string) (string, error) {
-	n := name
-	if len(n) > 0 && n[len(n)-1] == '.' {
-		n = n[:len(n)-1]
-	}
-	if reason := badName(n); reason != "" {
+	n, err := domain.QueryName(name)
+	if err != nil {
+		reason := err.Error()
+		if de, ok := errors.AsType[*domain.Error](err); ok {
+			reason = de.Reason
+		}
 		return "", NewError(ErrNXDomain, name, "", "invalid domain name: "+reason, false)
 	}
-	return lowerASCII(n), nil
-}
-
-// badName returns why n (without trailing dot) is not a valid name, or "".
-func badName(n string) string {
-	if n == "" {
-		return "empty name"
-	}
-	if len(n) > maxNameLen {
-		return "longer than 253 octets"
-	}
-	label := 0
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if c == '.' {
-			if label == 0 {
-				return "empty label"
-			}
-			label = 0
-			continue
-		}
-		// Printable ASCII only, and no backslash: the name is handed to
-		// miekg/dns in presentation form, where a backslash starts an
-		// escape.
-		if c <= ' ' || c >= 0x7f || c == '\\' {
-			return "byte not allowed in a name"
-		}
-		label++
-		if label > maxLabelLen {
-			return "label longer than 63 octets"
-		}
-	}
-	if label == 0 {
-		return "empty label"
-	}
-	return ""
+	return n, nil
 }
 
 // lowerASCII lower-cases the ASCII letters of s, without allocating when
@@ -94,11 +58,7 @@ func canonical(name string) string {
 // isAtOrUnder reports whether name is origin or a name below it; both are
 // canonical. The root ("") contains every name.
 func isAtOrUnder(name, origin string) bool {
-	if origin == "" || name == origin {
-		return true
-	}
-	return len(name) > len(origin) && name[len(name)-len(origin)-1] == '.' &&
-		name[len(name)-len(origin):] == origin
+	return origin == "" || domain.IsSameOrUnder(name, origin)
 }
 
 // parent returns the name one label up from n ("" for a top-level name).

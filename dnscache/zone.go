@@ -21,7 +21,9 @@ const maxZoneSize = 64 << 20
 //
 // The zone covers every name at or under its origins, which are: the origin
 // given to LoadZone, every name set by an $ORIGIN directive, and the owner
-// of every SOA record. Inside the covered names the file is the whole truth
+// of every SOA record. A file with none of these, whose names are then all
+// absolute, covers the names at or under its highest owner names (those
+// with no ancestor among the file's owners). Inside the covered names the file is the whole truth
 // (RFC 1034 §4.3.2 as an authoritative server): a name with no records
 // is NXDOMAIN, unless a name below it has records (an empty non-terminal,
 // RFC 8020), in which case, as for a name with records of other types only,
@@ -99,8 +101,11 @@ func LoadZone(r io.Reader, origin, filename string) (*Zone, error) {
 			z.addOrigin(canonical(rr.Header().Name))
 		}
 	}
-	if len(z.origins) == 0 && len(rrs) > 0 {
-		return nil, fmt.Errorf("dnscache: zone %s: no origin: give $ORIGIN or an SOA record", filename)
+	if len(z.origins) == 0 {
+		// No $ORIGIN and no SOA: every owner name was written absolute
+		// (the parser refuses a relative one without an origin). The file
+		// then covers the names at or under its highest owners.
+		z.origins = topOwners(rrs)
 	}
 	for _, rr := range rrs {
 		if err := z.add(rr); err != nil {
@@ -116,6 +121,31 @@ func LoadZone(r io.Reader, origin, filename string) (*Zone, error) {
 		}
 	}
 	return z, nil
+}
+
+// topOwners returns the owner names of rrs (canonical) that have no
+// ancestor among them.
+func topOwners(rrs []dns.RR) []string {
+	owners := make(map[string]bool, len(rrs))
+	for _, rr := range rrs {
+		owners[canonical(rr.Header().Name)] = true
+	}
+	var tops []string
+	for o := range owners {
+		top := true
+		for p := o; p != ""; {
+			p = parent(p)
+			if owners[p] {
+				top = false
+				break
+			}
+		}
+		if top {
+			tops = append(tops, o)
+		}
+	}
+	slices.Sort(tops)
+	return tops
 }
 
 func (z *Zone) addOrigin(o string) {

@@ -3,9 +3,11 @@ package dnscache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -198,7 +200,7 @@ func TestLoadZoneErrors(t *testing.T) {
 		{"$GENERATE", "example.com.", "@ TXT ok\n$GENERATE 1-100 h$ A 192.0.2.$\n", "bad.zone:2: $GENERATE is not supported"},
 		{"$INCLUDE", "example.com.", "$INCLUDE /etc/passwd\n", "bad.zone:1: $INCLUDE is not supported"},
 		{"outside the origins", "", "$ORIGIN example.com.\n@ TXT ok\nfoo.example.net. TXT x\n", "bad.zone: foo.example.net. is outside the zone's origins (example.com.)"},
-		{"no origin", "", "foo.example. TXT x\n", "bad.zone: no origin"},
+		{"relative name without origin", "", "foo.example. TXT x\nbar TXT y\n", "bad.zone: dns: bad owner name"},
 		{"CNAME and other data", "example.com.", "www CNAME @\nwww TXT x\n", "bad.zone: www.example.com.: CNAME and other data"},
 		{"two CNAMEs", "example.com.", "www CNAME @\nwww CNAME a\n", "bad.zone: www.example.com.: more than one CNAME"},
 	} {
@@ -212,6 +214,34 @@ func TestLoadZoneErrors(t *testing.T) {
 	}
 	if _, err := LoadZoneFile("testdata/missing.zone"); err == nil || !strings.Contains(err.Error(), "testdata/missing.zone") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// A file whose names are all absolute needs no $ORIGIN or SOA: it covers
+// the names at or under its highest owners.
+func TestZoneAbsoluteNamesOnly(t *testing.T) {
+	t.Parallel()
+	text := "example.com. TXT \"v=spf1 -all\"\n_dmarc.example.com. TXT \"v=DMARC1; p=none\"\n" +
+		"example.com._report._dmarc.example.net. TXT \"v=DMARC1\"\n"
+	z, err := LoadZone(strings.NewReader(text), "", "abs.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := z.Origins(), []string{"example.com.", "example.com._report._dmarc.example.net."}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Origins() = %q, want %q", got, want)
+	}
+	ctx := context.Background()
+	if txt, _, err := z.LookupTXT(ctx, "_dmarc.example.com"); err != nil || txt[0] != "v=DMARC1; p=none" {
+		t.Errorf("_dmarc: %q, %v", txt, err)
+	}
+	if _, _, err := z.LookupTXT(ctx, "missing.example.com"); !errors.Is(err, ErrNXDomain) {
+		t.Errorf("missing.example.com: %v, want NXDOMAIN", err)
+	}
+	if _, _, err := z.LookupA(ctx, "example.com"); !errors.Is(err, ErrNoData) {
+		t.Errorf("A example.com: %v, want NODATA", err)
+	}
+	if z.Covers("example.net") {
+		t.Error("the zone covers example.net, which only has a name below it in the file")
 	}
 }
 
@@ -242,16 +272,21 @@ func FuzzLoadZone(f *testing.F) {
 		if len(data) > 4096 {
 			return
 		}
-		z, err := LoadZone(bytes.NewReader(data), "example.com.", "fuzz.zone")
-		if err != nil {
-			return
-		}
-		ctx := context.Background()
-		names := append(z.Origins(), "example.com", "www.example.com", "a.example.com", "x.sub.example.com")
-		for _, n := range names {
-			z.Covers(n)
-			for _, qtype := range []uint16{dns.TypeTXT, dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypePTR} {
-				_, _ = z.query(ctx, qtype, canonical(n))
+		// With an origin, and without one (absolute names only).
+		for _, origin := range []string{"example.com.", ""} {
+			z, err := LoadZone(bytes.NewReader(data), origin, "fuzz.zone")
+			if err != nil {
+				continue
+			}
+			ctx := context.Background()
+			names := append(z.Origins(), "example.com", "www.example.com", "a.example.com", "x.sub.example.com")
+			for _, n := range names {
+				if !z.Covers(n) && slices.Contains(z.Origins(), n) {
+					t.Errorf("origin %q not covered", n)
+				}
+				for _, qtype := range []uint16{dns.TypeTXT, dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypePTR} {
+					_, _ = z.query(ctx, qtype, canonical(n))
+				}
 			}
 		}
 	})

@@ -51,13 +51,13 @@ func postfixOpening() []byte {
 	optneg := binary.BigEndian.AppendUint32(nil, 6)
 	optneg = binary.BigEndian.AppendUint32(optneg, 0x1ff)
 	optneg = binary.BigEndian.AppendUint32(optneg, 0x1fffff)
-	b = append(b, packet('O', string(optneg))...)
-	b = append(b, packet('C', "mail.example.com\x00", "4", "\x9c\x40", "192.0.2.10\x00")...)
-	b = append(b, packet('H', "helo.example.com\x00")...)
-	b = append(b, packet('M', "<alice@example.com>\x00")...)
-	b = append(b, packet('R', "<bob@mx.test>\x00")...)
-	b = append(b, packet('L', "From\x00", " Alice <alice@example.com>\x00")...)
-	b = append(b, packet('L', "Subject\x00", " test\x00")...)
+	b = append(b, packet(milter.CmdOptNeg, string(optneg))...)
+	b = append(b, packet(milter.CmdConnect, "mail.example.com\x00", "4", "\x9c\x40", "192.0.2.10\x00")...)
+	b = append(b, packet(milter.CmdHelo, "helo.example.com\x00")...)
+	b = append(b, packet(milter.CmdMail, "<alice@example.com>\x00")...)
+	b = append(b, packet(milter.CmdRcpt, "<bob@mx.test>\x00")...)
+	b = append(b, packet(milter.CmdHeader, "From\x00", " Alice <alice@example.com>\x00")...)
+	b = append(b, packet(milter.CmdHeader, "Subject\x00", " test\x00")...)
 	return b
 }
 
@@ -195,7 +195,7 @@ func TestAbuseOversizedPacket(t *testing.T) {
 	for _, size := range []uint32{goMilterMaxPacket + 1, 16 << 20, 1<<32 - 1} {
 		c := dialRaw(t, addr)
 		hdr := binary.BigEndian.AppendUint32(nil, size)
-		if _, err := c.Write(append(hdr, 'L')); err != nil {
+		if _, err := c.Write(append(hdr, milter.CmdHeader)); err != nil {
 			t.Fatal(err)
 		}
 		waitClosed(t, c, 5*time.Second)
@@ -270,7 +270,7 @@ func TestAbuseTruncatedPackets(t *testing.T) {
 		{0, 0},                         // half a length
 		{0, 0, 0, 100, 'L', 'F', 'r'},  // 100 bytes announced, 3 sent
 		append(postfixOpening(), 0, 0), // a good opening, then half a length
-		append(postfixOpening(), packet('B', strings.Repeat("x", 1000))[:500]...), // half a body chunk
+		append(postfixOpening(), packet(milter.CmdBody, strings.Repeat("x", 1000))[:500]...), // half a body chunk
 	} {
 		// Disconnect right after.
 		c := dialRaw(t, addr)
@@ -300,8 +300,8 @@ func TestAbuseDisconnects(t *testing.T) {
 	srv, addr, base := abuseServer(t, 10*time.Second)
 	const n = 200 // of each kind
 	opening := postfixOpening()
-	midBody := append(append(append([]byte(nil), opening...), packet('N')...),
-		packet('B', strings.Repeat("body line\r\n", 3000))...)
+	midBody := append(append(append([]byte(nil), opening...), packet(milter.CmdEndOfHeaders)...),
+		packet(milter.CmdBody, strings.Repeat("body line\r\n", 3000))...)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		for j, b := range [][]byte{opening, midBody} {
@@ -391,7 +391,7 @@ func TestAbuseIdleConnections(t *testing.T) {
 	}
 	for i := 0; i < nStall; i++ {
 		c := dialRaw(t, addr)
-		c.Write(append(binary.BigEndian.AppendUint32(nil, goMilterMaxPacket), 'L', 'X'))
+		c.Write(append(binary.BigEndian.AppendUint32(nil, goMilterMaxPacket), milter.CmdHeader, 'X'))
 		conns = append(conns, c)
 	}
 	opened := time.Since(start)
@@ -455,7 +455,7 @@ func TestAbuseSlowPacket(t *testing.T) {
 	srv, addr, base := abuseServer(t, idle)
 	c := dialRaw(t, addr)
 	defer c.Close()
-	b := packet('L', "From\x00", strings.Repeat("x", 100)+"\x00")
+	b := packet(milter.CmdHeader, "From\x00", strings.Repeat("x", 100)+"\x00")
 	start := time.Now()
 	closedAt := time.Duration(0)
 	for i := 0; i < len(b) && time.Since(start) < 20*idle; i++ {

@@ -416,9 +416,9 @@ func (m *Evaluation) End() *Verdict {
 
 	// SPF twice, DMARC, ARC, and DKIM: room for two signatures.
 	results := make([]authres.Result, 0, 6)
-	results = append(results, authres.FromSPF(m.spfMail))
+	results = append(results, spfAuthRes(m.spfMail))
 	if v.HELO != nil {
-		results = append(results, authres.FromSPF(*v.HELO))
+		results = append(results, spfAuthRes(*v.HELO))
 	}
 
 	var dr dmarc.Result
@@ -438,7 +438,7 @@ func (m *Evaluation) End() *Verdict {
 			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
 		}
 		for _, s := range v.DKIM {
-			results = append(results, authres.FromDKIM(s, allB))
+			results = append(results, dkimAuthRes(s, allB))
 		}
 		opts := m.e.DMARC
 		if m.dmarcOpts != nil {
@@ -453,19 +453,19 @@ func (m *Evaluation) End() *Verdict {
 	if v.Action == ActionQuarantine {
 		v.QuarantineReason = "DMARC policy of " + dr.PolicyDomain + " is quarantine"
 	}
-	dres := authres.FromDMARC(dr)
+	dres := dmarcAuthRes(dr)
 	if d.Override != "" {
 		dres.Comment = joinComment(dres.Comment, "override "+d.Override)
 	}
 	results = append(results, dres)
-	results = append(results, authres.FromARC(*v.ARC, m.env.ClientIP))
+	results = append(results, arcAuthRes(*v.ARC, m.env.ClientIP))
 
 	v.AuthResults = authres.Format(m.e.AuthservID, results)
 	if v.Action != ActionReject && v.Action != ActionTempfail {
 		m.seal(v, results)
 		v.Insert = append(v.Insert, authres.FieldOf(v.AuthResults))
 		if m.e.ReceivedSPF {
-			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", authres.ReceivedSPF(m.spfMail, m.e.AuthservID), false))
+			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", receivedSPF(m.spfMail, m.e.AuthservID), false))
 		}
 	}
 	v.Speculative = m.speculative()

@@ -185,7 +185,7 @@ func checkNormalSession(t *testing.T, ln *chanListener) {
 	client.SetDeadline(time.Now().Add(10 * time.Second))
 	ln.ch <- server
 	stream := cmdNormalStream("alice@example.com", "Alice <alice@example.com>", "Hello.\r\n")
-	stream = append(stream, cmdPacket('Q')...)
+	stream = append(stream, cmdPacket(milter.CmdQuit)...)
 	werr := make(chan error, 1)
 	go func() { _, err := client.Write(stream); werr <- err }()
 	answers, err := io.ReadAll(client)
@@ -198,11 +198,11 @@ func checkNormalSession(t *testing.T, ln *chanListener) {
 	pkts := checkAnswers(t, answers)
 	var ar string
 	for _, p := range pkts {
-		if p.code == 'i' && p.name == authres.FieldName {
+		if p.code == milter.RespInsertHeader && p.name == authres.FieldName {
 			ar = p.value
 		}
 	}
-	if len(pkts) == 0 || pkts[len(pkts)-1].code != 'a' || !strings.Contains(ar, "spf=pass") || !strings.Contains(ar, "dmarc=pass") {
+	if len(pkts) == 0 || pkts[len(pkts)-1].code != milter.RespAccept || !strings.Contains(ar, "spf=pass") || !strings.Contains(ar, "dmarc=pass") {
 		t.Fatalf("normal session after the fuzzed one: answers %+v", pkts)
 	}
 }
@@ -237,8 +237,8 @@ func checkAnswers(t *testing.T, b []byte) []milterAnswer {
 		data := b[5 : 4+n]
 		b = b[4+n:]
 		switch a.code {
-		case 'O', 'c', 'a', 'r', 't', 'd':
-		case 'i', 'm':
+		case milter.CmdOptNeg, milter.RespContinue, milter.RespAccept, milter.RespReject, milter.RespTempfail, milter.RespDiscard:
+		case milter.RespInsertHeader, milter.RespChangeHeader:
 			if len(data) < 4 {
 				t.Fatalf("header change %q too short", data)
 			}
@@ -248,16 +248,16 @@ func checkAnswers(t *testing.T, b []byte) []milterAnswer {
 				t.Fatalf("header change %q: want name NUL value NUL", data)
 			}
 			a.name, a.value = parts[0], parts[1]
-			if err := checkMilterHeader(a.name, a.value, a.code == 'm'); err != nil {
+			if err := checkMilterHeader(a.name, a.value, a.code == milter.RespChangeHeader); err != nil {
 				t.Fatal(err)
 			}
-		case 'y', 'q':
+		case milter.RespReplyCode, milter.RespQuarantine:
 			text, ok := strings.CutSuffix(string(data), "\x00")
 			if !ok || strings.Contains(text, "\x00") {
 				t.Fatalf("packet %c: %q is not one NUL-terminated string", a.code, data)
 			}
 			a.text = text
-			if err := checkReplyLine(text, a.code == 'y'); err != nil {
+			if err := checkReplyLine(text, a.code == milter.RespReplyCode); err != nil {
 				t.Fatalf("packet %c: %v", a.code, err)
 			}
 		default:

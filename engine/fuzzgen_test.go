@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/binary"
 	"strings"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
 // cmdPacket encodes one milter command: 4-byte big-endian length, the command
@@ -20,25 +22,25 @@ func cmdOptneg(protocol uint32) []byte {
 	p = binary.BigEndian.AppendUint32(p, 6)
 	p = binary.BigEndian.AppendUint32(p, 0x1ff)
 	p = binary.BigEndian.AppendUint32(p, protocol)
-	return cmdPacket('O', string(p))
+	return cmdPacket(milter.CmdOptNeg, string(p))
 }
 
 func cmdConnect(host string, family byte, port uint16, addr string) []byte {
 	p := host + "\x00" + string(family)
-	if family == '4' || family == '6' {
+	if family == milter.FamilyInet || family == milter.FamilyInet6 {
 		p += string(binary.BigEndian.AppendUint16(nil, port))
 	}
-	return cmdPacket('C', p+addr+"\x00")
+	return cmdPacket(milter.CmdConnect, p+addr+"\x00")
 }
 
 func cmdMacros(stage byte, kv ...string) []byte {
-	return cmdPacket('D', string(stage)+strings.Join(kv, "\x00")+"\x00")
+	return cmdPacket(milter.CmdMacro, string(stage)+strings.Join(kv, "\x00")+"\x00")
 }
 
 // cmdHeader is an SMFIC_HEADER packet as Postfix sends it with
 // SMFIP_HDR_LEADSPC: the value keeps its leading space, folds are LF.
 func cmdHeader(name, value string) []byte {
-	return cmdPacket('L', name+"\x00"+value+"\x00")
+	return cmdPacket(milter.CmdHeader, name+"\x00"+value+"\x00")
 }
 
 // cmdNormalStream is one ordinary transaction as Postfix sends it, up to the
@@ -46,12 +48,12 @@ func cmdHeader(name, value string) []byte {
 func cmdNormalStream(mailFrom, from, body string) []byte {
 	var s []byte
 	s = append(s, cmdOptneg(0x1fffff)...)
-	s = append(s, cmdMacros('C', "j", "mx.test", "{daemon_name}", "mx")...)
-	s = append(s, cmdConnect("mail.example.com", '4', 40000, "192.0.2.10")...)
-	s = append(s, cmdPacket('H', "helo.example.com\x00")...)
-	s = append(s, cmdMacros('M', "i", "4XyZ1", "{mail_addr}", mailFrom)...)
-	s = append(s, cmdPacket('M', "<"+mailFrom+">\x00", "SIZE=100\x00")...)
-	s = append(s, cmdPacket('R', "<bob@mx.test>\x00")...)
+	s = append(s, cmdMacros(milter.CmdConnect, "j", "mx.test", "{daemon_name}", "mx")...)
+	s = append(s, cmdConnect("mail.example.com", milter.FamilyInet, 40000, "192.0.2.10")...)
+	s = append(s, cmdPacket(milter.CmdHelo, "helo.example.com\x00")...)
+	s = append(s, cmdMacros(milter.CmdMail, "i", "4XyZ1", "{mail_addr}", mailFrom)...)
+	s = append(s, cmdPacket(milter.CmdMail, "<"+mailFrom+">\x00", "SIZE=100\x00")...)
+	s = append(s, cmdPacket(milter.CmdRcpt, "<bob@mx.test>\x00")...)
 	for _, h := range [][2]string{
 		{"From", " " + from},
 		{"To", " bob@mx.test"},
@@ -61,9 +63,9 @@ func cmdNormalStream(mailFrom, from, body string) []byte {
 	} {
 		s = append(s, cmdHeader(h[0], h[1])...)
 	}
-	s = append(s, cmdPacket('N')...)
-	s = append(s, cmdPacket('B', body)...)
-	s = append(s, cmdPacket('E')...)
+	s = append(s, cmdPacket(milter.CmdEndOfHeaders)...)
+	s = append(s, cmdPacket(milter.CmdBody, body)...)
+	s = append(s, cmdPacket(milter.CmdEndOfMessage)...)
 	return s
 }
 
@@ -143,11 +145,11 @@ func genStream(data []byte) []byte {
 			}
 			out = append(out, cmdConnect(cmdPick(sampleHosts, rest), fam, uint16(b0)<<8, cmdPick(sampleAddrs, rest))...)
 		case 2:
-			out = append(out, cmdPacket('H', cmdPick(sampleHELOs, arg)+"\x00")...)
+			out = append(out, cmdPacket(milter.CmdHelo, cmdPick(sampleHELOs, arg)+"\x00")...)
 		case 3:
-			out = append(out, cmdPacket('M', "<"+cmdPick(sampleMail, arg)+">\x00")...)
+			out = append(out, cmdPacket(milter.CmdMail, "<"+cmdPick(sampleMail, arg)+">\x00")...)
 		case 4:
-			out = append(out, cmdPacket('R', "<"+cmdPick(sampleMail, arg)+">\x00")...)
+			out = append(out, cmdPacket(milter.CmdRcpt, "<"+cmdPick(sampleMail, arg)+">\x00")...)
 		case 5:
 			h := sampleHeaders[int(b0)%len(sampleHeaders)]
 			v := h[1]
@@ -156,15 +158,15 @@ func genStream(data []byte) []byte {
 			}
 			out = append(out, cmdHeader(h[0], v)...)
 		case 6:
-			out = append(out, cmdPacket('N')...)
+			out = append(out, cmdPacket(milter.CmdEndOfHeaders)...)
 		case 7:
-			out = append(out, cmdPacket('B', string(arg))...)
+			out = append(out, cmdPacket(milter.CmdBody, string(arg))...)
 		case 8:
-			out = append(out, cmdPacket('E')...)
+			out = append(out, cmdPacket(milter.CmdEndOfMessage)...)
 		case 9:
-			out = append(out, cmdPacket('A')...)
+			out = append(out, cmdPacket(milter.CmdAbort)...)
 		case 10:
-			out = append(out, cmdPacket('Q')...)
+			out = append(out, cmdPacket(milter.CmdQuit)...)
 		case 11:
 			kv := sampleMacros[int(b0)%len(sampleMacros)]
 			v := kv[1]

@@ -84,7 +84,7 @@ func parseClientIP(addr, macro string) netip.Addr {
 
 func (s *session) Connect(host string, family byte, port uint16, addr string, m *milter.Macros) {
 	s.release()
-	if family != '4' && family != '6' {
+	if family != milter.FamilyInet && family != milter.FamilyInet6 {
 		addr = ""
 	}
 	s.client = clientFacts{ip: parseClientIP(addr, m.Get("{client_addr}")), name: host}

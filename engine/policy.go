@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
 	"github.com/authmilter/authmilter/verify/dmarc"
@@ -193,7 +194,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 		s := a.Sets[i]
 		trusted := false
 		for _, t := range p.TrustedSealers {
-			if strings.EqualFold(strings.TrimSuffix(s.Domain, "."), strings.TrimSuffix(t, ".")) {
+			if sameDomain(s.Domain, t) {
 				trusted = true
 				break
 			}
@@ -222,7 +223,7 @@ func (p *Policy) trustedPending(a *arc.Result) string {
 	}
 	for i := len(a.Sets) - 1; i >= 0; i-- {
 		for _, t := range p.TrustedSealers {
-			if strings.EqualFold(strings.TrimSuffix(a.Sets[i].Domain, "."), strings.TrimSuffix(t, ".")) {
+			if sameDomain(a.Sets[i].Domain, t) {
 				return a.Sets[i].Domain
 			}
 		}
@@ -230,11 +231,19 @@ func (p *Policy) trustedPending(a *arc.Result) string {
 	return ""
 }
 
-// sameOrSub reports whether dom is parent or a subdomain of it.
+// sameOrSub reports whether dom is parent or a subdomain of it; sameDomain
+// whether a and b are the same domain. U-labels and A-labels compare as
+// the same domain (RFC 8616), case and a trailing dot do not matter.
 func sameOrSub(dom, parent string) bool {
-	dom = strings.ToLower(strings.TrimSuffix(dom, "."))
-	parent = strings.ToLower(strings.TrimSuffix(parent, "."))
-	return parent != "" && (dom == parent || strings.HasSuffix(dom, "."+parent))
+	d, err1 := domain.Parse(dom)
+	p, err2 := domain.Parse(parent)
+	return err1 == nil && err2 == nil && d.IsSameOrUnder(p)
+}
+
+func sameDomain(a, b string) bool {
+	x, err1 := domain.Parse(a)
+	y, err2 := domain.Parse(b)
+	return err1 == nil && err2 == nil && x.Equal(y)
 }
 
 // replySafe keeps an SMTP reply on one line of printable ASCII.

@@ -49,6 +49,8 @@ func TestDecide(t *testing.T) {
 		{name: "allow network", pol: func(p *Policy) { p.AllowNetworks = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} }, d: fail(dmarc.PolicyReject), action: ActionAccept, override: "local_policy"},
 		{name: "allow domain covers subdomains", pol: func(p *Policy) { p.AllowDomains = []string{"com"} }, d: fail(dmarc.PolicyReject), action: ActionAccept, override: "local_policy"},
 		{name: "allow domain is not a suffix match", pol: func(p *Policy) { p.AllowDomains = []string{"ample.com"} }, d: fail(dmarc.PolicyReject), action: ActionReject, reply: "550 5.7.1 "},
+		{name: "allow domain in U-labels matches the A-labels", pol: func(p *Policy) { p.AllowDomains = []string{"Bücher.example"} }, d: &dmarc.Result{Result: verify.ResultFail, AuthorDomain: "mx.xn--bcher-kva.example", Disposition: dmarc.PolicyReject}, action: ActionAccept, override: "local_policy"},
+		{name: "trusted sealer in U-labels", pol: func(p *Policy) { p.TrustedSealers = []string{"lists.bücher.example"} }, d: fail(dmarc.PolicyReject), a: &arc.Result{Result: verify.ResultPass, Instances: 1, Sets: []arc.Set{{Instance: 1, Domain: "lists.xn--bcher-kva.example", AAR: "x; dmarc=pass header.from=example.com", CV: "none", AMSValid: true}}}, action: ActionAccept, override: "trusted_forwarder"},
 		{name: "trusted sealer overrides", d: fail(dmarc.PolicyReject), a: trustedChain, action: ActionAccept, override: "trusted_forwarder: ARC sealer lists.example.org"},
 		{name: "untrusted sealer does not", d: fail(dmarc.PolicyReject), a: untrustedPass, action: ActionReject, reply: "550 5.7.1 "},
 		{name: "broken chain does not", d: fail(dmarc.PolicyReject), a: brokenChain, action: ActionReject, reply: "550 5.7.1 "},

@@ -212,9 +212,9 @@ func dialRawMTA(t *testing.T, addr string, offer gomilter.OptProtocol) *rawMTA {
 	data := binary.BigEndian.AppendUint32(nil, 6)
 	data = binary.BigEndian.AppendUint32(data, 0x1ff)
 	data = binary.BigEndian.AppendUint32(data, uint32(offer))
-	m.send('O', data)
+	m.send(milter.CmdOptNeg, data)
 	code, reply := m.recv()
-	if code != 'O' || len(reply) < 12 {
+	if code != milter.CmdOptNeg || len(reply) < 12 {
 		t.Fatalf("negotiation reply %q %x", code, reply)
 	}
 	m.granted = gomilter.OptProtocol(binary.BigEndian.Uint32(reply[8:12]))
@@ -253,7 +253,7 @@ func (m *rawMTA) cmd(code byte, nr gomilter.OptProtocol, fields ...string) {
 	}
 	m.send(code, data)
 	if m.granted&nr == 0 {
-		if r, _ := m.recv(); r != 'c' {
+		if r, _ := m.recv(); r != milter.RespContinue {
 			m.t.Fatalf("reply %q to %q, want continue", r, code)
 		}
 	}
@@ -263,28 +263,28 @@ func (m *rawMTA) cmd(code byte, nr gomilter.OptProtocol, fields ...string) {
 // the header modifications' codes before it.
 func (m *rawMTA) message(from, msg string) (final byte, text string, mods string) {
 	m.t.Helper()
-	m.cmd('M', gomilter.OptNoMailReply, "<"+from+">")
-	m.cmd('R', gomilter.OptNoRcptReply, "<bob@mx.test>")
+	m.cmd(milter.CmdMail, gomilter.OptNoMailReply, "<"+from+">")
+	m.cmd(milter.CmdRcpt, gomilter.OptNoRcptReply, "<bob@mx.test>")
 	head, body, _ := strings.Cut(msg, "\r\n\r\n")
 	for _, line := range strings.Split(head, "\r\n") {
 		if line == "" || line[0] == ' ' || line[0] == '\t' {
 			continue
 		}
 		k, v, _ := strings.Cut(line, ":")
-		m.cmd('L', gomilter.OptNoHeaderReply, k, v)
+		m.cmd(milter.CmdHeader, gomilter.OptNoHeaderReply, k, v)
 	}
-	m.cmd('N', gomilter.OptNoEOHReply)
-	m.send('B', []byte(body))
+	m.cmd(milter.CmdEndOfHeaders, gomilter.OptNoEOHReply)
+	m.send(milter.CmdBody, []byte(body))
 	if m.granted&gomilter.OptNoBodyReply == 0 {
-		if r, _ := m.recv(); r != 'c' {
+		if r, _ := m.recv(); r != milter.RespContinue {
 			m.t.Fatalf("reply %q to a body chunk", r)
 		}
 	}
-	m.send('E', nil)
+	m.send(milter.CmdEndOfMessage, nil)
 	for {
 		code, data := m.recv()
 		switch code {
-		case 'h', 'i', 'm', 'q':
+		case milter.RespAddHeader, milter.RespInsertHeader, milter.RespChangeHeader, milter.RespQuarantine:
 			mods += string(code)
 			continue
 		}
@@ -309,19 +309,19 @@ func TestSessionNoReplyFlags(t *testing.T) {
 		if want := milter.NoReplyFlags & milter.OptProtocol(offer); milter.OptProtocol(m.granted)&(milter.NoReplyFlags|milter.OptNoDataReply|milter.OptNoUnknownReply) != want {
 			t.Errorf("offer %#x: granted %#x, want SMFIP_NR_* %#x", offer, m.granted, want)
 		}
-		m.cmd('C', gomilter.OptNoConnReply, "mail.example.com\x004\x9c\x40192.0.2.10")
-		m.cmd('H', gomilter.OptNoHeloReply, "helo.example.com")
+		m.cmd(milter.CmdConnect, gomilter.OptNoConnReply, "mail.example.com\x004\x9c\x40192.0.2.10")
+		m.cmd(milter.CmdHelo, gomilter.OptNoHeloReply, "helo.example.com")
 		for round := 0; round < 2; round++ {
 			code, text, mods := m.message("someone@relaxed.example", msgText("example.com", "", "Hi.\r\n"))
-			if code != 'y' || !strings.HasPrefix(text, "550") || mods != "" {
+			if code != milter.RespReplyCode || !strings.HasPrefix(text, "550") || mods != "" {
 				t.Fatalf("offer %#x round %d: first message: %q %q %q, want a 550 reply", offer, round, code, text, mods)
 			}
 			code, _, mods = m.message("alice@example.com", msgText("example.com", "Authentication-Results: mx.test; spf=pass\r\n", "Hi.\r\n"))
-			if code != 'a' || mods != "mi" {
+			if code != milter.RespAccept || mods != "mi" {
 				t.Fatalf("offer %#x round %d: second message: %q, modifications %q", offer, round, code, mods)
 			}
 		}
-		m.send('Q', nil)
+		m.send(milter.CmdQuit, nil)
 		// Nothing more: no reply was left unread.
 		m.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		var b [1]byte

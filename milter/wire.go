@@ -6,73 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 )
 
 // The milter protocol as Sendmail's libmilter and Postfix speak it
 // (version 6): every packet is a 4-byte big-endian length, a command or
 // reply code, and length-1 bytes of data; strings are NUL-terminated.
-
-// OptAction is a set of SMFIF_* actions the milter may take.
-type OptAction uint32
-
-// The SMFIF_* actions.
-const (
-	OptAddHeader    OptAction = 0x01  // add and insert header fields
-	OptChangeBody   OptAction = 0x02  // replace the body
-	OptAddRcpt      OptAction = 0x04  // add recipients
-	OptRemoveRcpt   OptAction = 0x08  // remove recipients
-	OptChangeHeader OptAction = 0x10  // change and delete header fields
-	OptQuarantine   OptAction = 0x20  // quarantine the message
-	OptChangeFrom   OptAction = 0x40  // change the envelope sender
-	OptAddRcptArgs  OptAction = 0x80  // add recipients with ESMTP arguments
-	OptSetSymList   OptAction = 0x100 // ask for macros per stage
-)
-
-// OptProtocol is a set of SMFIP_* protocol flags.
-type OptProtocol uint32
-
-// The SMFIP_* protocol flags.
-const (
-	OptNoConnect      OptProtocol = 0x01
-	OptNoHelo         OptProtocol = 0x02
-	OptNoMailFrom     OptProtocol = 0x04
-	OptNoRcptTo       OptProtocol = 0x08
-	OptNoBody         OptProtocol = 0x10
-	OptNoHeaders      OptProtocol = 0x20
-	OptNoEOH          OptProtocol = 0x40
-	OptNoHeaderReply  OptProtocol = 0x80
-	OptNoUnknown      OptProtocol = 0x100
-	OptNoData         OptProtocol = 0x200
-	OptSkip           OptProtocol = 0x400
-	OptRcptRejected   OptProtocol = 0x800
-	OptNoConnReply    OptProtocol = 0x1000
-	OptNoHeloReply    OptProtocol = 0x2000
-	OptNoMailReply    OptProtocol = 0x4000
-	OptNoRcptReply    OptProtocol = 0x8000
-	OptNoDataReply    OptProtocol = 0x10000
-	OptNoUnknownReply OptProtocol = 0x20000
-	OptNoEOHReply     OptProtocol = 0x40000
-	OptNoBodyReply    OptProtocol = 0x80000
-	// OptHeaderLeadingSpace: header values keep the space after the colon,
-	// in both directions.
-	OptHeaderLeadingSpace OptProtocol = 0x100000
-)
-
-// Stage names a protocol stage in a macro list request (SMFIM_*).
-type Stage uint32
-
-// The SMFIM_* stages.
-const (
-	StageConnect  Stage = 0
-	StageHelo     Stage = 1
-	StageMailFrom Stage = 2
-	StageRcpt     Stage = 3
-	StageData     Stage = 4
-	StageEOM      Stage = 5
-	StageEOH      Stage = 6
-)
 
 // protocolVersion is the version this server speaks; an MTA offering a
 // later one is answered with this one, an MTA offering one before
@@ -97,16 +36,16 @@ type Reply struct {
 
 // The final replies.
 var (
-	ReplyAccept   = Reply{Code: 'a'}
-	ReplyContinue = Reply{Code: 'c'}
-	ReplyReject   = Reply{Code: 'r'}
-	ReplyTempfail = Reply{Code: 't'}
-	ReplyDiscard  = Reply{Code: 'd'}
+	ReplyAccept   = Reply{Code: RespAccept}
+	ReplyContinue = Reply{Code: RespContinue}
+	ReplyReject   = Reply{Code: RespReject}
+	ReplyTempfail = Reply{Code: RespTempfail}
+	ReplyDiscard  = Reply{Code: RespDiscard}
 )
 
 // ReplyCode returns the reply that rejects or tempfails with the SMTP
 // reply line text ("550 5.7.1 ...").
-func ReplyCode(text string) Reply { return Reply{Code: 'y', Text: text} }
+func ReplyCode(text string) Reply { return Reply{Code: RespReplyCode, Text: text} }
 
 // errProtocol marks a command the server cannot make sense of; the
 // connection is closed and the MTA applies its default action.
@@ -117,15 +56,14 @@ func protocolError(format string, args ...any) error {
 }
 
 // packetReader reads the MTA's packets into one buffer that it keeps from
-// packet to packet (taken at the first packet, readBufSize bytes, growing
-// at most to twice what has arrived): one read usually brings a packet's
-// length and payload together, often the next packets too (with SMFIP_NR_*
-// the MTA sends header fields without waiting). Memory follows the bytes
-// that actually arrived: 5 bytes announcing 1 MiB cost one small buffer.
-// Every read is under the idle deadline, so an MTA that goes silent or
-// trickles a packet cannot hold a session past the timeout. A buffer grown
-// past keepBufSize for a big packet is dropped once that packet has been
-// read; buffers up to that size come from and go back to a bufPool.
+// packet to packet (readBufSize bytes at the first packet, growing at most
+// to twice what has arrived): one read usually brings a packet's length
+// and payload together, often the next packets too (with SMFIP_NR_* the
+// MTA sends header fields without waiting). Memory follows the bytes that
+// actually arrived: 5 bytes announcing 1 MiB cost one small buffer. Every
+// read is under the idle deadline, so an MTA that goes silent or trickles
+// a packet cannot hold a session past the timeout. A buffer grown past
+// keepBufSize for a big packet is dropped once that packet has been read.
 type packetReader struct {
 	conn    net.Conn
 	timeout time.Duration
@@ -136,7 +74,6 @@ type packetReader struct {
 	buf        []byte
 	start, end int
 	readDL     time.Time // the deadline last set; see deadline
-	pool       *bufPool  // nil: buffers are allocated
 }
 
 const (
@@ -156,13 +93,12 @@ func (r *packetReader) next() (code byte, data []byte, err error) {
 	r.start = r.end
 	switch {
 	case r.buf == nil:
-		r.buf = r.pool.get(readBufSize)
+		r.buf = make([]byte, 0, readBufSize)
 		r.start, r.end = 0, 0
 	case cap(r.buf) > keepBufSize:
-		old, rest := r.buf, r.buf[r.end:]
-		r.buf = append(r.pool.get(max(readBufSize, len(rest))), rest...)
+		rest := r.buf[r.end:]
+		r.buf = append(make([]byte, 0, max(readBufSize, len(rest))), rest...)
 		r.start, r.end = 0, 0
-		r.pool.put(old)
 	case r.start == len(r.buf):
 		r.buf, r.start, r.end = r.buf[:0], 0, 0
 	}
@@ -203,10 +139,7 @@ func (r *packetReader) fill(n int) error {
 			r.start = 0
 		}
 		if len(r.buf) == cap(r.buf) {
-			grown := r.pool.get(min(n, 2*cap(r.buf)))
-			grown = append(grown, r.buf...)
-			r.pool.put(r.buf)
-			r.buf = grown
+			r.buf = append(make([]byte, 0, min(n, 2*cap(r.buf))), r.buf...)
 		}
 		m, err := r.conn.Read(r.buf[len(r.buf):cap(r.buf)])
 		r.buf = r.buf[:len(r.buf)+m]
@@ -218,12 +151,6 @@ func (r *packetReader) fill(n int) error {
 		}
 	}
 	return nil
-}
-
-// release hands the buffer back to the pool; the reader reads no more.
-func (r *packetReader) release() {
-	r.pool.put(r.buf)
-	r.buf, r.start, r.end = nil, 0, 0
 }
 
 // deadline sets a connection deadline (through set) to now plus timeout,
@@ -247,6 +174,8 @@ type packetWriter struct {
 	timeout time.Duration
 	out     []byte
 	writeDL time.Time
+	// ack, when set, is called after each reply is written (quickAcker).
+	ack func()
 }
 
 // packet appends one packet: code, then each part of data in turn.
@@ -269,6 +198,9 @@ func (w *packetWriter) flush() error {
 	}
 	w.writeDL = deadline(w.timeout, w.writeDL, w.conn.SetWriteDeadline)
 	_, err := w.conn.Write(w.out)
+	if err == nil && w.ack != nil {
+		w.ack()
+	}
 	if cap(w.out) > keepBufSize {
 		w.out = nil
 	} else {
@@ -310,14 +242,14 @@ func (m *Modifier) headerPacket(code byte, index int, name, value string) {
 // InsertHeader inserts a field at index (0: the top of the header).
 func (m *Modifier) InsertHeader(index int, name, value string) {
 	if m.actions&OptAddHeader != 0 {
-		m.headerPacket('i', index, name, value)
+		m.headerPacket(RespInsertHeader, index, name, value)
 	}
 }
 
 // AddHeader appends a field at the end of the header.
 func (m *Modifier) AddHeader(name, value string) {
 	if m.actions&OptAddHeader != 0 {
-		m.headerPacket('h', -1, name, value)
+		m.headerPacket(RespAddHeader, -1, name, value)
 	}
 }
 
@@ -325,14 +257,14 @@ func (m *Modifier) AddHeader(name, value string) {
 // value removes it.
 func (m *Modifier) ChangeHeader(index int, name, value string) {
 	if m.actions&OptChangeHeader != 0 {
-		m.headerPacket('m', index, name, value)
+		m.headerPacket(RespChangeHeader, index, name, value)
 	}
 }
 
 // Quarantine asks the MTA to hold the message, giving reason.
 func (m *Modifier) Quarantine(reason string) {
 	if m.actions&OptQuarantine != 0 {
-		m.w.packet('q', append(append(m.scratch[:0], reason...), 0))
+		m.w.packet(RespQuarantine, append(append(m.scratch[:0], reason...), 0))
 	}
 }
 
@@ -352,25 +284,25 @@ const numMacroStages = 11
 // unknown, anything else.
 func macroStage(cmd byte) int {
 	switch cmd {
-	case 'C':
+	case CmdConnect:
 		return 0
-	case 'H':
+	case CmdHelo:
 		return 1
-	case 'M':
+	case CmdMail:
 		return 2
-	case 'R':
+	case CmdRcpt:
 		return 3
-	case 'T':
+	case CmdData:
 		return 4
-	case 'L':
+	case CmdHeader:
 		return 5
-	case 'N':
+	case CmdEndOfHeaders:
 		return 6
-	case 'B':
+	case CmdBody:
 		return 7
-	case 'E':
+	case CmdEndOfMessage:
 		return 8
-	case 'U':
+	case CmdUnknown:
 		return 9
 	}
 	return 10
@@ -398,16 +330,6 @@ func (m *Macros) set(cmd byte, data []byte) bool {
 func (m *Macros) clear(from int) {
 	for i := from; i < numMacroStages; i++ {
 		m.stages[i] = m.stages[i][:0]
-	}
-}
-
-// trim drops the storage of stages grown past the usual size, so that a
-// worker between connections keeps little.
-func (m *Macros) trim() {
-	for i := range m.stages {
-		if cap(m.stages[i]) > 4<<10 {
-			m.stages[i] = nil
-		}
 	}
 }
 
@@ -456,73 +378,4 @@ func cstring(b []byte) (s, rest []byte) {
 		}
 	}
 	return b, nil
-}
-
-// bufPool keeps read buffers between packets and connections, in classes
-// of readBufSize<<i bytes up to keepBufSize, a few of each: a connection
-// that grows its buffer for a body chunk takes one of the next class and
-// gives back the one it had, instead of allocating both. It holds at most
-// bufPoolDepth buffers per class (about 2 MiB in all).
-type bufPool struct {
-	classes [bufClasses]chan []byte
-	once    sync.Once
-}
-
-const (
-	bufClasses   = 8 // 512 B … 64 KiB
-	bufPoolDepth = 16
-)
-
-func (p *bufPool) init() {
-	for i := range p.classes {
-		p.classes[i] = make(chan []byte, bufPoolDepth)
-	}
-}
-
-// bufClass returns the class of a buffer of capacity n, or -1 when n is
-// not a class size.
-func bufClass(n int) int {
-	for i := 0; i < bufClasses; i++ {
-		if n == readBufSize<<i {
-			return i
-		}
-	}
-	return -1
-}
-
-// get returns an empty buffer of capacity at least n: a class size when n
-// is at most keepBufSize (taken from the pool when one is there), else n.
-func (p *bufPool) get(n int) []byte {
-	if n > keepBufSize {
-		return make([]byte, 0, n)
-	}
-	size := readBufSize
-	for size < n {
-		size <<= 1
-	}
-	if p != nil {
-		p.once.Do(p.init)
-		select {
-		case b := <-p.classes[bufClass(size)]:
-			return b[:0]
-		default:
-		}
-	}
-	return make([]byte, 0, size)
-}
-
-// put gives b back, if it is of a class size and the class has room.
-func (p *bufPool) put(b []byte) {
-	if p == nil {
-		return
-	}
-	i := bufClass(cap(b))
-	if i < 0 {
-		return
-	}
-	p.once.Do(p.init)
-	select {
-	case p.classes[i] <- b[:0]:
-	default:
-	}
 }

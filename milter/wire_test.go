@@ -14,8 +14,7 @@ import (
 // TestPacketReaderStream: whatever the packet sizes and however the bytes
 // are split on the wire, the reader returns exactly the packets that were
 // sent; the buffer never holds more than twice what has arrived of a
-// packet, a connection keeps at most keepBufSize between packets, and
-// buffers go back to the pool.
+// packet, and a connection keeps at most keepBufSize between packets.
 func TestPacketReaderStream(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -41,8 +40,7 @@ func TestPacketReaderStream(t *testing.T) {
 		}
 		cli.Close()
 	}()
-	pool := &bufPool{}
-	r := &packetReader{conn: srv, timeout: 5 * time.Second, pool: pool}
+	r := &packetReader{conn: srv, timeout: 5 * time.Second}
 	for i := 0; ; i++ {
 		code, data, err := r.next()
 		if err == io.EOF {
@@ -64,17 +62,6 @@ func TestPacketReaderStream(t *testing.T) {
 	if cap(r.buf) > keepBufSize {
 		t.Errorf("keeps %d bytes after the last packet", cap(r.buf))
 	}
-	r.release()
-	pooled := 0
-	for i := range pool.classes {
-		pooled += len(pool.classes[i])
-	}
-	if pooled == 0 {
-		t.Error("no buffer went back to the pool")
-	}
-	if b := pool.get(700); cap(b) != 1024 || len(b) != 0 {
-		t.Errorf("get(700): len %d cap %d", len(b), cap(b))
-	}
 }
 
 // TestPacketReaderStalledPacket: 2 bytes of a packet announcing 1 MiB cost
@@ -83,8 +70,8 @@ func TestPacketReaderStalledPacket(t *testing.T) {
 	t.Parallel()
 	srv, cli := net.Pipe()
 	defer cli.Close()
-	r := &packetReader{conn: srv, timeout: 200 * time.Millisecond, pool: &bufPool{}}
-	go cli.Write(append(binary.BigEndian.AppendUint32(nil, maxPacket), 'L', 'X'))
+	r := &packetReader{conn: srv, timeout: 200 * time.Millisecond}
+	go cli.Write(append(binary.BigEndian.AppendUint32(nil, maxPacket), CmdHeader, 'X'))
 	_, _, err := r.next()
 	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 		t.Fatalf("err %v, want a timeout", err)
@@ -137,18 +124,18 @@ func TestModifierOneWrite(t *testing.T) {
 	m.ChangeHeader(1, "Authentication-Results", "")
 	m.InsertHeader(0, "X", " y;\r\n\tz")
 	m.Quarantine("not granted")
-	w.packet('a')
+	w.packet(RespAccept)
 	if err := w.flush(); err != nil {
 		t.Fatal(err)
 	}
-	want := append(append(pkt('m', "\x00\x00\x00\x01Authentication-Results\x00\x00"), pkt('i', "\x00\x00\x00\x00X\x00 y;\n\tz\x00")...), pkt('a', "")...)
+	want := append(append(pkt(RespChangeHeader, "\x00\x00\x00\x01Authentication-Results\x00\x00"), pkt(RespInsertHeader, "\x00\x00\x00\x00X\x00 y;\n\tz\x00")...), pkt(RespAccept, "")...)
 	if got := <-writes; !bytes.Equal(got, want) {
 		t.Fatalf("one write %q, want %q", got, want)
 	}
 	// A reply with nothing held goes out alone.
-	w.packet('c')
+	w.packet(RespContinue)
 	w.flush()
-	if got := <-writes; !bytes.Equal(got, pkt('c', "")) {
+	if got := <-writes; !bytes.Equal(got, pkt(RespContinue, "")) {
 		t.Fatalf("got %q", got)
 	}
 	srv.Close()
@@ -159,29 +146,29 @@ func TestModifierOneWrite(t *testing.T) {
 func TestMacros(t *testing.T) {
 	t.Parallel()
 	var m Macros
-	m.set('C', []byte("{client_addr}\x00192.0.2.1\x00j\x00mx\x00"))
-	m.set('M', []byte("i\x00Q1\x00{auth_authen}\x00\x00"))
-	m.set('E', []byte("i\x00Q2\x00odd"))
-	m.cur = macroStage('M')
+	m.set(CmdConnect, []byte("{client_addr}\x00192.0.2.1\x00j\x00mx\x00"))
+	m.set(CmdMail, []byte("i\x00Q1\x00{auth_authen}\x00\x00"))
+	m.set(CmdEndOfMessage, []byte("i\x00Q2\x00odd"))
+	m.cur = macroStage(CmdMail)
 	if got := m.Get("i"); got != "Q1" {
 		t.Errorf("at MAIL: i=%q", got)
 	}
 	if got := m.Get("{client_addr}"); got != "192.0.2.1" {
 		t.Errorf("at MAIL: client_addr=%q", got)
 	}
-	m.cur = macroStage('E')
+	m.cur = macroStage(CmdEndOfMessage)
 	if got := m.Get("i"); got != "Q2" {
 		t.Errorf("at EOM: i=%q", got)
 	}
 	if got := m.Get("odd"); got != "" {
 		t.Errorf("a name without value: %q", got)
 	}
-	m.cur = macroStage('C')
+	m.cur = macroStage(CmdConnect)
 	if got := m.Get("i"); got != "" {
 		t.Errorf("at CONNECT, a later stage's macro: %q", got)
 	}
-	m.clear(macroStage('M'))
-	m.cur = macroStage('E')
+	m.clear(macroStage(CmdMail))
+	m.cur = macroStage(CmdEndOfMessage)
 	if m.Get("i") != "" || m.Get("j") != "mx" {
 		t.Errorf("after clear: i=%q j=%q", m.Get("i"), m.Get("j"))
 	}
@@ -192,19 +179,15 @@ func TestMacros(t *testing.T) {
 func TestMacrosBounded(t *testing.T) {
 	t.Parallel()
 	var m Macros
-	m.cur = macroStage('M')
-	if !m.set('M', []byte("i\x00Q1\x00")) || m.Get("i") != "Q1" {
+	m.cur = macroStage(CmdMail)
+	if !m.set(CmdMail, []byte("i\x00Q1\x00")) || m.Get("i") != "Q1" {
 		t.Fatal("small packet not kept")
 	}
 	big := append([]byte("i\x00"), bytes.Repeat([]byte("x"), maxMacroBytes)...)
-	if m.set('M', big) || m.Get("i") != "" {
+	if m.set(CmdMail, big) || m.Get("i") != "" {
 		t.Fatalf("packet of %d bytes kept", len(big))
 	}
-	m.trim()
-	if cap(m.stages[macroStage('M')]) > 4<<10 {
-		t.Errorf("trim kept %d bytes", cap(m.stages[macroStage('M')]))
-	}
-	if !m.set('M', []byte("i\x00Q2\x00")) || m.Get("i") != "Q2" {
+	if !m.set(CmdMail, []byte("i\x00Q2\x00")) || m.Get("i") != "Q2" {
 		t.Fatal("small packet after a big one not kept")
 	}
 }
@@ -226,11 +209,11 @@ func batch(n, size, body int) []byte {
 	var out []byte
 	for range n {
 		out = binary.BigEndian.AppendUint32(out, uint32(size))
-		out = append(out, 'L')
+		out = append(out, CmdHeader)
 		out = append(out, bytes.Repeat([]byte{'h'}, size-1)...)
 	}
 	out = binary.BigEndian.AppendUint32(out, uint32(body+1))
-	out = append(out, 'B')
+	out = append(out, CmdBody)
 	return append(out, bytes.Repeat([]byte{'b'}, body)...)
 }
 
@@ -252,7 +235,7 @@ func TestPacketReaderBatchNotMoved(t *testing.T) {
 		if want := 104 * i; r.start != want {
 			t.Fatalf("packet %d at %d in the buffer, want %d: moved", i, r.start, want)
 		}
-		if i < 30 && (code != 'L' || len(data) != 99) || i == 30 && (code != 'B' || len(data) != 20000) {
+		if i < 30 && (code != CmdHeader || len(data) != 99) || i == 30 && (code != CmdBody || len(data) != 20000) {
 			t.Fatalf("packet %d: code %c, %d bytes", i, code, len(data))
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/verify/spf"
@@ -80,15 +79,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	var r dnscache.Resolver
-	if *zone != "" {
-		z, err := dnscache.LoadZoneFile(*zone)
-		if err != nil {
-			return err
-		}
-		r = z
-	} else if r, err = dnscache.New(dnsConfig(cfg)); err != nil {
-		return fmt.Errorf("dns: %w", err)
+	r, err := newResolver(cfg, *zone)
+	if err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err := newEngine(cfg, r, logger, nil)

@@ -207,3 +207,22 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Errorf("configs/authmilter.yaml departs from the defaults it documents:\n%+v\n%+v", cfg, def)
 	}
 }
+
+// A zone file whose names are all absolute needs no $ORIGIN or SOA.
+func TestCheckZoneAbsoluteNames(t *testing.T) {
+	t.Parallel()
+	zone := filepath.Join(t.TempDir(), "abs.zone")
+	text := "example.com. TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n_dmarc.example.com. TXT \"v=DMARC1; p=reject\"\n"
+	if err := os.WriteFile(zone, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg := filepath.Join(t.TempDir(), "m.eml")
+	if err := os.WriteFile(msg, []byte("From: a@example.com\r\nSubject: x\r\n\r\nHi.\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd("check", "--zone", zone, "--client-ip", "192.0.2.1", "--helo", "mail.example.com",
+		"--mail-from", "a@example.com", "--format", "json", msg)
+	if code != 0 || !strings.Contains(out, `"result": "pass"`) {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+}

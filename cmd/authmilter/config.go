@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/domain"
 )
 
 // Config is the authmilter configuration file. Every field has a default
@@ -35,9 +36,9 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 
 	// Threads is the number of scheduler threads (GOMAXPROCS): "auto"
-	// (the default: one while the load fits in one, all of them when
-	// work queues; package internal/procs) or a number, kept. The
-	// GOMAXPROCS environment variable, when set, wins over both.
+	// (the default: the Go runtime decides, from the CPUs and the
+	// container's CPU limit) or a fixed number. The GOMAXPROCS
+	// environment variable, when set, wins over both.
 	Threads string `yaml:"threads"`
 }
 
@@ -273,9 +274,26 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	// Domain lists compare as A-labels: a U-label and its A-label are the
+	// same domain (RFC 8616), so either may be written.
+	for _, field := range []struct {
+		name string
+		list []string
+	}{{"policy.allow_domains", c.Policy.AllowDomains}, {"arc.trusted_sealers", c.ARC.TrustedSealers}} {
+		for _, d := range field.list {
+			if _, err := domain.Parse(strings.TrimSpace(d)); err != nil {
+				add("%s: %v", field.name, err)
+			}
+		}
+	}
 	if s := c.ARC.Seal; s.KeyFile != "" || s.Domain != "" || s.Selector != "" {
 		if s.KeyFile == "" || s.Domain == "" || s.Selector == "" {
 			add("arc.seal: domain, selector and key_file must all be set to seal")
+		}
+		for _, v := range []struct{ name, value string }{{"domain", s.Domain}, {"selector", s.Selector}} {
+			if _, err := domain.Parse(v.value); v.value != "" && err != nil {
+				add("arc.seal.%s: %v", v.name, err)
+			}
 		}
 	}
 	if c.Metrics.Pprof {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -91,25 +89,23 @@ func TestParseConfigPprof(t *testing.T) {
 	}
 }
 
-// TestStartThreads: the GOMAXPROCS environment variable wins, a number is
-// applied, auto starts the scaler (which restores the count when stopped).
-func TestStartThreads(t *testing.T) {
+// TestSetThreads: the GOMAXPROCS environment variable wins, a number is
+// applied, auto leaves the runtime's choice alone.
+func TestSetThreads(t *testing.T) {
 	orig := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(orig)
 	cfg := DefaultConfig()
 	cfg.Threads = "3"
 	t.Setenv("GOMAXPROCS", "2")
-	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler), nil); got != "GOMAXPROCS=2" || runtime.GOMAXPROCS(0) != orig {
+	if got := setThreads(cfg); got != "GOMAXPROCS=2" || runtime.GOMAXPROCS(0) != orig {
 		t.Errorf("with GOMAXPROCS set: %q, GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
 	}
 	os.Unsetenv("GOMAXPROCS")
-	if got := startThreads(context.Background(), cfg, slog.New(slog.DiscardHandler), nil); got != "3" || runtime.GOMAXPROCS(0) != 3 {
+	if got := setThreads(cfg); got != "3" || runtime.GOMAXPROCS(0) != 3 {
 		t.Errorf("threads: 3 gives %q, GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
 	}
 	runtime.GOMAXPROCS(orig)
-	ctx, cancel := context.WithCancel(context.Background())
-	if got := startThreads(ctx, DefaultConfig(), slog.New(slog.DiscardHandler), nil); got != "auto" {
-		t.Errorf("default: %q, want auto", got)
+	if got := setThreads(DefaultConfig()); got != "auto" || runtime.GOMAXPROCS(0) != orig {
+		t.Errorf("default: %q, GOMAXPROCS %d; want auto, %d", got, runtime.GOMAXPROCS(0), orig)
 	}
-	cancel()
 }

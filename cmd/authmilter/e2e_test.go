@@ -66,6 +66,11 @@ func newE2E(t testing.TB) *e2e {
 			"_dmarc.quarantined.example":     {"v=DMARC1; p=quarantine"},
 			"seal._domainkey.forwarder.test": {pub(sk)},
 			"mail.example.com":               {"v=spf1 a -all"},
+			// bücher.example (issue #25): the DNS holds A-labels only.
+			"xn--bcher-kva.example":                {"v=spf1 ip4:192.0.2.0/24 -all"},
+			"mx.xn--bcher-kva.example":             {"v=spf1 ip4:192.0.2.0/24 -all"},
+			"_dmarc.xn--bcher-kva.example":         {"v=DMARC1; p=reject"},
+			"sel._domainkey.xn--bcher-kva.example": {pub(dk)},
 		}, A: map[string][]string{"mail.example.com": {"192.0.2.10"}}},
 	}
 	dnsAddr := dnstest.Serve(t, x.dns)

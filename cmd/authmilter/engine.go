@@ -8,6 +8,7 @@ import (
 
 	"github.com/authmilter/authmilter/arc"
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
@@ -35,9 +36,9 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		Enforce:        cfg.Policy.Enforce == nil || *cfg.Policy.Enforce,
 		Quarantine:     engine.QuarantineMode(cfg.Policy.Quarantine),
 		Temperror:      engine.TemperrorMode(cfg.Policy.Temperror),
-		AllowDomains:   lower(cfg.Policy.AllowDomains),
+		AllowDomains:   aLabels(cfg.Policy.AllowDomains),
 		SealInternal:   cfg.Policy.SealInternal,
-		TrustedSealers: lower(cfg.ARC.TrustedSealers),
+		TrustedSealers: aLabels(cfg.ARC.TrustedSealers),
 	}
 	var err error
 	if pol.AllowNetworks, err = prefixes(cfg.Policy.AllowNetworks); err != nil {
@@ -70,17 +71,28 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		if err != nil {
 			return nil, fmt.Errorf("arc.seal.key_file: %w", err)
 		}
-		e.Sealer = &arc.Sealer{Domain: s.Domain, Selector: s.Selector, Key: key, Headers: s.Headers}
+		// The seal's d= and s= go into any message: A-labels (RFC 8616).
+		e.Sealer = &arc.Sealer{Domain: aLabel(s.Domain), Selector: aLabel(s.Selector), Key: key, Headers: s.Headers}
 	}
 	return e, nil
 }
 
-func lower(list []string) []string {
+// aLabels returns the names of a configured list in the form the policy
+// compares (domain.Parse: A-labels, lower case, no trailing dot), so that
+// a U-label and its A-label match (RFC 8616). validate has checked them.
+func aLabels(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
-		out[i] = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+		out[i] = aLabel(s)
 	}
 	return out
+}
+
+func aLabel(s string) string {
+	if d, err := domain.Parse(strings.TrimSpace(s)); err == nil {
+		return d.ASCII
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
 }
 
 func prefixes(list []string) ([]netip.Prefix, error) {

@@ -4,6 +4,7 @@
 //	authmilter serve [--config FILE]     run the milter
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+//	authmilter audit [options] DOMAIN...  check a domain's DNS records
 package main
 
 import (
@@ -23,6 +24,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"keygen": runKeygen,
 	"serve":  runServe,
 	"check":  runCheck,
+	"audit":  runAudit,
 }
 
 func main() {
@@ -64,4 +66,8 @@ const usage = `usage:
         evaluate one message exactly as the daemon would
   authmilter keygen --domain D --selector S [--algorithm rsa|ed25519] [--out FILE]
         write a private key and print the DNS TXT record to publish
+  authmilter audit [--config FILE] [--zone FILE] [--dkim-selector S]...
+        [--ca-file FILE] [--format text|json] DOMAIN...
+        check the SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI records of
+        each domain; exit 1 when a check failed
 `

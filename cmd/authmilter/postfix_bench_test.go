@@ -13,7 +13,7 @@ import (
 // baseline in the same run, with no milter. What authmilter adds to a
 // message's SMTP time is the difference; it includes the milter
 // protocol's round trips and any wait Postfix's Nagle-on milter socket
-// causes (see milter/rawio_linux.go), which milterload imitates but only
+// causes (see milter/quickack_linux.go), which milterload imitates but only
 // a real Postfix proves. Needs Postfix and root, like the end-to-end
 // tests:
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/testsupport/sendmailtest"
 	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
+	"github.com/authmilter/authmilter/milter"
 )
 
 // TestSendmailEndToEnd drives Debian's Sendmail (unpacked by .ci/run, see
@@ -140,8 +141,8 @@ func TestSendmailEndToEnd(t *testing.T) {
 		// And Sendmail did write the address in its own form.
 		var addrs []string
 		for _, p := range rec.Packets() {
-			if p.FromMTA && p.Cmd == 'C' {
-				if _, fam, _, a, err := p.Connect(); err == nil && fam == '6' {
+			if p.FromMTA && p.Cmd == milter.CmdConnect {
+				if _, fam, _, a, err := p.Connect(); err == nil && fam == milter.FamilyInet6 {
 					addrs = append(addrs, a)
 				}
 			}
@@ -158,7 +159,7 @@ func TestSendmailEndToEnd(t *testing.T) {
 		}
 		var b strings.Builder
 		for _, p := range ps {
-			if (p.FromMTA && p.Cmd == 'B') || (!p.FromMTA && p.Cmd == 'c') {
+			if (p.FromMTA && p.Cmd == milter.CmdBody) || (!p.FromMTA && p.Cmd == milter.RespContinue) {
 				continue // body chunks and "continue" replies
 			}
 			b.WriteString(p.String() + "\n")
@@ -185,7 +186,7 @@ func checkSendmailNegotiation(t *testing.T, ps []sendmailtest.Packet) {
 	t.Helper()
 	macros := map[byte]map[string]string{}
 	for _, p := range ps {
-		if p.FromMTA && p.Cmd == 'D' && p.Conn == 1 {
+		if p.FromMTA && p.Cmd == milter.CmdMacro && p.Conn == 1 {
 			c, pairs, err := p.Macros()
 			if err != nil {
 				t.Fatal(err)
@@ -197,11 +198,11 @@ func checkSendmailNegotiation(t *testing.T, ps []sendmailtest.Packet) {
 			macros[c] = m
 		}
 	}
-	if a := macros['C']["{client_addr}"]; a != "127.0.0.1" {
-		t.Errorf("connect macros %q: want {client_addr}=127.0.0.1 (SymList honoured)", macros['C'])
+	if a := macros[milter.CmdConnect]["{client_addr}"]; a != "127.0.0.1" {
+		t.Errorf("connect macros %q: want {client_addr}=127.0.0.1 (SymList honoured)", macros[milter.CmdConnect])
 	}
-	if macros['M']["i"] == "" {
-		t.Errorf("MAIL FROM macros %q: want the queue id i", macros['M'])
+	if macros[milter.CmdMail]["i"] == "" {
+		t.Errorf("MAIL FROM macros %q: want the queue id i", macros[milter.CmdMail])
 	}
 }
 

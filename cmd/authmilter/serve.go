@@ -26,7 +26,6 @@ import (
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/internal/metrics"
-	"github.com/authmilter/authmilter/internal/procs"
 	"github.com/authmilter/authmilter/milter"
 )
 
@@ -163,9 +162,7 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 		go func() { _ = metricsSrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String(), "pprof", cfg.Metrics.Pprof)
 	}
-	threadsCtx, stopThreads := context.WithCancel(ctx)
-	defer stopThreads()
-	threads := startThreads(threadsCtx, cfg, logger, srv.Messages)
+	threads := setThreads(cfg)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("authmilter listening", "listen", cfg.Listen, "authserv_id", cfg.AuthservID,
@@ -296,11 +293,10 @@ func registerDNSMetrics(reg *metrics.Registry, current func() dnscache.Resolver)
 	reg.NewGaugeFunc("authmilter_dns_cache_entries", "Answers held in the DNS cache.", func() float64 { return float64(stats().Entries) })
 }
 
-// startThreads applies the threads setting and says what it is: the
+// setThreads applies the threads setting and says what it is: the
 // GOMAXPROCS environment variable when set, else a fixed count, else
-// "auto", a procs.Scaler running until ctx ends, judging threads by the
-// messages answered (work).
-func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger, work func() uint64) string {
+// "auto", the Go runtime's own choice (left alone).
+func setThreads(cfg *Config) string {
 	if env := os.Getenv("GOMAXPROCS"); env != "" {
 		return "GOMAXPROCS=" + env
 	}
@@ -308,6 +304,5 @@ func startThreads(ctx context.Context, cfg *Config, logger *slog.Logger, work fu
 		runtime.GOMAXPROCS(n)
 		return strconv.Itoa(n)
 	}
-	go (&procs.Scaler{Logger: logger, Work: work}).Run(ctx)
 	return "auto"
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/internal/message"
+	"github.com/authmilter/authmilter/milter"
 )
 
 // mail is one corpus message, prepared for sending.
@@ -130,7 +131,7 @@ func loadMail(emlPath, envPath string) (*mail, error) {
 	// The MTA sends the body with CRLF line ends in chunks of at most
 	// 65535 bytes.
 	err = message.BodyCRLF(br, maxBodyChunk, func(chunk []byte) error {
-		m.wire.body = append(m.wire.body, appendPacket(nil, cmdBody, chunk))
+		m.wire.body = append(m.wire.body, appendPacket(nil, milter.CmdBody, chunk))
 		return nil
 	})
 	if err != nil && err != io.EOF {
@@ -146,9 +147,9 @@ func (m *mail) encodeEnvelope() {
 	w.clientAddr = m.ip.String()
 	w.clientMacro = "unknown [" + w.clientAddr + "]"
 	// SMFIC_CONNECT: host name, family, port (49152), address.
-	family := byte('4')
+	family := milter.FamilyInet
 	if m.ip.Is6() {
-		family = '6'
+		family = milter.FamilyInet6
 	}
 	w.connect = append([]byte("unknown\x00"), family, 0xc0, 0x00)
 	w.connect = append(append(w.connect, w.clientAddr...), 0)

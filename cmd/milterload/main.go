@@ -13,7 +13,6 @@
 // Usage:
 //
 //	milterload [flags] CORPUS-DIR
-//	milterload gen [flags] -o DIR
 //	milterload calibrate
 //	milterload null [--listen inet:127.0.0.1:PORT]
 //	milterload dns --zone FILE [--listen 127.0.0.1:PORT] [--delay 20ms|5ms-80ms]
@@ -34,9 +33,9 @@
 //
 // A corpus is a directory of NAME.eml files, each with a NAME.env sidecar
 // holding its envelope as JSON: {"client_ip", "helo", "mail_from",
-// "rcpts", and optionally "class"}. Runs are always bounded (-d, default
-// 10s, caps every run) and only loopback addresses or Unix sockets are
-// accepted as targets.
+// "rcpts", and optionally "class"}; cmd/benchmail writes one. Runs are
+// always bounded (-d, default 10s, caps every run) and only loopback
+// addresses or Unix sockets are accepted as targets.
 package main
 
 import (
@@ -59,8 +58,6 @@ func main() {
 	defer stop()
 	var err error
 	switch {
-	case len(os.Args) > 1 && os.Args[1] == "gen":
-		err = genMain(os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "calibrate":
 		err = calibrateMain(os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "null":
@@ -89,7 +86,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("milterload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload gen [flags] -o DIR\n       milterload calibrate\n       milterload null [--listen SOCKET]\n       milterload dns --zone FILE [--listen ADDR] [--delay D]\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload calibrate\n       milterload null [--listen SOCKET]\n       milterload dns --zone FILE [--listen ADDR] [--delay D]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	target := fs.String("milter", "inet:127.0.0.1:8895", "milter socket: inet:HOST:PORT, inet:[::1]:PORT, inet:PORT@HOST or unix:PATH (loopback and unix only)")

@@ -11,44 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
-// The milter protocol as the MTA speaks it (libmilter's mfdef.h; Postfix's
-// milter8.c is the MTA side this client imitates).
+// The milter protocol as the MTA speaks it (package milter names its
+// codes; Postfix's milter8.c is the MTA side this client imitates).
 const (
-	cmdAbort   = 'A'
-	cmdBody    = 'B'
-	cmdConnect = 'C'
-	cmdMacro   = 'D'
-	cmdEOM     = 'E'
-	cmdHelo    = 'H'
-	cmdHeader  = 'L'
-	cmdMail    = 'M'
-	cmdEOH     = 'N'
-	cmdOptNeg  = 'O'
-	cmdQuit    = 'Q'
-	cmdRcpt    = 'R'
-	cmdData    = 'T'
-
-	replyAccept    = 'a'
-	replyContinue  = 'c'
-	replyDiscard   = 'd'
-	replyProgress  = 'p'
-	replyReject    = 'r'
-	replySkip      = 's'
-	replyTempfail  = 't'
-	replyCode      = 'y'
-	replyConnFail  = 'f'
-	modQuarantine  = 'q'
-	modAddHeader   = 'h'
-	modInsHeader   = 'i'
-	modChgHeader   = 'm'
-	modAddRcpt     = '+'
-	modDelRcpt     = '-'
-	modAddRcptPar  = '2'
-	modReplBody    = 'b'
-	modChgFrom     = 'e'
-	modSetSymList  = 'l'
 	maxBodyChunk   = 65535
 	maxReplyPacket = 1 << 20
 )
@@ -57,53 +26,26 @@ const (
 // (SMFIF_ADDHDRS … SMFIF_SETSYMLIST) and every protocol step flag it
 // implements (SMFIP_NOCONNECT … SMFIP_HDR_LEADSPC).
 const (
-	offerVersion  = 6
-	offerActions  = 0x1ff
-	offerProtocol = 0x1fffff
-)
-
-// Protocol flags the client honours (SMFIP_*).
-const (
-	pNoConnect  = 1 << 0
-	pNoHelo     = 1 << 1
-	pNoMail     = 1 << 2
-	pNoRcpt     = 1 << 3
-	pNoBody     = 1 << 4
-	pNoHdrs     = 1 << 5
-	pNoEOH      = 1 << 6
-	pNoHdrReply = 1 << 7
-	pNoData     = 1 << 9
-	pNRConn     = 1 << 12
-	pNRHelo     = 1 << 13
-	pNRMail     = 1 << 14
-	pNRRcpt     = 1 << 15
-	pNRData     = 1 << 16
-	pNREOH      = 1 << 18
-	pNRBody     = 1 << 19
-	pLeadSpace  = 1 << 20
-)
-
-// Macro stages of the SMFIC_OPTNEG symbol lists (SMFIM_*).
-const (
-	stageConnect = 0
-	stageHelo    = 1
-	stageMail    = 2
-	stageRcpt    = 3
-	stageData    = 4
-	stageEOM     = 5
-	stageEOH     = 6
+	offerVersion = 6
+	offerActions = milter.OptAddHeader | milter.OptChangeBody | milter.OptAddRcpt | milter.OptRemoveRcpt |
+		milter.OptChangeHeader | milter.OptQuarantine | milter.OptChangeFrom | milter.OptAddRcptArgs | milter.OptSetSymList
+	offerProtocol = milter.OptNoConnect | milter.OptNoHelo | milter.OptNoMailFrom | milter.OptNoRcptTo |
+		milter.OptNoBody | milter.OptNoHeaders | milter.OptNoEOH | milter.OptNoHeaderReply | milter.OptNoUnknown |
+		milter.OptNoData | milter.OptSkip | milter.OptRcptRejected | milter.OptNoConnReply | milter.OptNoHeloReply |
+		milter.OptNoMailReply | milter.OptNoRcptReply | milter.OptNoDataReply | milter.OptNoUnknownReply |
+		milter.OptNoEOHReply | milter.OptNoBodyReply | milter.OptHeaderLeadingSpace
 )
 
 // defaultMacros are Postfix's default milter_*_macros, sent when the milter
 // asks for no list of its own.
 var defaultMacros = [7][]string{
-	stageConnect: {"j", "{daemon_name}", "{daemon_addr}", "v", "_"},
-	stageHelo:    {"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"},
-	stageMail:    {"i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}"},
-	stageRcpt:    {"i", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}"},
-	stageData:    {"i"},
-	stageEOM:     {"i"},
-	stageEOH:     {"i"},
+	milter.StageConnect:  {"j", "{daemon_name}", "{daemon_addr}", "v", "_"},
+	milter.StageHelo:     {"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"},
+	milter.StageMailFrom: {"i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}"},
+	milter.StageRcpt:     {"i", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}"},
+	milter.StageData:     {"i"},
+	milter.StageEOM:      {"i"},
+	milter.StageEOH:      {"i"},
 }
 
 // conn is one milter connection, driven as an MTA drives it. A worker
@@ -133,8 +75,8 @@ type conn struct {
 	eomAt time.Time
 
 	version  uint32
-	actions  uint32
-	protocol uint32
+	actions  milter.OptAction
+	protocol milter.OptProtocol
 	macros   [7][]string
 	symlist  []byte // the symbol lists macros were parsed from
 }
@@ -274,7 +216,7 @@ func (c *conn) read() (packet, error) {
 func (c *conn) reply() (packet, error) {
 	for {
 		p, err := c.read()
-		if err != nil || p.code != replyProgress {
+		if err != nil || p.code != milter.RespProgress {
 			return p, err
 		}
 	}
@@ -283,9 +225,9 @@ func (c *conn) reply() (packet, error) {
 func (c *conn) negotiate() error {
 	var b [12]byte
 	binary.BigEndian.PutUint32(b[0:], offerVersion)
-	binary.BigEndian.PutUint32(b[4:], offerActions)
-	binary.BigEndian.PutUint32(b[8:], offerProtocol)
-	c.send(cmdOptNeg, b[:])
+	binary.BigEndian.PutUint32(b[4:], uint32(offerActions))
+	binary.BigEndian.PutUint32(b[8:], uint32(offerProtocol))
+	c.send(milter.CmdOptNeg, b[:])
 	if err := c.flush(); err != nil {
 		return err
 	}
@@ -293,12 +235,12 @@ func (c *conn) negotiate() error {
 	if err != nil {
 		return fmt.Errorf("option negotiation: %w", err)
 	}
-	if p.code != cmdOptNeg || len(p.data) < 12 {
+	if p.code != milter.CmdOptNeg || len(p.data) < 12 {
 		return fmt.Errorf("%w: option negotiation reply %q", errMilter, p.code)
 	}
 	c.version = binary.BigEndian.Uint32(p.data[0:])
-	c.actions = binary.BigEndian.Uint32(p.data[4:])
-	c.protocol = binary.BigEndian.Uint32(p.data[8:]) & offerProtocol
+	c.actions = milter.OptAction(binary.BigEndian.Uint32(p.data[4:]))
+	c.protocol = milter.OptProtocol(binary.BigEndian.Uint32(p.data[8:])) & offerProtocol
 	if c.version < 2 || c.version > offerVersion {
 		return fmt.Errorf("%w: milter protocol version %d", errMilter, c.version)
 	}
@@ -331,14 +273,14 @@ func parseSymLists(rest []byte) [7][]string {
 	return macros
 }
 
-func (c *conn) has(flag uint32) bool { return c.protocol&flag != 0 }
+func (c *conn) has(flag milter.OptProtocol) bool { return c.protocol&flag != 0 }
 
 // sendMacros queues the macros of stage that have a value, as Postfix does
 // (undefined macros are not sent; nothing is sent when none is defined).
 // value gives a macro's value at the stage, "" when undefined.
-func (c *conn) sendMacros(cmd byte, stage int, value func(name string) string) {
+func (c *conn) sendMacros(cmd byte, stage milter.Stage, value func(name string) string) {
 	start := len(c.out)
-	c.out = append(c.out, 0, 0, 0, 0, cmdMacro, cmd)
+	c.out = append(c.out, 0, 0, 0, 0, milter.CmdMacro, cmd)
 	for _, name := range c.macros[stage] {
 		v := value(name)
 		if v == "" {
@@ -395,7 +337,7 @@ func (c *conn) answer(writeErr error) (done bool, o outcome, err error) {
 	if err != nil {
 		return true, o, err
 	}
-	if p.code == replyContinue {
+	if p.code == milter.RespContinue {
 		return false, o, nil
 	}
 	o, err = final(p, o)
@@ -405,19 +347,19 @@ func (c *conn) answer(writeErr error) (done bool, o outcome, err error) {
 // final turns a final reply into an outcome.
 func final(p packet, o outcome) (outcome, error) {
 	switch p.code {
-	case replyAccept, replyContinue:
+	case milter.RespAccept, milter.RespContinue:
 		o.action = "accept"
-	case replyReject:
+	case milter.RespReject:
 		o.action, o.code = "reject", "550"
-	case replyTempfail:
+	case milter.RespTempfail:
 		o.action, o.code = "tempfail", "451"
-	case replyDiscard:
+	case milter.RespDiscard:
 		o.action = "discard"
-	case replyConnFail:
+	case milter.RespConnFail:
 		o.action = "tempfail"
-	case replySkip:
+	case milter.RespSkip:
 		o.action = "skip"
-	case replyCode:
+	case milter.RespReplyCode:
 		text := strings.TrimRight(string(p.data), "\x00")
 		if len(text) < 3 {
 			return o, fmt.Errorf("%w: reply code %q", errMilter, text)

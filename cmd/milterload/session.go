@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
 // connect opens the SMTP side of a connection as the MTA reports it: the
 // client's address (SMFIC_CONNECT with its macros) and its HELO. A final
 // answer here applies to every message of the connection.
 func (c *conn) connect(m *mail, mta string) (done bool, o outcome, err error) {
-	if !c.has(pNoConnect) {
-		c.sendMacros(cmdConnect, stageConnect, func(name string) string {
+	if !c.has(milter.OptNoConnect) {
+		c.sendMacros(milter.CmdConnect, milter.StageConnect, func(name string) string {
 			switch name {
 			case "j", "{daemon_name}":
 				return mta
@@ -32,15 +34,15 @@ func (c *conn) connect(m *mail, mta string) (done bool, o outcome, err error) {
 			}
 			return ""
 		})
-		c.send(cmdConnect, m.wire.connect)
-		if done, o, err = c.step(c.has(pNRConn)); done {
+		c.send(milter.CmdConnect, m.wire.connect)
+		if done, o, err = c.step(c.has(milter.OptNoConnReply)); done {
 			return
 		}
 	}
-	if !c.has(pNoHelo) {
-		c.sendMacros(cmdHelo, stageHelo, noMacros)
-		c.send(cmdHelo, m.wire.helo)
-		if done, o, err = c.step(c.has(pNRHelo)); done {
+	if !c.has(milter.OptNoHelo) {
+		c.sendMacros(milter.CmdHelo, milter.StageHelo, noMacros)
+		c.send(milter.CmdHelo, m.wire.helo)
+		if done, o, err = c.step(c.has(milter.OptNoHeloReply)); done {
 			return
 		}
 	}
@@ -79,8 +81,8 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 		}
 		return ""
 	}
-	if !c.has(pNoMail) {
-		c.sendMacros(cmdMail, stageMail, func(name string) string {
+	if !c.has(milter.OptNoMailFrom) {
+		c.sendMacros(milter.CmdMail, milter.StageMailFrom, func(name string) string {
 			switch name {
 			case "i":
 				return qid
@@ -93,15 +95,15 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 			}
 			return ""
 		})
-		c.send(cmdMail, m.wire.mail)
-		if done, o, err = c.step(c.has(pNRMail)); done {
+		c.send(milter.CmdMail, m.wire.mail)
+		if done, o, err = c.step(c.has(milter.OptNoMailReply)); done {
 			return o, err
 		}
 	}
-	if !c.has(pNoRcpt) {
+	if !c.has(milter.OptNoRcptTo) {
 		for i := range m.wire.rcpts {
 			r := &m.wire.rcpts[i]
-			c.sendMacros(cmdRcpt, stageRcpt, func(name string) string {
+			c.sendMacros(milter.CmdRcpt, milter.StageRcpt, func(name string) string {
 				switch name {
 				case "i":
 					return qid
@@ -114,17 +116,17 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 				}
 				return ""
 			})
-			c.send(cmdRcpt, r.data)
-			if done, o, err = c.step(c.has(pNRRcpt)); done {
+			c.send(milter.CmdRcpt, r.data)
+			if done, o, err = c.step(c.has(milter.OptNoRcptReply)); done {
 				return o, err
 			}
 		}
 	}
 	// SMFIC_DATA exists from protocol version 4 on.
-	if c.version >= 4 && !c.has(pNoData) {
-		c.sendMacros(cmdData, stageData, onlyQueueID)
-		c.send(cmdData)
-		if done, o, err = c.step(c.has(pNRData)); done {
+	if c.version >= 4 && !c.has(milter.OptNoData) {
+		c.sendMacros(milter.CmdData, milter.StageData, onlyQueueID)
+		c.send(milter.CmdData)
+		if done, o, err = c.step(c.has(milter.OptNoDataReply)); done {
 			return o, err
 		}
 	}
@@ -138,10 +140,10 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	if c.gap > 0 {
 		time.Sleep(c.gap)
 	}
-	if !c.has(pNoHdrs) {
-		lead := c.has(pLeadSpace)
+	if !c.has(milter.OptNoHeaders) {
+		lead := c.has(milter.OptHeaderLeadingSpace)
 		// SMFIP_NOHREPL (SMFIP_NR_HDR): no reply to header commands.
-		noReply := c.has(pNoHdrReply)
+		noReply := c.has(milter.OptNoHeaderReply)
 		if received {
 			// The Received field Postfix's smtpd adds is the first the
 			// milter sees.
@@ -157,20 +159,20 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 			}
 		}
 	}
-	if !c.has(pNoEOH) {
-		c.sendMacros(cmdEOH, stageEOH, onlyQueueID)
-		c.send(cmdEOH)
-		if done, o, err = c.step(c.has(pNREOH)); done {
+	if !c.has(milter.OptNoEOH) {
+		c.sendMacros(milter.CmdEndOfHeaders, milter.StageEOH, onlyQueueID)
+		c.send(milter.CmdEndOfHeaders)
+		if done, o, err = c.step(c.has(milter.OptNoEOHReply)); done {
 			return o, err
 		}
 	}
-	if !c.has(pNoBody) {
+	if !c.has(milter.OptNoBody) {
 	body:
 		for _, p := range m.wire.body {
 			if err := c.queue(p); err != nil {
 				return o, err
 			}
-			if c.has(pNRBody) {
+			if c.has(milter.OptNoBodyReply) {
 				continue
 			}
 			if err := c.flush(); err != nil {
@@ -181,8 +183,8 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 				return o, err
 			}
 			switch p.code {
-			case replyContinue:
-			case replySkip:
+			case milter.RespContinue:
+			case milter.RespSkip:
 				break body
 			default:
 				o, err = final(p, o)
@@ -190,8 +192,8 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 			}
 		}
 	}
-	c.sendMacros(cmdEOM, stageEOM, onlyQueueID)
-	c.send(cmdEOM)
+	c.sendMacros(milter.CmdEndOfMessage, milter.StageEOM, onlyQueueID)
+	c.send(milter.CmdEndOfMessage)
 	c.eomAt = time.Now()
 	if err := c.flush(); err != nil {
 		return o, err
@@ -203,11 +205,11 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 			return o, err
 		}
 		switch p.code {
-		case modQuarantine:
+		case milter.RespQuarantine:
 			o.quarantine = true
-		case modAddHeader, modInsHeader, modChgHeader:
+		case milter.RespAddHeader, milter.RespInsertHeader, milter.RespChangeHeader:
 			o.headers++
-		case modAddRcpt, modDelRcpt, modAddRcptPar, modReplBody, modChgFrom, modSetSymList:
+		case milter.RespAddRcpt, milter.RespRemoveRcpt, milter.RespAddRcptArgs, milter.RespReplaceBody, milter.RespChangeFrom, milter.RespSetSymList:
 		default:
 			return final(p, o)
 		}
@@ -222,7 +224,7 @@ func appendHeaderPacket(dst []byte, name string, value []byte, leadSpace bool) [
 	if !leadSpace {
 		value = bytes.TrimLeft(value, " \t")
 	}
-	return appendPacket(dst, cmdHeader, []byte(name), nul, value, nul)
+	return appendPacket(dst, milter.CmdHeader, []byte(name), nul, value, nul)
 }
 
 var nul = []byte{0}
@@ -260,7 +262,7 @@ func firstOr(list []string, def string) string {
 
 // quit ends the connection as the MTA does at the end of the SMTP session.
 func (c *conn) quit() {
-	c.send(cmdQuit)
+	c.send(milter.CmdQuit)
 	c.flush()
 	c.close()
 }

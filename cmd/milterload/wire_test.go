@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
 // TestWritesAsPostfix drives one connection over a net.Pipe, whose reads
@@ -36,14 +38,14 @@ func TestWritesAsPostfix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const allNR = pNRConn | pNRHelo | pNRMail | pNRRcpt | pNRData | pNoHdrReply | pNREOH | pNRBody
+	const allNR = milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoMailReply | milter.OptNoRcptReply | milter.OptNoDataReply | milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply
 	for _, tc := range []struct {
 		name    string
-		granted uint32
+		granted milter.OptProtocol
 		want    string
 	}{
-		{"every reply", pLeadSpace, "O DC+C H DM+M DR+R DT+T L L(folded) L DN+N B B DE+E Q"},
-		{"no replies before end of message", allNR | pLeadSpace, "O DC+CHDM+MDR+RDT+T LL(folded)LDN+NBBDE+E Q"},
+		{"every reply", milter.OptHeaderLeadingSpace, "O DC+C H DM+M DR+R DT+T L L(folded) L DN+N B B DE+E Q"},
+		{"no replies before end of message", allNR | milter.OptHeaderLeadingSpace, "O DC+CHDM+MDR+RDT+T LL(folded)LDN+NBBDE+E Q"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mtaEnd, milterEnd := net.Pipe()
@@ -81,9 +83,9 @@ func TestWritesAsPostfix(t *testing.T) {
 					}
 					p := w[4 : 4+n]
 					switch {
-					case p[0] == cmdMacro:
+					case p[0] == milter.CmdMacro:
 						cmds += "D" + string(p[1]) + "+"
-					case p[0] == cmdBody:
+					case p[0] == milter.CmdBody:
 						cmds += "B"
 						chunks = append(chunks, len(p)-1)
 						bodyGot = append(bodyGot, p[1:]...)
@@ -128,7 +130,7 @@ func TestQueueWritesPieces(t *testing.T) {
 		}
 	}()
 	c := &conn{nc: mtaEnd, timeout: 5 * time.Second}
-	chunk := appendPacket(nil, cmdBody, make([]byte, maxBodyChunk))
+	chunk := appendPacket(nil, milter.CmdBody, make([]byte, maxBodyChunk))
 	for range 3 {
 		if err := c.queue(chunk); err != nil {
 			t.Fatal(err)
@@ -152,11 +154,11 @@ func TestQueueWritesPieces(t *testing.T) {
 // granted, every command the MTA then waits for with continue and end of
 // message with accept, and sends each write it reads (one read never spans
 // two writes of a net.Pipe) to writes.
-func fakeMilter(nc net.Conn, granted uint32, writes chan<- []byte) {
+func fakeMilter(nc net.Conn, granted milter.OptProtocol, writes chan<- []byte) {
 	defer close(writes)
 	defer nc.Close()
-	noReply := map[byte]uint32{cmdConnect: pNRConn, cmdHelo: pNRHelo, cmdMail: pNRMail, cmdRcpt: pNRRcpt,
-		cmdData: pNRData, cmdHeader: pNoHdrReply, cmdEOH: pNREOH, cmdBody: pNRBody}
+	noReply := map[byte]milter.OptProtocol{milter.CmdConnect: milter.OptNoConnReply, milter.CmdHelo: milter.OptNoHeloReply, milter.CmdMail: milter.OptNoMailReply, milter.CmdRcpt: milter.OptNoRcptReply,
+		milter.CmdData: milter.OptNoDataReply, milter.CmdHeader: milter.OptNoHeaderReply, milter.CmdEndOfHeaders: milter.OptNoEOHReply, milter.CmdBody: milter.OptNoBodyReply}
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := nc.Read(buf)
@@ -167,18 +169,18 @@ func fakeMilter(nc net.Conn, granted uint32, writes chan<- []byte) {
 		writes <- w
 		for p := w; len(p) >= 5; p = p[min(4+int(binary.BigEndian.Uint32(p)), len(p)):] {
 			switch cmd := p[4]; cmd {
-			case cmdOptNeg:
+			case milter.CmdOptNeg:
 				data := binary.BigEndian.AppendUint32(nil, offerVersion)
-				data = binary.BigEndian.AppendUint32(data, offerActions)
-				data = binary.BigEndian.AppendUint32(data, granted)
-				nc.Write(appendPacket(nil, cmdOptNeg, data))
-			case cmdEOM:
-				nc.Write(appendPacket(nil, replyAccept))
-			case cmdQuit:
+				data = binary.BigEndian.AppendUint32(data, uint32(offerActions))
+				data = binary.BigEndian.AppendUint32(data, uint32(granted))
+				nc.Write(appendPacket(nil, milter.CmdOptNeg, data))
+			case milter.CmdEndOfMessage:
+				nc.Write(appendPacket(nil, milter.RespAccept))
+			case milter.CmdQuit:
 				return
 			default:
 				if flag, ok := noReply[cmd]; ok && granted&flag == 0 {
-					nc.Write(appendPacket(nil, replyContinue))
+					nc.Write(appendPacket(nil, milter.RespContinue))
 				}
 			}
 		}
@@ -216,7 +218,7 @@ func TestGapBetweenEnvelopeAndContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const allNR = pNRConn | pNRHelo | pNRMail | pNRRcpt | pNRData | pNoHdrReply | pNREOH | pNRBody
+	const allNR = milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoMailReply | milter.OptNoRcptReply | milter.OptNoDataReply | milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply
 	const gap = 80 * time.Millisecond
 	mtaEnd, milterEnd := net.Pipe()
 	defer mtaEnd.Close()

@@ -1,7 +1,9 @@
 // Package authres formats and parses the Authentication-Results header
 // field of RFC 8601 and formats the Received-SPF header field of RFC 7208
-// §9.1. It is the one place where authmilter turns verification results
-// into header text.
+// §9.1. It is the one place where authmilter turns results into header
+// text. It knows no verifier: package engine says what each verifier's
+// result becomes (method, result, comment, properties), this package
+// writes it.
 //
 // # Formatting
 //
@@ -10,10 +12,9 @@
 // = value) that say what was checked. Format builds the value of an
 // Authentication-Results field for an authserv-id, Field the whole field,
 // FormatResults the bare resinfo list that ARC-Authentication-Results
-// carries (RFC 8617 §4.1.1). FromSPF and FromDMARC convert the results of
-// packages verify/spf and verify/dmarc; HeaderB shortens a DKIM b= value
-// to the header.b property of RFC 6008 §4. ReceivedSPF formats a
-// Received-SPF field value.
+// carries (RFC 8617 §4.1.1). HeaderB shortens a DKIM b= value to the
+// header.b property of RFC 6008 §4. FormatReceivedSPF formats a
+// Received-SPF field value from a ReceivedSPF.
 //
 // Everything that can come from a message, an envelope or the DNS is
 // sanitised before it is written, so that no input can add a header line,

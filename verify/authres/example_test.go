@@ -2,30 +2,27 @@ package authres_test
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
-	"github.com/authmilter/authmilter/verify/dmarc"
-	"github.com/authmilter/authmilter/verify/spf"
 )
 
 func ExampleFormat() {
-	s := spf.Result{
-		Result: verify.ResultPass, Identity: spf.IdentityMailFrom,
-		Sender: "alice@example.com", Domain: "example.com",
-		IP: netip.MustParseAddr("192.0.2.1"), Mechanism: "ip4:192.0.2.0/24",
+	spf := authres.Result{Method: "spf", Value: verify.ResultPass,
+		Comment: "domain of alice@example.com designates 192.0.2.1 as permitted sender",
+		Reason:  "mechanism ip4:192.0.2.0/24 matched",
+		Props:   []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "alice@example.com"}},
 	}
-	d := dmarc.Result{
-		Result: verify.ResultPass, AuthorDomain: "example.com",
-		Applied: dmarc.TagP, Policy: dmarc.PolicyReject,
-	}
+	dmarc := authres.Result{Method: "dmarc", Value: verify.ResultPass, Comment: "p=reject", Props: []authres.Property{
+		{Type: "header", Name: "from", Value: "example.com"},
+		{Type: "policy", Name: "dmarc", Value: "reject"},
+	}}
 	dkim := authres.Result{Method: "dkim", Value: verify.ResultPass, Props: []authres.Property{
 		{Type: "header", Name: "d", Value: "example.com"},
 		{Type: "header", Name: "b", Value: authres.HeaderB("Kx9vQ3mBzT1Yc0p+eW==", nil)},
 	}}
-	v := authres.Format("mx.example.org", []authres.Result{authres.FromSPF(s), dkim, authres.FromDMARC(d)})
+	v := authres.Format("mx.example.org", []authres.Result{spf, dkim, dmarc})
 	fmt.Println("Authentication-Results: " + strings.ReplaceAll(v, "\r\n", "\n"))
 	// Output:
 	// Authentication-Results: mx.example.org;
@@ -63,13 +60,14 @@ func ExampleAuthServID() {
 	// MX.Example.Org <nil> true
 }
 
-func ExampleReceivedSPF() {
-	r := spf.Result{
-		Result: verify.ResultFail, Identity: spf.IdentityMailFrom,
-		Sender: "bob@example.com", Domain: "example.com",
-		IP: netip.MustParseAddr("198.51.100.9"), HELO: "host.example.net", Mechanism: "-all",
+func ExampleFormatReceivedSPF() {
+	f := authres.ReceivedSPF{
+		Result:   verify.ResultFail,
+		Comment:  "domain of bob@example.com does not designate 198.51.100.9 as permitted sender",
+		Receiver: "mx.example.org", ClientIP: "198.51.100.9", EnvelopeFrom: "bob@example.com",
+		HELO: "host.example.net", Identity: "mailfrom", Mechanism: "-all",
 	}
-	fmt.Println("Received-SPF: " + strings.ReplaceAll(authres.ReceivedSPF(r, "mx.example.org"), "\r\n", "\n"))
+	fmt.Println("Received-SPF: " + strings.ReplaceAll(authres.FormatReceivedSPF(f), "\r\n", "\n"))
 	// Output:
 	// Received-SPF: fail (mx.example.org: domain of bob@example.com does not
 	// 	designate 198.51.100.9 as permitted sender) client-ip=198.51.100.9;

@@ -2,15 +2,12 @@ package authres
 
 import (
 	"flag"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/authmilter/authmilter/verify"
-	"github.com/authmilter/authmilter/verify/dmarc"
-	"github.com/authmilter/authmilter/verify/spf"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -23,28 +20,24 @@ var goldenCases = []struct {
 	results []Result
 }{
 	{"none", "mx.example.org", nil},
-	{"spf_pass", "mx.example.org", []Result{FromSPF(spf.Result{
-		Result: verify.ResultPass, Identity: spf.IdentityMailFrom,
-		Sender: "user@example.com", Domain: "example.com",
-		IP: netip.MustParseAddr("192.0.2.1"), HELO: "mail.example.com", Mechanism: "ip4:192.0.2.0/24",
-	})}},
-	{"spf_helo_permerror", "mx.example.org", []Result{FromSPF(spf.Result{
-		Result: verify.ResultPermerror, Identity: spf.IdentityHELO,
-		Sender: "postmaster@mail.example.com", Domain: "mail.example.com",
-		IP: netip.MustParseAddr("2001:db8::25"), HELO: "mail.example.com", Mechanism: "include:_spf.example.net",
-		Err: spf.ErrTooManyLookups,
-	})}},
-	{"dmarc_fail_testing", "mx.example.org", []Result{FromDMARC(dmarc.Result{
-		Result: verify.ResultFail, Reason: "no aligned SPF or DKIM pass for example.com",
-		AuthorDomain: "example.com", Applied: dmarc.TagSP, Policy: dmarc.PolicyReject,
-		Disposition: dmarc.PolicyQuarantine, Reduced: dmarc.ReducedTesting,
-	})}},
+	// What the engine writes for an SPF pass, an SPF HELO permerror and a
+	// DMARC fail lowered by t=y.
+	{"spf_pass", "mx.example.org", []Result{{Method: "spf", Value: verify.ResultPass,
+		Reason:  "mechanism ip4:192.0.2.0/24 matched",
+		Comment: "domain of user@example.com designates 192.0.2.1 as permitted sender",
+		Props:   []Property{{"smtp", "mailfrom", "user@example.com"}}}}},
+	{"spf_helo_permerror", "mx.example.org", []Result{{Method: "spf", Value: verify.ResultPermerror,
+		Reason:  "too many DNS-querying terms (at include:_spf.example.net)",
+		Comment: "permanent error in processing during lookup of mail.example.com",
+		Props:   []Property{{"smtp", "helo", "mail.example.com"}}}}},
+	{"dmarc_fail_testing", "mx.example.org", []Result{{Method: "dmarc", Value: verify.ResultFail,
+		Reason:  "no aligned SPF or DKIM pass for example.com",
+		Comment: "sp=reject dis=quarantine, lowered by t=y",
+		Props:   []Property{{"header", "from", "example.com"}, {"policy", "dmarc", "reject"}}}}},
 	{"full", "mx.example.org", []Result{
-		FromSPF(spf.Result{
-			Result: verify.ResultSoftfail, Identity: spf.IdentityMailFrom,
-			Sender: "SRS0=abcd=XY=example.com=user@forwarder.example", Domain: "forwarder.example",
-			IP: netip.MustParseAddr("198.51.100.7"), Mechanism: "~all",
-		}),
+		{Method: "spf", Value: verify.ResultSoftfail, Reason: "mechanism ~all matched",
+			Comment: "domain of transitioning SRS0=abcd=XY=example.com=user@forwarder.example does not designate 198.51.100.7 as permitted sender",
+			Props:   []Property{{"smtp", "mailfrom", "SRS0=abcd=XY=example.com=user@forwarder.example"}}},
 		{Method: "dkim", Value: verify.ResultPass, Comment: "2048-bit rsa key", Props: []Property{
 			{"header", "d", "example.com"}, {"header", "s", "sel2026"}, {"header", "a", "rsa-sha256"},
 			{"header", "b", HeaderB("dGhpcyBpcyBub3QgYSBzaWduYXR1cmU=", nil)},
@@ -52,10 +45,8 @@ var goldenCases = []struct {
 		{Method: "dkim", Value: verify.ResultFail, Reason: "signature did not verify", Props: []Property{
 			{"header", "d", "example.net"}, {"header", "i", "@example.net"},
 		}},
-		FromDMARC(dmarc.Result{
-			Result: verify.ResultPass, Reason: "DKIM d=example.com aligned",
-			AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyNone,
-		}),
+		{Method: "dmarc", Value: verify.ResultPass, Reason: "DKIM d=example.com aligned", Comment: "p=none",
+			Props: []Property{{"header", "from", "example.com"}, {"policy", "dmarc", "none"}}},
 		{Method: "arc", Value: verify.ResultNone},
 		{Method: "iprev", Value: verify.ResultPass, Props: []Property{{"policy", "iprev", "198.51.100.7"}}},
 	}},

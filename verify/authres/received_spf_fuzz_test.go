@@ -1,17 +1,14 @@
 package authres
 
 import (
-	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/authmilter/authmilter/verify"
-	"github.com/authmilter/authmilter/verify/spf"
 )
 
-// FuzzReceivedSPF: whatever the result word, the envelope, the explanation
-// from DNS and the error text, the Received-SPF value is folded only with
+// FuzzReceivedSPF: whatever the result word, the envelope, the comment and
+// the error text, the Received-SPF value is folded only with
 // CRLF+WSP, holds no control character, keeps its lines within 998 octets,
 // and starts with one of the seven results of RFC 7208 §2.6.
 func FuzzReceivedSPF(f *testing.F) {
@@ -20,14 +17,13 @@ func FuzzReceivedSPF(f *testing.F) {
 	f.Add("permerror", "postmaster@h.example", "h.example", "h.example", "foo", "", "unknown mechanism \"foo\";\r\n", "mx")
 	f.Add("pass\r\nX: y", "a;b=c\"@d", "d(", "(helo)", "a=b; c", "\x00\x1b\u202e", "\xff", "r\\\"")
 	f.Fuzz(func(t *testing.T, result, sender, domain, helo, mech, expl, problem, receiver string) {
-		r := spf.Result{
-			Result: verify.Result(result), Identity: spf.IdentityMailFrom, Sender: sender, Domain: domain,
-			IP: netip.MustParseAddr("192.0.2.1"), HELO: helo, Mechanism: mech, Explanation: expl,
+		// expl, text from the sender's DNS, stands in for the comment;
+		// domain for the identity.
+		r := ReceivedSPF{
+			Result: verify.Result(result), Comment: expl, Receiver: receiver, ClientIP: "192.0.2.1",
+			EnvelopeFrom: sender, HELO: helo, Problem: problem, Identity: domain, Mechanism: mech,
 		}
-		if problem != "" {
-			r.Err = errors.New(problem)
-		}
-		out := ReceivedSPF(r, receiver)
+		out := FormatReceivedSPF(r)
 		if err := checkFieldText(out, 998); err != nil {
 			t.Fatal(err)
 		}

@@ -1,54 +1,54 @@
 package authres
 
 import (
-	"fmt"
-	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/authmilter/authmilter/verify"
-	"github.com/authmilter/authmilter/verify/spf"
 )
 
-func TestReceivedSPF(t *testing.T) {
+// TestFormatReceivedSPF: the RFC 7208 §9.1 example, a result with every
+// key, one with few, and a result outside §2.6.
+func TestFormatReceivedSPF(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name     string
-		in       spf.Result
-		receiver string
-		want     string
+		name string
+		in   ReceivedSPF
+		want string
 	}{
-		{"pass (RFC 7208 §9.1 example)", spf.Result{
-			Result: verify.ResultPass, Identity: spf.IdentityMailFrom, Sender: "myname@example.com",
-			IP: netip.MustParseAddr("192.0.2.1"), HELO: "foo.example.com", Mechanism: "ip4:192.0.2.0/24",
-		}, "mybox.example.org",
+		{"pass (RFC 7208 §9.1 example)", ReceivedSPF{
+			Result: verify.ResultPass, Comment: "domain of myname@example.com designates 192.0.2.1 as permitted sender",
+			Receiver: "mybox.example.org", ClientIP: "192.0.2.1", EnvelopeFrom: "myname@example.com",
+			HELO: "foo.example.com", Identity: "mailfrom", Mechanism: "ip4:192.0.2.0/24",
+		},
 			"pass (mybox.example.org: domain of myname@example.com designates\r\n" +
 				"\t192.0.2.1 as permitted sender) client-ip=192.0.2.1;\r\n" +
 				"\tenvelope-from=\"myname@example.com\"; helo=foo.example.com;\r\n" +
 				"\treceiver=mybox.example.org; identity=mailfrom;\r\n" +
 				"\tmechanism=\"ip4:192.0.2.0/24\""},
-		{"permerror, IPv6, HELO", spf.Result{
-			Result: verify.ResultPermerror, Identity: spf.IdentityHELO, Sender: "postmaster@h.example",
-			IP: netip.MustParseAddr("2001:db8::1"), HELO: "h.example",
-			Err: fmt.Errorf("%w: unknown mechanism foo", spf.ErrSyntax),
-		}, "mx.example.org",
+		{"permerror, IPv6, problem", ReceivedSPF{
+			Result: verify.ResultPermerror, Comment: "permanent error in processing during lookup of h.example",
+			Receiver: "mx.example.org", ClientIP: "2001:db8::1", EnvelopeFrom: "postmaster@h.example",
+			HELO: "h.example", Problem: "record syntax error: unknown mechanism foo", Identity: "helo",
+		},
 			"permerror (mx.example.org: permanent error in processing during\r\n" +
 				"\tlookup of h.example) client-ip=\"2001:db8::1\";\r\n" +
 				"\tenvelope-from=\"postmaster@h.example\"; helo=h.example;\r\n" +
 				"\tproblem=\"record syntax error: unknown mechanism foo\";\r\n" +
 				"\treceiver=mx.example.org; identity=helo"},
-		{"no receiver, no IP", spf.Result{Result: verify.ResultNone, Sender: "a@b.example"}, "",
+		{"no receiver, no IP", ReceivedSPF{Result: verify.ResultNone, Comment: "domain of a@b.example does not designate permitted sender hosts", EnvelopeFrom: "a@b.example"},
 			"none (domain of a@b.example does not designate permitted sender\r\n" +
 				"\thosts) envelope-from=\"a@b.example\""},
-		{"invalid result", spf.Result{Result: verify.ResultPolicy, Sender: "a@b.example"}, "",
+		{"invalid result", ReceivedSPF{Result: verify.ResultPolicy, EnvelopeFrom: "a@b.example"},
 			"none envelope-from=\"a@b.example\""},
+		{"zero", ReceivedSPF{}, "none"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := ReceivedSPF(tc.in, tc.receiver)
+			got := FormatReceivedSPF(tc.in)
 			if got != tc.want {
-				t.Errorf("ReceivedSPF =\n%s\nwant\n%s\n%q", got, tc.want, got)
+				t.Errorf("FormatReceivedSPF =\n%s\nwant\n%s\n%q", got, tc.want, got)
 			}
 			if err := checkFieldText(got, 998); err != nil {
 				t.Error(err)
@@ -60,8 +60,9 @@ func TestReceivedSPF(t *testing.T) {
 func TestReceivedSPFHostile(t *testing.T) {
 	t.Parallel()
 	for _, h := range hostile {
-		r := spf.Result{Result: verify.ResultFail, Identity: spf.Identity(h), Sender: h, HELO: h, Mechanism: h, Err: fmt.Errorf("%s", h)}
-		got := ReceivedSPF(r, h)
+		r := ReceivedSPF{Result: verify.ResultFail, Comment: "domain of " + h + " does not designate 192.0.2.1 as permitted sender",
+			Receiver: h, EnvelopeFrom: h, HELO: h, Problem: h, Identity: h, Mechanism: h}
+		got := FormatReceivedSPF(r)
 		if err := checkFieldText(got, 998); err != nil {
 			t.Errorf("with %.40q: %v", h, err)
 		}

@@ -102,11 +102,7 @@ func classify(in outcome, max int, now time.Time) Signature {
 		// fail (the signature may well be valid for what it covers).
 		return set(verify.ResultPolicy, ErrBodyLength.Error(), ErrBodyLength)
 	}
-	bh, ok1 := decode64(st.bh)
-	sig, ok2 := decode64(st.b)
-	if !ok1 || !ok2 {
-		return perm(fmt.Errorf("%w: b= or bh= is not base64", ErrMalformed))
-	}
+	bh, sig := st.bodyHash, st.sig // decoded by parseSignature
 
 	// §6.1.3: the hashes.
 	if !bytes.Equal(s.body.Sum(), bh) {
@@ -120,7 +116,7 @@ func classify(in outcome, max int, now time.Time) Signature {
 	}
 	// RFC 6376 §3.6.1 t=s: the i= domain MUST be d= itself, not a
 	// subdomain. Only a signature that verifies is judged on it.
-	if key.Strict() && !strings.EqualFold(st.identityDomain(), st.domain) {
+	if key.Strict() && !st.idName.Equal(st.name) {
 		return set(verify.ResultPermerror, "i= not in d= itself (key t=s)", ErrStrictIdentity)
 	}
 	return set(verify.ResultPass, "", nil)

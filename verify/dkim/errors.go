@@ -7,8 +7,10 @@ import "errors"
 // internal/dkimkey reports them (a temporary DNS failure unwraps to
 // dnscache.ErrTemporary). Match these with errors.Is.
 var (
-	// ErrMalformed: the DKIM-Signature field is not a valid tag-list or
-	// lacks a required tag (RFC 6376 §3.5, §6.1.1). Gives permerror.
+	// ErrMalformed: the DKIM-Signature field is not a valid tag-list,
+	// lacks a required tag, or breaks the tag rules it shares with ARC
+	// (internal/sigfield: d=, s=, b=, bh=, t=, x=, l= syntax) (RFC 6376
+	// §3.5, §6.1.1). Gives permerror.
 	ErrMalformed = errors.New("malformed DKIM-Signature")
 
 	// ErrNotChecked: the signature was past Options.MaxSignatures

@@ -18,6 +18,8 @@ func FuzzParseSignature(f *testing.F) {
 		"i=foo@bar=2Ebaz; d=\x80",
 		"v=1; a=rsa-sha256; c=relaxed/bogus; d=Example.COM; s=s; h=To : from; bh=x; b=y; i=@sub.example.com; q=dns/txt:x/y",
 		"v=1; a=rsa-sha256; d=example.com; s=s; h=to; bh=x; b=y; i=example.com; q=other",
+		"v=1; a=rsa-sha256; d=Bücher.example; s=sél; h=from; bh=x; b=y; i=info@mx.bücher.example",
+		"v=1; a=rsa-sha256; d=xn--bcher-kva.example; s=s; h=from; bh=x; b=y; i=@b\xfccher.example",
 	} {
 		f.Add(seed)
 	}
@@ -30,12 +32,14 @@ func FuzzParseSignature(f *testing.F) {
 			if st.domain == "" || st.selector == "" || st.b == "" {
 				t.Errorf("accepted without d=, s= or b=: %q", value)
 			}
+			if st.name.IsZero() {
+				t.Errorf("accepted without a parsed d=: %q", value)
+			}
 			if strings.ContainsAny(st.b, " \t\r\n") {
 				t.Errorf("b= keeps whitespace: %q", st.b)
 			}
 		}
 		// The helpers must cope with whatever was parsed.
-		st.identityDomain()
 		st.expired(time.Unix(0, 0))
 		st.algorithms()
 		if err == nil {

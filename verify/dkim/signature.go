@@ -2,11 +2,12 @@ package dkim
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
+	"github.com/authmilter/authmilter/internal/sigfield"
 	"github.com/authmilter/authmilter/internal/tagvalue"
 	"github.com/authmilter/authmilter/verify"
 )
@@ -16,9 +17,9 @@ import (
 // log line needs.
 type Signature struct {
 	Result     verify.Result
-	Domain     string // d= (SDID), FWS removed
-	Identifier string // i= (AUID) as given, FWS removed; empty when absent
-	Selector   string // s=, FWS removed
+	Domain     string // d= (SDID), FWS removed; in A-labels when it has U-labels or A-labels (RFC 8616 §5)
+	Identifier string // i= (AUID) as given, FWS removed, its domain in A-labels like d=; empty when absent
+	Selector   string // s=, FWS removed, in A-labels like d=
 	Algorithm  string // a=, e.g. "rsa-sha256"
 	B          string // full b= value, FWS removed (RFC 6008 picks a prefix)
 	KeyBits    int    // RSA modulus length, 256 for Ed25519; 0 when unknown
@@ -34,57 +35,67 @@ const fieldName = "DKIM-Signature"
 // sigTags is a parsed DKIM-Signature (RFC 6376 §3.5).
 type sigTags struct {
 	domain, identifier, selector, algorithm, b string
+	name                                       domain.Name // d=, parsed
+	idName                                     domain.Name // domain of i=, d= without i=; set by checkSignature
 	hasLength                                  bool
 	hasExpiry                                  bool
 	expiry                                     int64 // x=, Unix seconds
 
-	bh       string   // bh=, FWS removed, still base64
-	headers  []string // h=, in order, FWS removed
-	query    string   // q=, FWS removed; "" when absent
-	hasQuery bool
-	hc, bc   canon.Canon // c=; simple/simple when absent
-	canonErr error       // c= names an algorithm this package lacks
+	bh            string   // bh=, FWS removed, still base64
+	sig, bodyHash []byte   // b= and bh= decoded
+	headers       []string // h=, in order, FWS removed
+	query         string   // q=, FWS removed; "" when absent
+	hasQuery      bool
+	hc, bc        canon.Canon // c=; simple/simple when absent
+	canonErr      error       // c= names an algorithm this package lacks
 }
 
 // requiredTags are the tags RFC 6376 §3.5 marks REQUIRED.
 var requiredTags = [...]string{"v", "a", "b", "bh", "d", "h", "s"}
 
 // parseSignature parses the value of a DKIM-Signature field (everything
-// after the colon) with the shared RFC 6376 §3.2 tag-list parser. It fills
-// in what it can even when it returns an error, so that a permerror still
-// names d= and s=.
+// after the colon) with the RFC 6376 §3.5 parser ARC shares
+// (internal/sigfield). It fills in what it can even when it returns an
+// error, so that a permerror still names d= and s=.
 func parseSignature(value string) (*sigTags, error) {
-	tags, err := tagvalue.Parse(value)
-	if err != nil {
-		return &sigTags{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	f, err := sigfield.Parse(value)
+	st := &sigTags{
+		algorithm: f.Algorithm,
+		b:         f.B,
+		bh:        f.BH,
+		sig:       f.Sig,
+		bodyHash:  f.BodyHash,
+		name:      f.Domain,
+		headers:   f.Headers,
+		hasLength: f.Tags.Has("l"),
+		hasExpiry: f.HasExpiry,
+		expiry:    f.Expiry,
+		query:     f.Query,
+		hasQuery:  f.HasQuery,
+		hc:        f.HC,
+		bc:        f.BC,
+		canonErr:  f.CanonErr,
 	}
-	st := &sigTags{}
 	get := func(name string) string {
-		v, _ := tags.Get(name)
+		v, _ := f.Tags.Get(name)
 		return tagvalue.StripFWS(v)
 	}
-	st.domain = get("d")
-	st.identifier = get("i")
-	st.selector = get("s")
-	st.algorithm = get("a")
-	st.b = get("b")
-	st.bh = get("bh")
-	st.hasLength = tags.Has("l")
-	for h := range strings.SplitSeq(get("h"), ":") {
-		if h != "" {
-			st.headers = append(st.headers, h)
-		}
+	// RFC 8616 §5: d= and s= may be U-labels in an internationalized
+	// message; the key is looked up under the A-labels, so a name with
+	// U-labels or A-labels is kept in its A-label form, any other as
+	// written.
+	st.domain, st.selector, st.identifier = get("d"), get("s"), get("i")
+	if f.Domain.IsIDN() {
+		st.domain = f.Domain.ASCII
 	}
-	st.query, st.hasQuery = tags.Get("q")
-	st.query = tagvalue.StripFWS(st.query)
-	if c, ok := tags.Get("c"); ok {
-		// RFC 6376 §3.5: "header/body", body defaulting to simple; an
-		// unknown algorithm is reported once the key is known (§6.1.2
-		// order), so it is kept here rather than failing the parse.
-		st.hc, st.bc, st.canonErr = canon.ParseAlgorithms(tagvalue.StripFWS(c))
+	if f.Selector.IsIDN() {
+		st.selector = f.Selector.ASCII
+	}
+	if err != nil && f.Tags == nil {
+		return st, fmt.Errorf("%w: %w", ErrMalformed, err) // not a tag-list
 	}
 	for _, name := range requiredTags {
-		if !tags.Has(name) {
+		if !f.Tags.Has(name) {
 			return st, fmt.Errorf("%w: missing required tag %s=", ErrMalformed, name)
 		}
 	}
@@ -93,44 +104,10 @@ func parseSignature(value string) (*sigTags, error) {
 	if v := get("v"); v != "1" {
 		return st, fmt.Errorf("%w: unsupported version v=%s", ErrMalformed, v)
 	}
-	if st.domain == "" || st.selector == "" || st.b == "" {
-		return st, fmt.Errorf("%w: empty d=, s= or b=", ErrMalformed)
-	}
-	// RFC 6376 §3.5: t= and x= are Unix times in decimal, and x= "MUST be
-	// greater than" t= when both are present.
-	var t int64
-	hasT := tags.Has("t")
-	if hasT {
-		if t, err = parseTime(get("t")); err != nil {
-			return st, fmt.Errorf("%w: t=: %v", ErrMalformed, err)
-		}
-	}
-	if tags.Has("x") {
-		if st.expiry, err = parseTime(get("x")); err != nil {
-			return st, fmt.Errorf("%w: x=: %v", ErrMalformed, err)
-		}
-		st.hasExpiry = true
-		if hasT && st.expiry <= t {
-			return st, fmt.Errorf("%w: x= is not after t=", ErrMalformed)
-		}
+	if err != nil {
+		return st, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return st, nil
-}
-
-func parseTime(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a timestamp", s)
-	}
-	return n, nil
-}
-
-// identityDomain returns the domain part of i= (after the last "@").
-func (st *sigTags) identityDomain() string {
-	if st.identifier == "" {
-		return st.domain
-	}
-	return st.identifier[strings.LastIndexByte(st.identifier, '@')+1:]
 }
 
 // algorithms splits a= into its key type and hash (RFC 6376 §3.5:
@@ -148,11 +125,18 @@ func (st *sigTags) checkSignature() error {
 	// §6.1.1: "the domain specified in the d= tag is the same as or a
 	// parent domain of the domain part of the i= tag". i= is
 	// [local-part] "@" domain (§3.5); domains compare case-insensitively.
+	// RFC 8616 §5: either may be in U-labels; they compare as A-labels.
+	st.idName = st.name
 	if st.identifier != "" {
 		at := strings.LastIndexByte(st.identifier, '@')
-		id, d := strings.ToLower(st.identifier[at+1:]), strings.ToLower(st.domain)
-		if at < 0 || id != d && !strings.HasSuffix(id, "."+d) {
+		id, err := domain.Parse(st.identifier[at+1:])
+		if at < 0 || err != nil || !id.IsSameOrUnder(st.name) {
 			return fmt.Errorf("%w: i=%s", ErrDomainMismatch, st.identifier)
+		}
+		st.idName = id
+		if id.IsIDN() {
+			// Reported, like d=, in A-labels (RFC 8616 §5).
+			st.identifier = st.identifier[:at+1] + id.ASCII
 		}
 	}
 	// §6.1.1: "If the h= tag does not include the From header field, the

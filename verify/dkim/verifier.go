@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"encoding/base64"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,10 +253,4 @@ func (v *Verifier) Abort() {
 	v.state.CompareAndSwap(stateOpen, stateAborted)
 	v.cancel()
 	v.keysWG.Wait()
-}
-
-// decode64 decodes a b= or bh= value (FWS already removed, RFC 6376 §3.5).
-func decode64(s string) ([]byte, bool) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	return b, err == nil
 }

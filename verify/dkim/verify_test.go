@@ -273,7 +273,12 @@ func TestMalformedSignature(t *testing.T) {
 		{"duplicate", "DKIM-Signature: v=1; v=1; a=rsa-sha256; d=example.com; s=sel; b=abc; bh=abc; h=From\r\n", "duplicate"},
 		{"missing-bh", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; b=abc; h=From\r\n", "missing required tag bh="},
 		{"version", "DKIM-Signature: v=2; a=rsa-sha256; d=example.com; s=sel; b=abc; bh=abc; h=From\r\n", "unsupported version"},
-		{"bad-time", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; b=abc; bh=abc; h=From; x=soon\r\n", "x="},
+		{"bad-time", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; b=YWJj; bh=YWJj; h=From; x=soon\r\n", "x="},
+		// The rules shared with ARC (internal/sigfield, RFC 6376 §3.5).
+		{"13-digit-t", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; b=YWJj; bh=YWJj; h=From; t=1234567890123\r\n", "t="},
+		{"bad-d", "DKIM-Signature: v=1; a=rsa-sha256; d=exa$mple.com; s=sel; b=YWJj; bh=YWJj; h=From\r\n", "d="},
+		{"bad-l", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; b=YWJj; bh=YWJj; h=From; l=12k\r\n", "l="},
+		{"bh-not-base64", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; b=YWJj; bh=a!b; h=From\r\n", "bh= is not base64"},
 		{"empty", "DKIM-Signature:\r\n", "missing required tag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

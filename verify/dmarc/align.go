@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -47,14 +48,14 @@ type aligner struct {
 // the Author Domain is victim.example — is not aligned, and no query about
 // it is required: its DNS must not decide the verdict (§5.3.6 leaves a
 // result undecided only for a required query that failed).
-func (a *aligner) couldAlign(domain string, mode Mode) bool {
-	if domain == a.author {
+func (a *aligner) couldAlign(id string, mode Mode) bool {
+	if id == a.author {
 		return true
 	}
 	if mode == ModeStrict {
 		return false
 	}
-	return domain == a.authorOrg || isSubdomain(domain, a.authorOrg)
+	return domain.IsSameOrUnder(id, a.authorOrg)
 }
 
 // align returns how domain aligns with the Author Domain under mode, and

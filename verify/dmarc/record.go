@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -103,6 +104,13 @@ type Record struct {
 	// is used (RFC 6376 §3.2 forbids duplicates, RFC 9989 §4.8 asks for
 	// syntax errors to be ignored rather than fatal).
 	Duplicate []string
+	// Tags names the known tags given, lower case, in record order (the
+	// first occurrence of each), so that removed tags such as pct can be
+	// told apart from their defaults.
+	Tags []string
+	// Ignored lists, as written, the specs ignored as RFC 9989 §4.7 and
+	// §4.8 ask: unknown tags and text that is no tag=value pair.
+	Ignored []string
 	// Raw is the record text as received.
 	Raw string
 }
@@ -173,20 +181,23 @@ func ParseRecord(txt string) (*Record, error) {
 		}
 		eq := strings.IndexByte(spec, '=')
 		if eq <= 0 {
-			// Not a tag=value pair: a syntax error, ignored (§4.8). Tags
-			// without a name cannot be told apart, so nothing is listed.
+			// Not a tag=value pair: a syntax error, ignored (§4.8).
+			r.Ignored = append(r.Ignored, spec)
 			continue
 		}
 		name := strings.ToLower(trimWSP(spec[:eq]))
 		value := trimWSP(spec[eq+1:])
 		if !knownTag(name) {
-			continue // RFC 9989 §4.7: unknown tags MUST be ignored.
+			// RFC 9989 §4.7: unknown tags MUST be ignored.
+			r.Ignored = append(r.Ignored, spec)
+			continue
 		}
 		if seen[name] {
 			r.Duplicate = append(r.Duplicate, name)
 			continue
 		}
 		seen[name] = true
+		r.Tags = append(r.Tags, name)
 		if !r.setTag(name, value) {
 			r.Invalid = append(r.Invalid, name)
 		}
@@ -346,6 +357,9 @@ func validFO(v string) bool {
 // valid aggregate-reporting URI (the condition of RFC 9989 §4.10.1 for a
 // record without a valid p tag).
 func (r *Record) HasValidRUA() bool { return len(r.RUA) > 0 }
+
+// Has reports whether the record gives tag (lower case), valid or not.
+func (r *Record) Has(tag string) bool { return slices.Contains(r.Tags, tag) }
 
 // invalid reports whether tag was present with an invalid value.
 func (r *Record) invalid(tag string) bool {

@@ -107,6 +107,7 @@ func TestParseRecord(t *testing.T) {
 			if err != nil || !IsDMARCRecord(tc.in) {
 				t.Fatalf("ParseRecord(%q): %v", tc.in, err)
 			}
+			got.Tags, got.Ignored = nil, nil // TestParseRecordTags
 			if want := tc.want(tc.in); !reflect.DeepEqual(got, want) {
 				t.Errorf("ParseRecord(%q)\n got %+v\nwant %+v", tc.in, got, want)
 			}
@@ -158,4 +159,23 @@ func FuzzParseRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Tags lists the known tags given, Ignored the specs RFC 9989 §4.7 and §4.8
+// make a receiver skip.
+func TestParseRecordTags(t *testing.T) {
+	t.Parallel()
+	r, err := ParseRecord("v=DMARC1; p=none; junk; pct=100; x-y=z; P=reject; rua=bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"p", "pct", "rua"}; !reflect.DeepEqual(r.Tags, want) {
+		t.Errorf("Tags = %q, want %q", r.Tags, want)
+	}
+	if want := []string{"junk", "x-y=z"}; !reflect.DeepEqual(r.Ignored, want) {
+		t.Errorf("Ignored = %q, want %q", r.Ignored, want)
+	}
+	if !r.Has("pct") || r.Has("rf") {
+		t.Errorf("Has(pct) = %v, Has(rf) = %v", r.Has("pct"), r.Has("rf"))
+	}
 }

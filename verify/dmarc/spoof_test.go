@@ -10,6 +10,7 @@ import (
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -137,7 +138,7 @@ func ancestors(d string) []string {
 // verdict open: name is the Author Domain's Organizational Domain, one of
 // its parents, or a name under it.
 func related(name, org string) bool {
-	return name == org || isSubdomain(org, name) || isSubdomain(name, org)
+	return domain.IsSameOrUnder(org, name) || domain.IsSameOrUnder(name, org)
 }
 
 // randomIdentifier returns an identifier domain: unrelated to author, or

@@ -12,6 +12,7 @@ import (
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
+	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -82,7 +83,7 @@ func checkConcurrentLog(t *testing.T, got, abandoned, want []string) {
 		}
 		under := false
 		for _, w := range want {
-			if d, ok := strings.CutPrefix(w, "TXT _dmarc."); ok && isSubdomain(d, name) {
+			if d, ok := strings.CutPrefix(w, "TXT _dmarc."); ok && d != name && domain.IsSameOrUnder(d, name) {
 				under = true
 			}
 		}

@@ -30,6 +30,9 @@ type checker struct {
 	origin   string // the domain of the sender, %{o}
 	helo     string
 	receiver string
+	// eaiLocal is set when the local part is not ASCII: terms whose
+	// domain-spec uses %{l} or %{s} then match nothing (RFC 8616 §4).
+	eaiLocal bool
 	now      func() time.Time
 
 	maxLookups, maxVoid int
@@ -151,8 +154,10 @@ func (c *checker) redirect(m *modifier, domain string, depth int) outcome {
 	if err := c.countLookup(m.text); err != nil {
 		return errorOutcome(verify.ResultPermerror, err)
 	}
-	target, ok := c.target(m.domain, domain)
-	if !ok {
+	target, kind := c.target(m.domain, domain)
+	if kind != targetOK {
+		// A name no query can be made for, or one built from a non-ASCII
+		// local part (RFC 8616 §4): no record can be found there.
 		return errorOutcome(verify.ResultPermerror, fmt.Errorf("%s: %w: invalid target name", m.text, ErrRedirectNone))
 	}
 	out := c.checkHost(target, depth+1)
@@ -199,17 +204,40 @@ func (c *checker) env(domain string) *macroEnv {
 
 // target returns the name a term with domain-spec ms queries: ms expanded
 // with domain as %{d}, or domain itself when ms is nil (§4.8). It reports
-// false when the expansion is not a usable name (see targetName).
-func (c *checker) target(ms macroString, domain string) (string, bool) {
+// targetInvalid when the expansion is not a usable name (see targetName),
+// and targetEAI when ms expands a local part that is not ASCII.
+func (c *checker) target(ms macroString, domain string) (string, targetKind) {
 	if ms == nil {
-		return domain, true
+		return domain, targetOK
 	}
 	if s, ok := ms.isLiteral(); ok {
-		return targetName(s)
+		return targetOf(targetName(s))
+	}
+	if c.eaiLocal && ms.uses('l', 's') {
+		// RFC 8616 §4: "If the local part contains non-ASCII characters,
+		// terms that include %{s} or %{l} do not match anything", since
+		// such a local part cannot be published as a DNS label.
+		return "", targetEAI
 	}
 	s, err := ms.expand(c.env(domain))
 	if err != nil {
-		return "", false
+		return "", targetInvalid
 	}
-	return targetName(s)
+	return targetOf(targetName(s))
+}
+
+// targetKind is what target found.
+type targetKind uint8
+
+const (
+	targetOK      targetKind = iota
+	targetInvalid            // no name a query can be made for
+	targetEAI                // a macro of a non-ASCII local part (RFC 8616 §4)
+)
+
+func targetOf(name string, ok bool) (string, targetKind) {
+	if !ok {
+		return "", targetInvalid
+	}
+	return name, targetOK
 }

@@ -116,7 +116,8 @@ func TestInvalidInputsGiveNone(t *testing.T) {
 		{"domain-literal", spf.Verify(ctx, z, args("192.0.2.1", "foo@[192.0.2.1]")), spf.ErrInvalidDomain},
 		{"long-label", spf.Verify(ctx, z, args("192.0.2.1", "foo@"+strings.Repeat("a", 64)+".example.com")), spf.ErrInvalidDomain},
 		{"255-labels", spf.Verify(ctx, z, args("192.0.2.1", "foo@"+strings.Repeat("a.", 254)+"com")), spf.ErrInvalidDomain},
-		{"non-ascii", spf.Verify(ctx, z, args("192.0.2.1", "foo@bücher.example")), spf.ErrInvalidDomain},
+		{"invalid-u-label", spf.Verify(ctx, z, args("192.0.2.1", "foo@bü_cher.example")), spf.ErrInvalidDomain},
+		{"latin1-byte", spf.Verify(ctx, z, args("192.0.2.1", "foo@b\xfccher.example")), spf.ErrInvalidDomain},
 		{"no-ip", spf.Verify(ctx, z, spf.Args{MailFromLocal: "a", MailFromDomain: "example.com"}), spf.ErrInvalidIP},
 	}
 	for _, tt := range tests {

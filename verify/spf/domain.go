@@ -1,8 +1,11 @@
 package spf
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/authmilter/authmilter/domain"
 )
 
 // This file checks domain names: the domain-spec grammar of a record
@@ -12,8 +15,8 @@ import (
 // maxNameLen is the longest domain name in text form without the trailing
 // dot (RFC 1035 §2.3.4, RFC 7208 §7.3), maxLabelLen the longest label.
 const (
-	maxNameLen  = 253
-	maxLabelLen = 63
+	maxNameLen  = domain.MaxNameLen
+	maxLabelLen = domain.MaxLabelLen
 )
 
 // parseDomainSpec parses s as a domain-spec (§7.1):
@@ -69,41 +72,27 @@ func isToplabel(s string) bool {
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // checkDomain checks the <domain> given to check_host() by its caller
-// (§4.3): a multi-label domain name of at most 253 octets whose labels are
-// 1 to 63 letters, digits, hyphens or underscores, not ending in an
-// all-numeric label (an address, not a name), and not an address literal.
-// It returns the name without a trailing dot.
-func checkDomain(name string) (string, error) {
-	name = strings.TrimSuffix(name, ".")
-	if name == "" || len(name) > maxNameLen {
-		return "", fmt.Errorf("%w: %q", ErrInvalidDomain, name)
-	}
-	labels := 0
-	allDigits := true
-	for label := range strings.SplitSeq(name, ".") {
-		labels++
-		if label == "" || len(label) > maxLabelLen {
-			return "", fmt.Errorf("%w: %q has an empty or over-long label", ErrInvalidDomain, name)
+// (§4.3): a multi-label domain name (domain.Parse: U-labels, A-labels or
+// plain ASCII labels of letters, digits, hyphens and underscores; at most
+// 63 octets a label and 253 in all), not ending in an all-numeric label (an
+// address, not a name), and not an address literal. RFC 8616 §4: a name
+// in U-labels is checked under its A-labels, the form the check and its
+// macros use.
+func checkDomain(name string) (domain.Name, error) {
+	d, err := domain.Parse(name)
+	if err != nil {
+		if de, ok := errors.AsType[*domain.Error](err); ok {
+			return domain.Name{}, fmt.Errorf("%w: %q: %s", ErrInvalidDomain, name, de.Reason)
 		}
-		allDigits = true
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			switch {
-			case c >= '0' && c <= '9':
-			case isAlpha(c), c == '-', c == '_':
-				allDigits = false
-			default:
-				return "", fmt.Errorf("%w: %q contains %q", ErrInvalidDomain, name, c)
-			}
-		}
+		return domain.Name{}, fmt.Errorf("%w: %w", ErrInvalidDomain, err)
 	}
-	if labels < 2 {
-		return "", fmt.Errorf("%w: %q is not a multi-label domain name", ErrInvalidDomain, name)
+	if d.Labels() < 2 {
+		return domain.Name{}, fmt.Errorf("%w: %q is not a multi-label domain name", ErrInvalidDomain, name)
 	}
-	if allDigits {
-		return "", fmt.Errorf("%w: %q ends in a numeric label", ErrInvalidDomain, name)
+	if top := d.LastLabels(1).ASCII; strings.Trim(top, "0123456789") == "" {
+		return domain.Name{}, fmt.Errorf("%w: %q ends in a numeric label", ErrInvalidDomain, name)
 	}
-	return name, nil
+	return d, nil
 }
 
 // targetName turns an expanded domain-spec into the name to query: the
@@ -136,16 +125,9 @@ func targetName(s string) (string, bool) {
 	return s, true
 }
 
-// isSubdomain reports whether name equals parent or ends in "."+parent,
-// ignoring case and trailing dots (§5.5).
+// isSubdomain reports whether name equals parent or is a subdomain of it,
+// ignoring case and trailing dots (§5.5). Both come from the DNS or from a
+// record, so they are ASCII.
 func isSubdomain(name, parent string) bool {
-	name = strings.TrimSuffix(name, ".")
-	parent = strings.TrimSuffix(parent, ".")
-	if len(name) < len(parent) {
-		return false
-	}
-	if len(name) == len(parent) {
-		return strings.EqualFold(name, parent)
-	}
-	return name[len(name)-len(parent)-1] == '.' && strings.EqualFold(name[len(name)-len(parent):], parent)
+	return domain.IsSameOrUnder(strings.ToLower(strings.TrimSuffix(name, ".")), strings.ToLower(strings.TrimSuffix(parent, ".")))
 }

@@ -31,8 +31,8 @@ func (c *checker) explanation(out outcome, def string) string {
 
 // fetchExplanation looks up and expands the exp= text at domain.
 func (c *checker) fetchExplanation(m *modifier, domain string) (string, bool) {
-	name, ok := c.target(m.domain, domain)
-	if !ok || c.ctx.Err() != nil {
+	name, kind := c.target(m.domain, domain)
+	if kind != targetOK || c.ctx.Err() != nil {
 		return "", false
 	}
 	txts, _, err := c.r.LookupTXT(c.ctx, name)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // This file parses and expands macro-strings (RFC 7208 §7).
@@ -63,7 +64,7 @@ func parseMacroString(s string, mode macroMode) (ms macroString, tail string, er
 		if c != '%' {
 			// macro-literal = %x21-24 / %x26-7E; explain-string adds SP.
 			if (c < 0x21 || c > 0x7e) && !(c == ' ' && mode == modeExplain) {
-				return nil, "", fmt.Errorf("%w: character %q in %q", ErrSyntax, c, s)
+				return nil, "", fmt.Errorf("%w: character %s in %q", ErrSyntax, charAt(s, i), s)
 			}
 			i++
 			continue
@@ -184,6 +185,39 @@ func (ms macroString) isLiteral() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// charAt describes the character at s[i] for an error message: the whole
+// character when s holds UTF-8 there (never its first byte alone), else
+// the byte in hex.
+func charAt(s string, i int) string {
+	r, n := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return fmt.Sprintf("byte %#02x", s[i])
+	}
+	return fmt.Sprintf("%q (%U)", r, r)
+}
+
+// uses reports whether ms has a macro-expand of one of letters.
+func (ms macroString) uses(letters ...byte) bool {
+	for i := range ms {
+		for _, l := range letters {
+			if ms[i].letter == l {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isASCII reports whether s has only ASCII octets.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // expand expands ms in env. It fails only when the result would exceed

@@ -27,7 +27,11 @@ func (c *checker) match(d *directive, domain string, depth int) (matched bool, o
 	if err := c.countLookup(d.text); err != nil {
 		return false, errorOutcome(verify.ResultPermerror, err), false
 	}
-	name, valid := c.target(d.domain, domain)
+	name, kind := c.target(d.domain, domain)
+	if kind == targetEAI {
+		return false, outcome{}, true // RFC 8616 §4: matches nothing
+	}
+	valid := kind == targetOK
 	if d.kind == mechInclude {
 		return c.include(d, name, valid, depth)
 	}

@@ -261,7 +261,10 @@ func TestCheckDomain(t *testing.T) {
 		"":                                       false,
 		".":                                      false,
 		"JUMPIN' JUPITER":                        false,
-		"bücher.example":                         false,
+		"bücher.example":                         true, // RFC 8616 §4: as its A-labels
+		"BÜCHER.example.":                        true,
+		"b\xfccher.example":                      false,
+		"xn--abc.example":                        false,
 		"a.b\x00":                                false,
 		strings.Repeat("a", 64) + ".example.com": false,
 		strings.Repeat("a", 63) + ".example.com": true,

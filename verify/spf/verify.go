@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
+	pkgdomain "github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 )
 
@@ -71,10 +72,13 @@ type Result struct {
 	// for the null reverse-path and the HELO identity (§2.3, §2.4).
 	Sender string
 	// Domain is the <domain> checked: the domain of Sender, without a
-	// trailing dot.
+	// trailing dot, in A-labels when given with U-labels or A-labels
+	// (RFC 8616 §4). Sender keeps the local-part as given, which may be
+	// UTF-8 in an SMTPUTF8 transaction.
 	Domain string
 	// IP is the client address as evaluated (IPv4-mapped addresses
-	// unmapped); HELO is the HELO domain as given.
+	// unmapped); HELO is the HELO domain as given, in A-labels when it has
+	// U-labels or A-labels (RFC 8616 §4).
 	IP   netip.Addr
 	HELO string
 	// Mechanism is the term that decided, as written in the record that
@@ -145,22 +149,34 @@ func run(ctx context.Context, r dnscache.Resolver, args Args, opts *Options, id 
 		opts = &Options{}
 	}
 	domain = strings.TrimSuffix(domain, ".")
+	helo := args.HELO
+	if h, err := pkgdomain.Parse(helo); err == nil && h.IsIDN() {
+		helo = h.ASCII // RFC 8616 §4: %{h} and the reported HELO in A-labels
+	}
 	ip := args.IP.Unmap().WithZone("")
 	res := Result{
 		Identity: id,
 		Sender:   local + "@" + domain,
 		Domain:   domain,
 		IP:       ip,
-		HELO:     args.HELO,
+		HELO:     helo,
 	}
 	if !ip.IsValid() {
 		res.Result, res.Err = verify.ResultNone, fmt.Errorf("spf: %w", ErrInvalidIP)
 		return res
 	}
 	// §4.3: a malformed <domain> gives none without a query.
-	if _, err := checkDomain(domain); err != nil {
+	d, err := checkDomain(domain)
+	if err != nil {
 		res.Result, res.Err = verify.ResultNone, fmt.Errorf("spf: %s: %w", id, err)
 		return res
+	}
+	if d.IsIDN() {
+		// RFC 8616 §4: a domain in U-labels is checked, and expanded by
+		// %{d}, %{o} and %{s}, in its A-label form. A plain ASCII name
+		// keeps the case it was given in.
+		domain = d.ASCII
+		res.Sender, res.Domain = local+"@"+domain, domain
 	}
 	c := &checker{
 		ctx:        ctx,
@@ -169,7 +185,8 @@ func run(ctx context.Context, r dnscache.Resolver, args Args, opts *Options, id 
 		sender:     res.Sender,
 		local:      local,
 		origin:     domain,
-		helo:       args.HELO,
+		helo:       helo,
+		eaiLocal:   !isASCII(local),
 		receiver:   args.Receiver,
 		now:        opts.Now,
 		maxLookups: opts.MaxLookups,

@@ -83,7 +83,7 @@ type dkimpy struct {
 
 // errNoDkimpy explains what is missing and the way around it.
 func errNoDkimpy(why string) error {
-	return fmt.Errorf("benchmail: sealing ARC with dkimpy: %s (install the Debian packages python3-dkim and python3-authres, or seal with authmilter's own sealer: milterload gen --arc-sealer %s)", why, SealOwn)
+	return fmt.Errorf("benchmail: sealing ARC with dkimpy: %s (install the Debian packages python3-dkim and python3-authres, or seal with authmilter's own sealer: benchmail --arc-sealer %s)", why, SealOwn)
 }
 
 // startDkimpy starts python (defaultPython when empty, else python3 on

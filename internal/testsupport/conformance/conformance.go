@@ -25,8 +25,8 @@ func Dir(t testing.TB, suite string) string {
 	base := os.Getenv(EnvDir)
 	if base == "" {
 		_, file, _, _ := runtime.Caller(0)
-		// internal/conformance/conformance.go → repository root → ../shared/conformance
-		base = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "conformance")
+		// internal/testsupport/conformance/conformance.go → repository root → ../shared/conformance
+		base = filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "conformance")
 	}
 	dir := filepath.Join(base, suite)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {

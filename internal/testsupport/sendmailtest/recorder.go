@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
 // Recorder is a milter proxy between the MTA and the milter that keeps a
@@ -33,7 +35,7 @@ type Recorder struct {
 type Packet struct {
 	Conn    int  // 1 for the MTA's first connection to the proxy, …
 	FromMTA bool // false: the milter's reply
-	Cmd     byte // command or reply code, e.g. 'O', 'C', 'D', 'y'
+	Cmd     byte // command or reply code: milter.CmdOptNeg, milter.RespReplyCode, …
 	Data    []byte
 }
 
@@ -136,10 +138,10 @@ func (r *Recorder) pipe(n int, fromMTA bool, src, dst net.Conn) {
 	}
 }
 
-// Negotiation decodes an 'O' packet: protocol version, actions and
+// Negotiation decodes an option negotiation packet (milter.CmdOptNeg): protocol version, actions and
 // protocol flags, and (from a milter) the macro lists it asks for.
 func (p Packet) Negotiation() (version, actions, protocol uint32, symlists map[uint32]string, err error) {
-	if p.Cmd != 'O' || len(p.Data) < 12 {
+	if p.Cmd != milter.CmdOptNeg || len(p.Data) < 12 {
 		return 0, 0, 0, nil, errors.New("not an option negotiation packet")
 	}
 	version = binary.BigEndian.Uint32(p.Data)
@@ -159,10 +161,11 @@ func (p Packet) Negotiation() (version, actions, protocol uint32, symlists map[u
 	return version, actions, protocol, symlists, nil
 }
 
-// Connect decodes a 'C' packet: the client's host name, the family ('4',
-// '6', 'L' or 'U'), port and address exactly as the MTA wrote them.
+// Connect decodes a connect packet (milter.CmdConnect): the client's host
+// name, the family (milter.FamilyInet, …), port and address exactly as the
+// MTA wrote them.
 func (p Packet) Connect() (host string, family byte, port uint16, addr string, err error) {
-	if p.Cmd != 'C' {
+	if p.Cmd != milter.CmdConnect {
 		return "", 0, 0, "", errors.New("not a connect packet")
 	}
 	h, rest, ok := bytes.Cut(p.Data, []byte{0})
@@ -171,7 +174,7 @@ func (p Packet) Connect() (host string, family byte, port uint16, addr string, e
 	}
 	family = rest[0]
 	rest = rest[1:]
-	if family == '4' || family == '6' {
+	if family == milter.FamilyInet || family == milter.FamilyInet6 {
 		if len(rest) < 2 {
 			return "", 0, 0, "", errors.New("malformed connect packet")
 		}
@@ -182,10 +185,10 @@ func (p Packet) Connect() (host string, family byte, port uint16, addr string, e
 	return string(h), family, port, string(a), nil
 }
 
-// Macros decodes a 'D' packet: the command the macros are for and the
+// Macros decodes a macro packet (milter.CmdMacro): the command the macros are for and the
 // name/value pairs, in order.
 func (p Packet) Macros() (forCmd byte, pairs [][2]string, err error) {
-	if p.Cmd != 'D' || len(p.Data) < 1 {
+	if p.Cmd != milter.CmdMacro || len(p.Data) < 1 {
 		return 0, nil, errors.New("not a macro packet")
 	}
 	forCmd = p.Data[0]
@@ -208,7 +211,7 @@ func (p Packet) String() string {
 	}
 	head := fmt.Sprintf("#%d %s %q", p.Conn, dir, p.Cmd)
 	switch p.Cmd {
-	case 'O':
+	case milter.CmdOptNeg:
 		if v, a, pr, sl, err := p.Negotiation(); err == nil {
 			s := fmt.Sprintf("%s version=%d actions=%#x protocol=%#x", head, v, a, pr)
 			if len(sl) > 0 {
@@ -216,15 +219,16 @@ func (p Packet) String() string {
 			}
 			return s
 		}
-	case 'C':
+	case milter.CmdConnect:
 		if h, f, port, a, err := p.Connect(); err == nil {
 			return fmt.Sprintf("%s host=%q family=%q port=%d addr=%q", head, h, f, port, a)
 		}
-	case 'D':
+	case milter.CmdMacro:
 		if c, pairs, err := p.Macros(); err == nil {
 			return fmt.Sprintf("%s for %q: %q", head, c, pairs)
 		}
-	case 'H', 'M', 'R', 'L', 'y', 'h', 'i', 'm', 'q':
+	case milter.CmdHelo, milter.CmdMail, milter.CmdRcpt, milter.CmdHeader,
+		milter.RespReplyCode, milter.RespAddHeader, milter.RespInsertHeader, milter.RespChangeHeader, milter.RespQuarantine:
 		return fmt.Sprintf("%s %q", head, bytes.TrimRight(p.Data, "\x00"))
 	}
 	if len(p.Data) > 0 {

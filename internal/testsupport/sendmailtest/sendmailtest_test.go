@@ -4,21 +4,23 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/authmilter/authmilter/milter"
 )
 
 func TestPacketDecoding(t *testing.T) {
 	// Sendmail's connect for an IPv6 client, as recorded from 8.17.1.
 	data := []byte("localhost\x006\xc0\x01IPv6:0:0:0:0:0:0:0:1\x00")
-	h, fam, port, addr, err := Packet{Cmd: 'C', Data: data}.Connect()
-	if err != nil || h != "localhost" || fam != '6' || port != 0xc001 || addr != "IPv6:0:0:0:0:0:0:0:1" {
+	h, fam, port, addr, err := Packet{Cmd: milter.CmdConnect, Data: data}.Connect()
+	if err != nil || h != "localhost" || fam != milter.FamilyInet6 || port != 0xc001 || addr != "IPv6:0:0:0:0:0:0:0:1" {
 		t.Errorf("Connect() = %q %q %d %q %v", h, fam, port, addr, err)
 	}
-	if _, _, _, _, err := (Packet{Cmd: 'C', Data: []byte("x\x006\x01")}).Connect(); err == nil {
+	if _, _, _, _, err := (Packet{Cmd: milter.CmdConnect, Data: []byte("x\x006\x01")}).Connect(); err == nil {
 		t.Error("truncated connect packet decoded")
 	}
 
-	c, pairs, err := Packet{Cmd: 'D', Data: []byte("C{client_addr}\x00127.0.0.1\x00j\x00mx\x00")}.Macros()
-	if err != nil || c != 'C' || len(pairs) != 2 || pairs[0] != [2]string{"{client_addr}", "127.0.0.1"} || pairs[1] != [2]string{"j", "mx"} {
+	c, pairs, err := Packet{Cmd: milter.CmdMacro, Data: []byte("C{client_addr}\x00127.0.0.1\x00j\x00mx\x00")}.Macros()
+	if err != nil || c != milter.CmdConnect || len(pairs) != 2 || pairs[0] != [2]string{"{client_addr}", "127.0.0.1"} || pairs[1] != [2]string{"j", "mx"} {
 		t.Errorf("Macros() = %q %q %v", c, pairs, err)
 	}
 
@@ -28,11 +30,11 @@ func TestPacketDecoding(t *testing.T) {
 	binary.BigEndian.PutUint32(neg[8:], 0x100300)
 	neg = binary.BigEndian.AppendUint32(neg, 0)
 	neg = append(neg, "j {client_addr}\x00"...)
-	v, a, p, sl, err := Packet{Cmd: 'O', Data: neg}.Negotiation()
+	v, a, p, sl, err := Packet{Cmd: milter.CmdOptNeg, Data: neg}.Negotiation()
 	if err != nil || v != 2 || a != 0x131 || p != 0x100300 || sl[0] != "j {client_addr}" {
 		t.Errorf("Negotiation() = %d %#x %#x %v %v", v, a, p, sl, err)
 	}
-	if s := (Packet{Conn: 1, FromMTA: true, Cmd: 'C', Data: data}).String(); !strings.Contains(s, `addr="IPv6:0:0:0:0:0:0:0:1"`) {
+	if s := (Packet{Conn: 1, FromMTA: true, Cmd: milter.CmdConnect, Data: data}).String(); !strings.Contains(s, `addr="IPv6:0:0:0:0:0:0:0:1"`) {
 		t.Errorf("String() = %s", s)
 	}
 }
