@@ -115,8 +115,9 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	}
 	m.keyRes = dkimkey.KeyResolver{Resolver: e.Resolver, Keys: e.Keys}
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
-	if !m.internal {
-		m.startSPF()
+	// With SPF answered from memory the sender is known: its DMARC
+	// answers are most likely in memory too, and nothing is speculated.
+	if !m.internal && !m.startSPF() {
 		m.startSpeculation()
 	}
 	return m

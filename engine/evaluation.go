@@ -103,7 +103,9 @@ func (m *Evaluation) SetQueueID(id string) {
 	}
 }
 
-func (m *Evaluation) startSPF() {
+// startSPF starts the SPF checks and reports whether they were done from
+// memory (a warm cache).
+func (m *Evaluation) startSPF() (warm bool) {
 	m.spfDone = make(chan struct{})
 	env := m.env
 	local, domain := spf.SplitSender(env.MailFrom)
@@ -129,7 +131,7 @@ func (m *Evaluation) startSPF() {
 	// the background while the message arrives.
 	if dnscache.FromMemory(m.ctx, m.e.Resolver, check) {
 		close(m.spfDone)
-		return
+		return true
 	}
 	m.spfHELO, m.heloDone = spf.Result{}, false
 	go func() {
@@ -148,6 +150,7 @@ func (m *Evaluation) startSPF() {
 		<-helo
 		m.heloDone = true
 	}()
+	return false
 }
 
 // Header adds one header field as received. Fields over the limits are not

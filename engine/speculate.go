@@ -34,7 +34,8 @@ var errSpeculationBound = errors.New("speculative DNS queries over the bound")
 // (Engine.SpeculativeQueries) and time (Engine.SpeculativeTimeout), and
 // cancelled with the message. Nothing is started for the null
 // reverse-path, or when the resolver has the domain's record in memory
-// already (a warm cache).
+// already (a warm cache; Begin does not even call it when the SPF checks
+// were answered from memory).
 func (m *Evaluation) startSpeculation() {
 	limit := m.e.SpeculativeQueries
 	if limit == 0 {

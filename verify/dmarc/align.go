@@ -125,12 +125,13 @@ func (a *aligner) prefetch(ctx context.Context, domains []string) {
 	}
 	orgs := make([]string, len(domains))
 	errs := make([]error, len(domains))
+	finder, r := a.finder, a.r // not a: the aligner stays on the stack
 	var wg sync.WaitGroup
 	for i, d := range domains {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			orgs[i], errs[i] = a.finder.OrgDomain(ctx, a.r, d)
+			orgs[i], errs[i] = finder.OrgDomain(ctx, r, d)
 		}()
 	}
 	wg.Wait()

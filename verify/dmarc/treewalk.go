@@ -3,6 +3,7 @@ package dmarc
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/authmilter/authmilter/dnscache"
@@ -53,14 +54,14 @@ type walk struct {
 // stop early, in walk order (RFC 9989 §4.10 steps 1, 3–7): start; then, for
 // a name of x labels, x-1 labels (or 7 when x >= 8); then one label fewer
 // each time, down to the top-level domain.
-func walkNames(start string) []string {
+// The names are appended to dst.
+func walkNames(dst []string, start string) []string {
 	x := labelCount(start)
 	next := x - 1
 	if x >= maxWalkLabels {
 		next = maxWalkLabels - 1
 	}
-	names := make([]string, 0, next+1)
-	names = append(names, start)
+	names := append(dst, start)
 	for n := next; n >= 1; n-- {
 		names = append(names, lastLabels(start, n))
 	}
@@ -101,7 +102,8 @@ func decide(start string, names []string, answer answerFunc) (walk, error) {
 
 // walk performs the tree walk from start (see TreeWalk).
 func (t TreeWalk) walk(ctx context.Context, r dnscache.Resolver, start string) (walk, error) {
-	names := walkNames(start)
+	var buf [maxWalkLabels]string // no allocation on the sequential paths
+	names := walkNames(buf[:0], start)
 	sequential := func(ctx context.Context) (walk, error) {
 		return decide(start, names, func(i int) (*Record, int, error) { return lookupRecord(ctx, r, names[i]) })
 	}
@@ -113,7 +115,7 @@ func (t TreeWalk) walk(ctx context.Context, r dnscache.Resolver, start string) (
 	if dnscache.FromMemory(ctx, r, func(pctx context.Context) { w, err = sequential(pctx) }) {
 		return w, err
 	}
-	return concurrentWalk(ctx, r, start, names)
+	return concurrentWalk(ctx, r, start, slices.Clone(names))
 }
 
 // concurrentWalk asks every name of the walk at once (the first on the
