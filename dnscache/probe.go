@@ -64,6 +64,11 @@ func WithProbe(ctx context.Context) (context.Context, *Probe) {
 	return c, &c.p
 }
 
+// IsProbe reports whether ctx is a probe context (WithProbe, FromMemory):
+// lookups made with it never wait for the network, so work done with it
+// gains nothing from running lookups concurrently.
+func IsProbe(ctx context.Context) bool { return probing(ctx) != nil }
+
 // probing returns the Probe of ctx, or nil when ctx is not in probe mode.
 func probing(ctx context.Context) *Probe {
 	p, _ := ctx.Value(probeKey{}).(*Probe)

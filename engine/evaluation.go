@@ -44,8 +44,9 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // order an MTA sends it: Engine.Begin (at MAIL FROM), AddRcpt, Header for
 // each field, EndOfHeaders, Body for each chunk, then End (the stages are
 // listed in the package doc). Work starts as soon as its inputs exist:
-// SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
-// EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
+// SPF at Begin, with the DMARC discovery of the MAIL FROM domain that the
+// envelope predicts (speculate.go); DKIM and ARC key lookups and DMARC
+// policy discovery at EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
 // resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
@@ -89,6 +90,11 @@ type Evaluation struct {
 	signBody *canon.BodySet
 	signSkip string // why an unjudged message is not signed
 	ended    bool
+
+	// spec counts the speculative lookups started at MAIL FROM; specDone
+	// is closed when they are over. Both nil when none was started.
+	spec     *specResolver
+	specDone chan struct{}
 }
 
 // Envelope returns the message's SMTP facts.
@@ -104,7 +110,9 @@ func (m *Evaluation) SetQueueID(id string) {
 	}
 }
 
-func (m *Evaluation) startSPF() {
+// startSPF starts the SPF checks and reports whether they were done from
+// memory (a warm cache).
+func (m *Evaluation) startSPF() (warm bool) {
 	m.spfDone = make(chan struct{})
 	env := m.env
 	local, domain := spf.SplitSender(env.MailFrom)
@@ -130,13 +138,26 @@ func (m *Evaluation) startSPF() {
 	// the background while the message arrives.
 	if dnscache.FromMemory(m.ctx, m.e.Resolver, check) {
 		close(m.spfDone)
-		return
+		return true
 	}
 	m.spfHELO, m.heloDone = spf.Result{}, false
 	go func() {
 		defer close(m.spfDone)
-		check(m.ctx)
+		if !checkHELO {
+			check(m.ctx)
+			return
+		}
+		// The two identities at once: their round trips overlap.
+		helo := make(chan struct{})
+		go func() {
+			defer close(helo)
+			m.spfHELO = spf.VerifyHELOWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		}()
+		m.spfMail = spf.VerifyWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		<-helo
+		m.heloDone = true
 	}()
+	return false
 }
 
 // Header adds one header field as received. Fields over the limits are not
@@ -358,6 +379,11 @@ type Verdict struct {
 	// the message was not judged).
 	AuthResults string
 
+	// Speculative counts the DNS queries started at MAIL FROM for what the
+	// envelope predicted (the MAIL FROM domain's DMARC discovery) by the
+	// time of the verdict.
+	Speculative int
+
 	SPF     *spf.Result // the MAIL FROM identity (nil when not judged)
 	HELO    *spf.Result // the HELO identity, when checked separately
 	DKIM    []dkim.Signature
@@ -473,6 +499,7 @@ func (m *Evaluation) End() *Verdict {
 			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", receivedSPF(m.spfMail, m.e.AuthservID), false))
 		}
 	}
+	v.Speculative = m.speculative()
 	v.Elapsed = m.e.now().Sub(m.start)
 	m.finish(v)
 	return v

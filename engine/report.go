@@ -14,6 +14,10 @@ type Metrics struct {
 	Results  *metrics.CounterVec // by method and result
 	Latency  *metrics.Histogram  // seconds from MAIL FROM to verdict
 	Errors   *metrics.CounterVec // by kind
+	// DNS counts DMARC lookups by kind: "speculative" (queries started at
+	// MAIL FROM for what the envelope predicts) and "walk_skipped" (tree
+	// walks from identifiers that could not align, not made).
+	DNS *metrics.CounterVec
 }
 
 // NewMetrics registers the milter's metrics in reg.
@@ -24,6 +28,8 @@ func NewMetrics(reg *metrics.Registry) *Metrics {
 		Latency: reg.NewHistogram("authmilter_message_seconds", "Time from MAIL FROM to the verdict.",
 			[]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
 		Errors: reg.NewCounterVec("authmilter_errors_total", "Errors, by kind.", "kind"),
+		DNS: reg.NewCounterVec("authmilter_dmarc_lookups_total",
+			"DMARC lookups by kind: speculative (queries started at MAIL FROM), walk_skipped (identifier tree walks not made: they could not align).", "kind"),
 	}
 }
 
@@ -59,6 +65,14 @@ func (m *Evaluation) finish(v *Verdict) {
 		}
 		if v.LimitErr != nil {
 			mt.Errors.Inc("header_limit")
+		}
+		if mt.DNS != nil {
+			if v.Speculative > 0 {
+				mt.DNS.WithLabelValues("speculative").Add(float64(v.Speculative))
+			}
+			if v.DMARC != nil && v.DMARC.SkippedWalks > 0 {
+				mt.DNS.WithLabelValues("walk_skipped").Add(float64(v.DMARC.SkippedWalks))
+			}
 		}
 	}
 	level := slog.LevelInfo
@@ -107,6 +121,11 @@ func (m *Evaluation) finish(v *Verdict) {
 		if d.Reason != "" && d.Result != "pass" {
 			attrs = append(attrs, slog.String("dmarc_reason", d.Reason))
 		}
+		if d.SkippedWalks > 0 {
+			// Identifiers outside the Author Domain's Organizational
+			// Domain: not looked up, they could not align (issue #17).
+			attrs = append(attrs, slog.Int("dmarc_walks_skipped", d.SkippedWalks))
+		}
 	}
 	if a := v.ARC; a != nil && (a.Result != "none" || a.Instances > 0) {
 		attrs = append(attrs, slog.String("arc", string(a.Result)), slog.Int("arc_instances", a.Instances))
@@ -141,6 +160,9 @@ func (m *Evaluation) finish(v *Verdict) {
 	}
 	if v.LimitErr != nil {
 		attrs = append(attrs, slog.String("limit", v.LimitErr.Error()))
+	}
+	if v.Speculative > 0 {
+		attrs = append(attrs, slog.Int("dns_speculative", v.Speculative))
 	}
 	attrs = append(attrs, slog.String("action", string(v.Action)))
 	if v.Reply != "" {

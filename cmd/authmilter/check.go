@@ -89,6 +89,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The header follows MAIL FROM at once here: speculative lookups at
+	// MAIL FROM would hide no wait, only add queries. The verdict is the
+	// same with or without them.
+	eng.SpeculativeQueries = -1
 	from := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(*mailFrom), "<"), ">")
 	env := engine.Envelope{ClientIP: ip, HELO: *helo, MailFrom: from, Rcpts: rcpts, AuthUser: *authUser}
 
@@ -183,6 +187,9 @@ type dmarcReport struct {
 	Applied      string `json:"applied,omitempty"`
 	Disposition  string `json:"disposition"`
 	Reason       string `json:"reason,omitempty"`
+	// WalksSkipped counts the identifiers not looked up because they
+	// could not align (outside the Author Domain's Organizational Domain).
+	WalksSkipped int `json:"walks_skipped,omitempty"`
 }
 
 type arcReport struct {
@@ -236,6 +243,7 @@ func checkReport(v *engine.Verdict) report {
 		rep.DMARC = &dmarcReport{
 			Result: string(d.Result), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
 			Policy: string(d.Policy), Applied: string(d.Applied), Disposition: disp, Reason: d.Reason,
+			WalksSkipped: d.SkippedWalks,
 		}
 	}
 	if a := v.ARC; a != nil {

@@ -92,7 +92,10 @@ func (o *Options) AuthorLimit() int {
 //     permerror.
 //   - A temporary DNS failure anywhere discovery needs: temperror. During
 //     alignment only when nothing aligned and the failed lookup could have
-//     changed that (RFC 9989 §5.3.6).
+//     changed that (RFC 9989 §5.3.6). Lookups that could not change it are
+//     not made at all (aligner.couldAlign): an identifier outside the
+//     Author Domain's Organizational Domain never aligns, whatever its DNS
+//     answers, so a sender's own DNS cannot turn fail into temperror.
 //
 // Evaluate keeps no state between calls and is safe for concurrent use
 // (given a resolver that is); within one call each _dmarc name is queried
@@ -141,6 +144,10 @@ func Evaluate(ctx context.Context, r dnscache.Resolver, args Args, opts *Options
 	}
 	res := results[best]
 	res.Authors = results
+	res.SkippedWalks = 0
+	for _, r := range results {
+		res.SkippedWalks += r.SkippedWalks
+	}
 	res.Reason = fmt.Sprintf("strictest of %d author domains: %s", len(authors), res.Reason)
 	return res
 }
@@ -255,6 +262,7 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 	// RFC 9989 §5.3.3–5.3.5: alignment.
 	a := aligner{finder: e.opts.Finder, r: e.r, author: author, authorOrg: d.OrgDomain, orgs: map[string]string{}}
 	pass, tempErr := e.checkAlignment(ctx, &res, &a)
+	res.SkippedWalks = len(a.skipped)
 	switch {
 	case pass != "":
 		res.Result = verify.ResultPass
@@ -296,11 +304,18 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 			pass = describe(id)
 		}
 	}
+	var ids []*Identifier
 	if res.SPF != nil {
-		check(res.SPF, rec.ASPF)
+		res.SPF.Mode = rec.ASPF
+		ids = append(ids, res.SPF)
 	}
 	for i := range res.DKIM {
-		check(&res.DKIM[i], rec.ADKIM)
+		res.DKIM[i].Mode = rec.ADKIM
+		ids = append(ids, &res.DKIM[i])
+	}
+	a.prefetch(ctx, a.walksNeeded(ids))
+	for _, id := range ids {
+		check(id, id.Mode)
 	}
 	if pass != "" {
 		return pass, nil
@@ -310,24 +325,25 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 	}
 	// A temporary SPF or DKIM failure for an identifier that would align
 	// leaves the verdict open: a retry could pass (RFC 9989 §5.3.6).
-	var ids []*Identifier
-	if res.SPF != nil {
-		ids = append(ids, res.SPF)
-	}
-	for i := range res.DKIM {
-		ids = append(ids, &res.DKIM[i])
-	}
+	// Whether it would is decided by couldAlign alone, without a walk:
+	// §4.10.2 walks only from identifiers that passed, and an identifier
+	// that cannot align whatever its DNS says must not make the verdict
+	// temperror (that DNS may be the sender's own).
+	var wouldAlign *Identifier
 	for _, id := range ids {
 		if id.Result != verify.ResultTemperror || id.Err != nil {
 			continue
 		}
-		al, _, err := a.align(ctx, id.Domain, id.Mode)
-		if err != nil {
-			return "", err
+		if a.couldAlign(id.Domain, id.Mode) {
+			if wouldAlign == nil {
+				wouldAlign = id
+			}
+		} else if id.Mode != ModeStrict {
+			a.skip(id.Domain)
 		}
-		if al != NotAligned {
-			return "", fmt.Errorf("%w: %s temperror for %s, which would align", ErrDNS, strings.ToUpper(id.Method), id.Domain)
-		}
+	}
+	if wouldAlign != nil {
+		return "", fmt.Errorf("%w: %s temperror for %s, which could align", ErrDNS, strings.ToUpper(wouldAlign.Method), wouldAlign.Domain)
 	}
 	return "", nil
 }

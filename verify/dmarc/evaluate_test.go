@@ -31,6 +31,7 @@ type want struct {
 	note         bool     // RecordNote set
 	queries      []string // exact query log, when non-nil
 	authors      int      // len(Authors)
+	skipped      int      // SkippedWalks, checked when set or when queries is
 }
 
 func al(a Alignment) *Alignment { return &a }
@@ -98,7 +99,7 @@ func TestEvaluate(t *testing.T) {
 			zone: &dnstest.Resolver{TXT: map[string][]string{"_dmarc.example.com": {quarantine}}},
 			args: Args{From: from("a@example.com"), SPF: pass("example.net"), DKIM: []DKIM{dkimPass("example.org")}},
 			want: want{result: verify.ResultFail, spf: al(NotAligned), dkim: []Alignment{NotAligned}, applied: TagP,
-				policy: PolicyQuarantine, disposition: PolicyQuarantine, reason: "no aligned SPF or DKIM pass",
+				policy: PolicyQuarantine, disposition: PolicyQuarantine, reason: "no aligned SPF or DKIM pass", skipped: 2,
 				queries: []string{"TXT _dmarc.example.com", "TXT _dmarc.com"}},
 		},
 		{
@@ -481,17 +482,27 @@ func TestEvaluate(t *testing.T) {
 				o.Rand = noRand(t)
 				opts = &o
 			}
-			got := Evaluate(context.Background(), r, tc.args, opts)
-			checkResult(t, got, tc.want)
-			if tc.want.queries != nil {
-				q := r.Queries()
-				if q == nil {
-					q = []string{}
-				}
-				if !slices.Equal(q, tc.want.queries) {
-					t.Errorf("queries\n got %q\nwant %q", q, tc.want.queries)
-				}
+			// The exact query log is that of the walk asked one name at
+			// a time; the concurrent walk must decide the same.
+			seqOpts := *opts
+			if seqOpts.Finder == nil {
+				seqOpts.Finder = TreeWalk{Sequential: true}
 			}
+			got := Evaluate(context.Background(), r, tc.args, &seqOpts)
+			checkResult(t, got, tc.want)
+			q := r.Queries()
+			if q == nil {
+				q = []string{}
+			}
+			if tc.want.queries != nil && !slices.Equal(q, tc.want.queries) {
+				t.Errorf("queries\n got %q\nwant %q", q, tc.want.queries)
+			}
+			r.ResetQueries()
+			con := Evaluate(context.Background(), r, tc.args, opts)
+			if !sameResult(got, con) {
+				t.Errorf("concurrent walk: %s/%s (%s), sequential %s/%s (%s)", con.Result, con.Disposition, con.Reason, got.Result, got.Disposition, got.Reason)
+			}
+			checkConcurrentLog(t, r.Queries(), nil, q)
 		})
 	}
 }
@@ -517,6 +528,7 @@ func checkResult(t *testing.T, got Result, w want) {
 	check("Sampled", got.Sampled, w.sampled, false)
 	check("RecordNote set", got.RecordNote != "", w.note, false)
 	check("len(Authors)", len(got.Authors), w.authors, false)
+	check("SkippedWalks", got.SkippedWalks, w.skipped, w.skipped == 0 && w.queries == nil)
 	if got.Result != verify.ResultFail && got.Disposition != PolicyNone {
 		t.Errorf("Disposition %q on a %s result", got.Disposition, got.Result)
 	}

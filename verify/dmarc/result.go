@@ -75,6 +75,13 @@ type Result struct {
 	SPF  *Identifier  // nil when no SPF result was given
 	DKIM []Identifier // one per DKIM result given
 
+	// SkippedWalks counts the identifier domains (SPF or DKIM, passed or
+	// temperror) whose Organizational Domain was not looked up because no
+	// answer could have made them align (RFC 9989 §4.10.2): with the tree
+	// walk, each is a walk not made, at least one DNS query saved. With
+	// several Author Domains, the sum over all of them.
+	SkippedWalks int
+
 	// Authors holds the result for each Author Domain when From carried
 	// more than one; the fields above are then those of the strictest.
 	Authors []Result
