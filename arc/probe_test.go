@@ -43,7 +43,7 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 	}
 
 	want, _ := run(records)
-	if want.Result != verify.ResultPass || want.Instances != 2 {
+	if want.Status != verify.StatusPass || want.Instances != 2 {
 		t.Fatalf("fake resolver: %+v", want)
 	}
 	for _, step := range []struct {
@@ -80,7 +80,7 @@ func TestNoSealBodyHash(t *testing.T) {
 		return v.Close(), v.BodyHash()
 	}
 	want, full := run(nil)
-	if want.Result != verify.ResultPass || len(full) != 32 {
+	if want.Status != verify.StatusPass || len(full) != 32 {
 		t.Fatalf("default: %+v, body hash %x", want, full)
 	}
 	got, none := run(&Options{NoSealBodyHash: true})

@@ -400,9 +400,9 @@ func (m *Evaluation) End() *Verdict {
 
 	var dr dmarc.Result
 	if m.limitErr != nil {
-		v.ARC = &arc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		dr = dmarc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		results = append(results, authres.Result{Method: "dkim", Value: verify.ResultPermerror, Reason: m.limitErr.Error()})
+		v.ARC = &arc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		dr = dmarc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		results = append(results, authres.Result{Method: "dkim", Value: verify.StatusPermerror, Reason: m.limitErr.Error()})
 	} else {
 		v.DKIM = m.dkimV.Close()
 		ar := m.arcV.Close()
@@ -412,7 +412,7 @@ func (m *Evaluation) End() *Verdict {
 			allB = append(allB, s.B)
 		}
 		if len(v.DKIM) == 0 {
-			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
+			results = append(results, authres.Result{Method: "dkim", Value: verify.StatusNone})
 		}
 		for _, s := range v.DKIM {
 			results = append(results, dkimAuthRes(s, allB))
@@ -460,12 +460,12 @@ func joinComment(a, b string) string {
 func (m *Evaluation) dmarcArgs(v *Verdict) dmarc.Args {
 	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
-	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
+	args.SPF = dmarc.SPF{Status: s.Status, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
 	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {
 		args.SPF.Identity = dmarc.IdentityHELO
 	}
 	for _, sig := range v.DKIM {
-		args.DKIM = append(args.DKIM, dmarc.DKIM{Result: sig.Result, Domain: sig.Domain, Selector: sig.Selector})
+		args.DKIM = append(args.DKIM, dmarc.DKIM{Status: sig.Status, Domain: sig.Domain, Selector: sig.Selector})
 	}
 	return args
 }
@@ -477,7 +477,7 @@ func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 	if s == nil || m.arcV == nil || v.ARC == nil {
 		return
 	}
-	if v.ARC.Result == verify.ResultTemperror {
+	if v.ARC.Status == verify.StatusTemperror {
 		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
 		return
 	}

@@ -75,8 +75,8 @@ func TestEngineWarmCacheStartsNoGoroutine(t *testing.T) {
 	msg := sealedMessage(t, w)
 	from := env("192.0.2.10", "helo.example.com", "alice@example.com")
 	want, _, _ := run(t, w.engine(), from, msg)
-	if want.Action != ActionAccept || want.DMARC.Result != verify.ResultPass || want.ARC.Result != verify.ResultPass ||
-		want.HELO == nil || len(want.DKIM) != 1 || want.DKIM[0].Result != verify.ResultPass {
+	if want.Action != ActionAccept || want.DMARC.Status != verify.StatusPass || want.ARC.Status != verify.StatusPass ||
+		want.HELO == nil || len(want.DKIM) != 1 || want.DKIM[0].Status != verify.StatusPass {
 		t.Fatalf("reference verdict: %s %s", want.Action, want.AuthResults)
 	}
 

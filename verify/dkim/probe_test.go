@@ -48,7 +48,7 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 	}
 
 	want, _ := run(records)
-	if len(want) != 2 || want[0].Result != verify.ResultPass || want[1].Result != verify.ResultPass {
+	if len(want) != 2 || want[0].Status != verify.StatusPass || want[1].Status != verify.StatusPass {
 		t.Fatalf("fake resolver: %+v", want)
 	}
 	for _, step := range []struct {

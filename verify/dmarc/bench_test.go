@@ -17,8 +17,8 @@ func BenchmarkEvaluate(b *testing.B) {
 	}}
 	args := Args{
 		From: []string{`"Example News" <news@mail.example.com>`},
-		SPF:  SPF{Result: verify.ResultPass, Domain: "bounce.example.net", Identity: IdentityMailFrom},
-		DKIM: []DKIM{{Result: verify.ResultPass, Domain: "dkim.example.com", Selector: "s1"}},
+		SPF:  SPF{Status: verify.StatusPass, Domain: "bounce.example.net", Identity: IdentityMailFrom},
+		DKIM: []DKIM{{Status: verify.StatusPass, Domain: "dkim.example.com", Selector: "s1"}},
 	}
 	ctx := context.Background()
 	for _, bc := range []struct {
@@ -32,8 +32,8 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				res := Evaluate(ctx, r, args, bc.opts)
-				if res.Result != verify.ResultPass {
-					b.Fatalf("%s: %s", res.Result, res.Reason)
+				if res.Status != verify.StatusPass {
+					b.Fatalf("%s: %s", res.Status, res.Reason)
 				}
 				r.ResetQueries()
 			}

@@ -91,8 +91,8 @@ func BenchmarkCheckHost(b *testing.B) {
 		HELO:           "out.example.net",
 	}
 	ctx := context.Background()
-	if res := spf.Verify(ctx, r, args); res.Result != verify.ResultPass || res.Lookups != 4 {
-		b.Fatalf("got %s after %d lookups (%v)", res.Result, res.Lookups, res.Err)
+	if res := spf.Verify(ctx, r, args); res.Status != verify.StatusPass || res.Lookups != 4 {
+		b.Fatalf("got %s after %d lookups (%v)", res.Status, res.Lookups, res.Err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -145,8 +145,8 @@ func BenchmarkCheckHostWarmCache(b *testing.B) {
 		HELO:           "out.example.net",
 	}
 	ctx := context.Background()
-	if res := spf.Verify(ctx, r, args); res.Result != verify.ResultPass {
-		b.Fatalf("got %s (%v)", res.Result, res.Err)
+	if res := spf.Verify(ctx, r, args); res.Status != verify.StatusPass {
+		b.Fatalf("got %s (%v)", res.Status, res.Err)
 	}
 	asked := len(z.Queries())
 	b.ReportAllocs()
