@@ -187,9 +187,9 @@ func TestTemperror(t *testing.T) {
 // blockingResolver never answers until the context ends.
 type blockingResolver struct{ *dnstest.Resolver }
 
-func (blockingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (blockingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	<-ctx.Done()
-	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), true)
+	return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), true)
 }
 
 func TestCloseHonoursDeadline(t *testing.T) {

@@ -215,27 +215,27 @@ func (e *cacheEntry) result() (*answer, error) {
 }
 
 // LookupTXT implements Resolver.
-func (c *Cache) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+func (c *Cache) LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error) {
 	return lookupTXT(ctx, c, name)
 }
 
 // LookupA implements Resolver.
-func (c *Cache) LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Cache) LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupA(ctx, c, name)
 }
 
 // LookupAAAA implements Resolver.
-func (c *Cache) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Cache) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupAAAA(ctx, c, name)
 }
 
 // LookupMX implements Resolver.
-func (c *Cache) LookupMX(ctx context.Context, name string) ([]MX, Result, error) {
+func (c *Cache) LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error) {
 	return lookupMX(ctx, c, name)
 }
 
 // LookupPTR implements Resolver.
-func (c *Cache) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error) {
+func (c *Cache) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error) {
 	return lookupPTR(ctx, c, addr)
 }
 

@@ -164,27 +164,27 @@ func contextError(name, server string, err error) error {
 }
 
 // LookupTXT implements Resolver.
-func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error) {
 	return lookupTXT(ctx, c, name)
 }
 
 // LookupA implements Resolver.
-func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupA(ctx, c, name)
 }
 
 // LookupAAAA implements Resolver.
-func (c *Client) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Client) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupAAAA(ctx, c, name)
 }
 
 // LookupMX implements Resolver.
-func (c *Client) LookupMX(ctx context.Context, name string) ([]MX, Result, error) {
+func (c *Client) LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error) {
 	return lookupMX(ctx, c, name)
 }
 
 // LookupPTR implements Resolver.
-func (c *Client) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error) {
+func (c *Client) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error) {
 	return lookupPTR(ctx, c, addr)
 }
 

@@ -109,7 +109,7 @@ type gatedResolver struct {
 	gate chan struct{}
 }
 
-func (g gatedResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (g gatedResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
@@ -117,7 +117,7 @@ func (g gatedResolver) LookupTXT(ctx context.Context, name string) ([]string, dn
 	return g.Resolver.LookupTXT(ctx, name)
 }
 
-func (g gatedResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (g gatedResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	select {
 	case <-g.gate:
 	case <-ctx.Done():

@@ -69,7 +69,7 @@ type countingResolver struct {
 	n atomic.Int32
 }
 
-func (c *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (c *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	c.n.Add(1)
 	return c.Resolver.LookupTXT(ctx, name)
 }

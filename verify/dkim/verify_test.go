@@ -434,9 +434,9 @@ func TestAbort(t *testing.T) {
 // slowResolver answers nothing until the context ends.
 type slowResolver struct{ dnstest.Resolver }
 
-func (s *slowResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (s *slowResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	<-ctx.Done()
-	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "slow", ctx.Err().Error(), true)
+	return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "slow", ctx.Err().Error(), true)
 }
 
 func TestDeadline(t *testing.T) {

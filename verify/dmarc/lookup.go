@@ -68,7 +68,7 @@ type memoResolver struct {
 
 type memoTXT struct {
 	txts []string
-	res  dnscache.Result
+	res  dnscache.AnswerInfo
 	err  error
 }
 
@@ -80,7 +80,7 @@ func newMemoResolver(r dnscache.Resolver) *memoResolver {
 }
 
 // LookupTXT implements dnscache.Resolver.
-func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if a, ok := m.txt[name]; ok {
 		return a.txts, a.res, a.err
 	}

@@ -312,7 +312,7 @@ func (c *cancelAfter) tick() {
 	}
 }
 
-func (c *cancelAfter) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (c *cancelAfter) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	c.tick()
 	return c.Resolver.LookupA(ctx, name)
 }
