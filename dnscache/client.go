@@ -86,8 +86,8 @@ func (c *Client) budget() time.Duration {
 
 // query implements querier.
 func (c *Client) query(ctx context.Context, qtype uint16, name string) (*answer, error) {
-	if p := probing(ctx); p != nil {
-		return nil, p.notCached(name) // probe mode: nothing is sent
+	if p := cacheOnlyOf(ctx); p != nil {
+		return nil, p.notCached(name) // cache-only mode: nothing is sent
 	}
 	var last error
 	for range c.attempts {

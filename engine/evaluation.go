@@ -45,7 +45,7 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // listed in the package doc). Work starts as soon as its inputs exist:
 // SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
 // EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
-// resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
+// resolver has in memory (a warm cache, dnscache.HonoursCacheOnly) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
 // latency behind the rest of the message. An Evaluation is used by one
