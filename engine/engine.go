@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/verify/dkim"
@@ -31,6 +32,8 @@ type Engine struct {
 	// Sealer, when set, adds an ARC set to every message passed on (for
 	// forwarders and mailing lists).
 	Sealer *arc.Sealer
+	// Signing, when set, DKIM-signs mail that is not judged (issue #21).
+	Signing *Signing
 	// ReceivedSPF adds a Received-SPF header field (RFC 7208 §9.1).
 	ReceivedSPF bool
 
@@ -56,6 +59,16 @@ type Engine struct {
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Signing is the DKIM signing setup: which unjudged mail is signed, with
+// which keys. Judged (inbound) mail is never signed.
+type Signing struct {
+	Keys    *dkimsign.Table
+	Options *dkimsign.Options
+	// Authenticated signs mail from SMTP AUTH clients ({auth_authen});
+	// Internal mail from Policy.InternalNetworks.
+	Authenticated, Internal bool
 }
 
 // Envelope holds the SMTP facts of one message.

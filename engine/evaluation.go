@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/dkimkey"
@@ -81,7 +82,13 @@ type Evaluation struct {
 	authors []string
 	dkimV   *dkim.Verifier
 	arcV    *arc.Validator
-	ended   bool
+	// signKeys are the DKIM keys that sign this (unjudged) message;
+	// signHash its body hash, fed through arcV or signBody.
+	signKeys []dkimsign.Key
+	signHash *canon.BodyHasher
+	signBody *canon.BodySet
+	signSkip string // why an unjudged message is not signed
+	ended    bool
 }
 
 // Envelope returns the message's SMTP facts.
@@ -185,8 +192,15 @@ func (m *Evaluation) EndOfHeaders() {
 		return
 	}
 	if m.internal {
+		// One body set: the DKIM signatures' body hash (relaxed/sha256,
+		// whole body) is the one an ARC seal needs, hashed once.
+		body := canon.NewBodySet()
+		m.startSigning(body)
 		if m.e.Sealer != nil && m.e.Policy.SealInternal {
-			m.arcV = arc.NewValidator(m.ctx, &m.keyRes, m.fields, m.e.ARC)
+			m.arcV = arc.NewValidatorWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.ARC)
+		}
+		if m.signHash != nil && m.arcV == nil {
+			m.signBody = body
 		}
 		return
 	}
@@ -296,7 +310,10 @@ func (m *Evaluation) Body(chunk []byte) {
 		_, _ = m.dkimV.Write(chunk)
 	}
 	if m.arcV != nil {
-		_, _ = m.arcV.Write(chunk)
+		_, _ = m.arcV.Write(chunk) // also feeds the signing hash
+	}
+	if m.signBody != nil {
+		_, _ = m.signBody.Write(chunk)
 	}
 }
 
@@ -341,15 +358,23 @@ type Verdict struct {
 	// the message was not judged).
 	AuthResults string
 
-	SPF      *spf.Result // the MAIL FROM identity (nil when not judged)
-	HELO     *spf.Result // the HELO identity, when checked separately
-	DKIM     []dkim.Signature
-	DMARC    *dmarc.Result
-	ARC      *arc.Result
-	SealErr  error // why an ARC set could not be added
-	Sealed   bool
-	LimitErr error // the header section exceeded a limit
-	Elapsed  time.Duration
+	SPF     *spf.Result // the MAIL FROM identity (nil when not judged)
+	HELO    *spf.Result // the HELO identity, when checked separately
+	DKIM    []dkim.Signature
+	DMARC   *dmarc.Result
+	ARC     *arc.Result
+	SealErr error // why an ARC set could not be added
+	// Signed are the DKIM signatures added (mail not judged, from a
+	// signing source, whose From domain has keys); SignErr why none could
+	// be.
+	Signed  []dkimsign.Signature
+	SignErr error
+	// SignSkipped says why mail that is not judged was not signed when
+	// signing is configured ("no key for example.org", ...).
+	SignSkipped string
+	Sealed      bool
+	LimitErr    error // the header section exceeded a limit
+	Elapsed     time.Duration
 }
 
 // End finishes the message: it waits (at most Engine.Timeout) for the
@@ -370,6 +395,9 @@ func (m *Evaluation) End() *Verdict {
 	}
 
 	if m.internal {
+		// Sign first: the ARC-Message-Signature covers the new
+		// DKIM-Signature fields.
+		m.sign(v)
 		if m.arcV != nil {
 			r := m.arcV.Close()
 			v.ARC = &r
@@ -481,10 +509,11 @@ func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
 		return
 	}
-	// The header as passed on: without the forged fields we remove.
-	hdr := m.fields
+	// The header as passed on: the fields added so far (DKIM signatures),
+	// then the message's without the forged ones we remove.
+	hdr := append(append([]message.Field(nil), v.Insert...), m.fields...)
 	if len(m.forged) > 0 {
-		hdr = make([]message.Field, 0, len(m.fields))
+		hdr = append(make([]message.Field, 0, len(v.Insert)+len(m.fields)), v.Insert...)
 		n := 0
 		for _, f := range m.fields {
 			if strings.EqualFold(f.Name, "Authentication-Results") {

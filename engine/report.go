@@ -54,12 +54,15 @@ func (m *Evaluation) finish(v *Verdict) {
 		if v.SealErr != nil {
 			mt.Errors.Inc("seal")
 		}
+		if v.SignErr != nil {
+			mt.Errors.Inc("dkim_sign")
+		}
 		if v.LimitErr != nil {
 			mt.Errors.Inc("header_limit")
 		}
 	}
 	level := slog.LevelInfo
-	if v.SealErr != nil || v.LimitErr != nil {
+	if v.SealErr != nil || v.LimitErr != nil || v.SignErr != nil {
 		level = slog.LevelWarn
 	}
 	// The line is built only when it will be written (log.level: warn
@@ -122,6 +125,19 @@ func (m *Evaluation) finish(v *Verdict) {
 	}
 	if v.SealErr != nil {
 		attrs = append(attrs, slog.String("seal_error", v.SealErr.Error()))
+	}
+	if len(v.Signed) > 0 {
+		parts := make([]string, len(v.Signed))
+		for i, s := range v.Signed {
+			parts[i] = s.Domain + ":" + s.Selector + ":" + s.Algorithm
+		}
+		attrs = append(attrs, slog.String("dkim_signed", strings.Join(parts, " ")))
+	}
+	if v.SignSkipped != "" {
+		attrs = append(attrs, slog.String("dkim_not_signed", v.SignSkipped))
+	}
+	if v.SignErr != nil {
+		attrs = append(attrs, slog.String("dkim_sign_error", v.SignErr.Error()))
 	}
 	if v.LimitErr != nil {
 		attrs = append(attrs, slog.String("limit", v.LimitErr.Error()))

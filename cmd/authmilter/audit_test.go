@@ -193,7 +193,7 @@ func TestAuditUsage(t *testing.T) {
 		{"unknown flag", []string{"--bogus", "example.com"}, "flag provided but not defined"},
 		{"missing zone", []string{"--zone", filepath.Join(t.TempDir(), "none.zone"), "example.com"}, "none.zone"},
 		{"bad CA file", []string{"--zone", zone, "--ca-file", bad, "example.com"}, "no PEM certificate"},
-		{"not a domain", []string{"--zone", zone, "example.com", "mail@example.com"}, `"mail@example.com" is not a domain name: label "mail@example"`},
+		{"not a domain", []string{"--zone", zone, "example.com", "mail@example.com"}, `"mail@example.com": label "mail@example" contains '@'`},
 		{"one label", []string{"--zone", zone, "localhost"}, "at least two labels"},
 		{"bad timeout", []string{"--zone", zone, "--timeout", "0s", "example.com"}, "--timeout"},
 		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "none.yaml"), "example.com"}, "none.yaml"},

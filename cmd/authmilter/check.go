@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/engine"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/verify/spf"
@@ -150,7 +151,10 @@ type report struct {
 	Internal              bool          `json:"internal,omitempty"`
 	Sealed                bool          `json:"sealed"`
 	SealError             string        `json:"seal_error,omitempty"`
-	ForgedRemoved         int           `json:"forged_authentication_results_removed"`
+	// Signed: the DKIM signatures added (authenticated or internal mail).
+	Signed        []dkimsign.Signature `json:"signed"`
+	SignError     string               `json:"sign_error,omitempty"`
+	ForgedRemoved int                  `json:"forged_authentication_results_removed"`
 }
 
 type spfReport struct {
@@ -202,6 +206,10 @@ func checkReport(v *engine.Verdict) report {
 	}
 	if v.SealErr != nil {
 		rep.SealError = v.SealErr.Error()
+	}
+	rep.Signed = append([]dkimsign.Signature{}, v.Signed...)
+	if v.SignErr != nil {
+		rep.SignError = v.SignErr.Error()
 	}
 	spfRep := func(s *spf.Result) *spfReport {
 		if s == nil {
@@ -265,6 +273,15 @@ func writeText(w io.Writer, v *engine.Verdict) error {
 	}
 	if rep.Override != "" {
 		line("override", "%s", rep.Override)
+	}
+	for _, sg := range rep.Signed {
+		line("signed", "d=%s s=%s a=%s", sg.Domain, sg.Selector, sg.Algorithm)
+	}
+	if v.SignSkipped != "" {
+		line("signed", "no: %s", v.SignSkipped)
+	}
+	if rep.SignError != "" {
+		line("signed", "error: %s", rep.SignError)
 	}
 	line("action", "%s%s", rep.Action, suffix(" ", rep.Reply))
 	if rep.AuthenticationResults != "" {

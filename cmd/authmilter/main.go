@@ -5,6 +5,7 @@
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
 //	authmilter audit [options] DOMAIN...  check a domain's DNS records
+//	authmilter version                   print the version (also --version)
 package main
 
 import (
@@ -21,10 +22,11 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"keygen": runKeygen,
-	"serve":  runServe,
-	"check":  runCheck,
-	"audit":  runAudit,
+	"keygen":  runKeygen,
+	"serve":   runServe,
+	"check":   runCheck,
+	"audit":   runAudit,
+	"version": runVersion,
 }
 
 func main() {
@@ -38,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		args[0] = "version"
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -70,4 +75,6 @@ const usage = `usage:
         [--ca-file FILE] [--format text|json] DOMAIN...
         check the SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI records of
         each domain; exit 1 when a check failed
+  authmilter version
+        print the version, commit and Go version of this binary (also --version)
 `
