@@ -47,7 +47,7 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // SPF at Begin, with the DMARC discovery of the MAIL FROM domain that the
 // envelope predicts (speculate.go); DKIM and ARC key lookups and DMARC
 // policy discovery at EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
-// resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
+// resolver has in memory (a warm cache, dnscache.HonoursCacheOnly) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
 // latency behind the rest of the message. An Evaluation is used by one
@@ -454,9 +454,9 @@ func (m *Evaluation) End() *Verdict {
 
 	var dr dmarc.Result
 	if m.limitErr != nil {
-		v.ARC = &arc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		dr = dmarc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		results = append(results, authres.Result{Method: "dkim", Value: verify.ResultPermerror, Reason: m.limitErr.Error()})
+		v.ARC = &arc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		dr = dmarc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		results = append(results, authres.Result{Method: "dkim", Value: verify.StatusPermerror, Reason: m.limitErr.Error()})
 	} else {
 		v.DKIM = m.dkimV.Close()
 		ar := m.arcV.Close()
@@ -466,7 +466,7 @@ func (m *Evaluation) End() *Verdict {
 			allB = append(allB, s.B)
 		}
 		if len(v.DKIM) == 0 {
-			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
+			results = append(results, authres.Result{Method: "dkim", Value: verify.StatusNone})
 		}
 		for _, s := range v.DKIM {
 			results = append(results, dkimAuthRes(s, allB))
@@ -515,12 +515,12 @@ func joinComment(a, b string) string {
 func (m *Evaluation) dmarcArgs(v *Verdict) dmarc.Args {
 	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
-	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
+	args.SPF = dmarc.SPF{Status: s.Status, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
 	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {
 		args.SPF.Identity = dmarc.IdentityHELO
 	}
 	for _, sig := range v.DKIM {
-		args.DKIM = append(args.DKIM, dmarc.DKIM{Result: sig.Result, Domain: sig.Domain, Selector: sig.Selector})
+		args.DKIM = append(args.DKIM, dmarc.DKIM{Status: sig.Status, Domain: sig.Domain, Selector: sig.Selector})
 	}
 	return args
 }
@@ -532,7 +532,7 @@ func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 	if s == nil || m.arcV == nil || v.ARC == nil {
 		return
 	}
-	if v.ARC.Result == verify.ResultTemperror {
+	if v.ARC.Status == verify.StatusTemperror {
 		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
 		return
 	}

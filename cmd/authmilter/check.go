@@ -222,7 +222,7 @@ func checkReport(v *engine.Verdict) report {
 		if s == nil {
 			return nil
 		}
-		r := &spfReport{Result: string(s.Result), Identity: string(s.Identity), Domain: s.Domain, Mechanism: s.Mechanism}
+		r := &spfReport{Result: string(s.Status), Identity: string(s.Identity), Domain: s.Domain, Mechanism: s.Mechanism}
 		if s.Err != nil {
 			r.Reason = s.Err.Error()
 		}
@@ -231,7 +231,7 @@ func checkReport(v *engine.Verdict) report {
 	rep.SPF, rep.SPFHELO = spfRep(v.SPF), spfRep(v.HELO)
 	for _, s := range v.DKIM {
 		rep.DKIM = append(rep.DKIM, dkimReport{
-			Result: string(s.Result), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
+			Result: string(s.Status), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
 			Algorithm: s.Algorithm, KeyBits: s.KeyBits, Reason: s.Reason,
 		})
 	}
@@ -241,13 +241,13 @@ func checkReport(v *engine.Verdict) report {
 			disp = string(d.Disposition)
 		}
 		rep.DMARC = &dmarcReport{
-			Result: string(d.Result), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
+			Result: string(d.Status), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
 			Policy: string(d.Policy), Applied: string(d.Applied), Disposition: disp, Reason: d.Reason,
 			WalksSkipped: d.SkippedWalks,
 		}
 	}
 	if a := v.ARC; a != nil {
-		r := &arcReport{Result: string(a.Result), Instances: a.Instances, OldestPass: a.OldestPass, Reason: a.Reason}
+		r := &arcReport{Result: string(a.Status), Instances: a.Instances, OldestPass: a.OldestPass, Reason: a.Reason}
 		for _, s := range a.Sets {
 			r.Sealers = append(r.Sealers, fmt.Sprintf("i=%d %s", s.Instance, s.Domain))
 		}
