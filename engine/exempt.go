@@ -58,7 +58,7 @@ func (p *Policy) exempt(f *Facts) Override {
 	// verified with d=DOMAIN (RFC 6376 §3.5), an SPF pass for the MAIL
 	// FROM domain (RFC 7208 §2.4).
 	for _, s := range f.DKIM {
-		if s.Result != verify.ResultPass {
+		if s.Status != verify.StatusPass {
 			continue
 		}
 		for _, allowed := range p.AllowDKIM {
@@ -67,7 +67,7 @@ func (p *Policy) exempt(f *Facts) Override {
 			}
 		}
 	}
-	if s := f.SPF; s != nil && s.Result == verify.ResultPass && s.Identity != spf.IdentityHELO {
+	if s := f.SPF; s != nil && s.Status == verify.StatusPass && s.Identity != spf.IdentityHELO {
 		for _, allowed := range p.AllowSPF {
 			if sameDomain(s.Domain, allowed) {
 				return Override{OverrideLocalPolicy, "SPF pass for " + allowed + " in policy.allow_domains"}
@@ -143,7 +143,7 @@ func (p *Policy) rcptIgnored(addr string) bool {
 // neither applies.
 func (p *Policy) lower(f *Facts) (Action, Override) {
 	d := f.DMARC
-	if d.Result != verify.ResultFail || d.Disposition != dmarc.PolicyReject {
+	if d.Status != verify.StatusFail || d.Disposition != dmarc.PolicyReject {
 		return "", Override{}
 	}
 	if f.ListID && p.ListAction == ListQuarantine {

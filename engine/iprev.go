@@ -69,7 +69,7 @@ func (c *ClientCheck) wait(ctx context.Context) iprev.Result {
 	case <-c.done:
 		return c.res
 	case <-ctx.Done():
-		return iprev.Result{Result: verify.ResultTemperror, IP: c.ip, Err: errors.Join(iprev.ErrDNS, ctx.Err())}
+		return iprev.Result{Status: verify.StatusTemperror, IP: c.ip, Err: errors.Join(iprev.ErrDNS, ctx.Err())}
 	}
 }
 
@@ -101,7 +101,7 @@ func (m *Evaluation) appendIPRev(v *Verdict, results []authres.Result) []authres
 //
 //	iprev=<result> reason="<why>" policy.iprev=<address> (<name>)
 func publicIPRev(r iprev.Result) authres.Result {
-	out := authres.Result{Method: "iprev", Value: r.Result, PropsComment: r.Name}
+	out := authres.Result{Method: "iprev", Value: r.Status, PropsComment: r.Name}
 	if r.IP.IsValid() {
 		out.Props = []authres.Property{{Type: "policy", Name: "iprev", Value: r.IP.String()}}
 	}

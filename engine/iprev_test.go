@@ -34,14 +34,14 @@ func TestEngineIPRev(t *testing.T) {
 
 	for _, tc := range []struct {
 		ip     string
-		result verify.Result
+		result verify.Status
 		ar     string // what the resinfo says, unfolded
 		log    string
 	}{
-		{"192.0.2.10", verify.ResultPass, "iprev=pass policy.iprev=192.0.2.10 (mail.example.com);", `"iprev":"pass","iprev_name":"mail.example.com"`},
-		{"192.0.2.11", verify.ResultFail, `iprev=fail reason="no PTR name resolves back to the address" policy.iprev=192.0.2.11 (liar.example.com);`, `"iprev":"fail"`},
-		{"192.0.2.12", verify.ResultTemperror, `iprev=temperror reason="temporary DNS failure" policy.iprev=192.0.2.12 (slow.example.com);`, `"iprev":"temperror"`},
-		{"192.0.2.13", verify.ResultPermerror, `iprev=permerror reason="no PTR record" policy.iprev=192.0.2.13;`, `"iprev":"permerror"`},
+		{"192.0.2.10", verify.StatusPass, "iprev=pass policy.iprev=192.0.2.10 (mail.example.com);", `"iprev":"pass","iprev_name":"mail.example.com"`},
+		{"192.0.2.11", verify.StatusFail, `iprev=fail reason="no PTR name resolves back to the address" policy.iprev=192.0.2.11 (liar.example.com);`, `"iprev":"fail"`},
+		{"192.0.2.12", verify.StatusTemperror, `iprev=temperror reason="temporary DNS failure" policy.iprev=192.0.2.12 (slow.example.com);`, `"iprev":"temperror"`},
+		{"192.0.2.13", verify.StatusPermerror, `iprev=permerror reason="no PTR record" policy.iprev=192.0.2.13;`, `"iprev":"permerror"`},
 	} {
 		t.Run(string(tc.result), func(t *testing.T) {
 			t.Parallel()
@@ -53,7 +53,7 @@ func TestEngineIPRev(t *testing.T) {
 				e.Metrics = NewMetrics(reg)
 			})
 			v, _, _ := run(t, e, env(tc.ip, "helo.example.com", "alice@example.com"), signed)
-			if v.IPRev == nil || v.IPRev.Result != tc.result {
+			if v.IPRev == nil || v.IPRev.Status != tc.result {
 				t.Fatalf("iprev %+v, want %s", v.IPRev, tc.result)
 			}
 			if v.Action != ActionAccept {
@@ -90,7 +90,7 @@ func TestIPRevStartedAtConnect(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		en := env(ip.String(), "helo.example.com", "alice@example.com")
 		en.IPRev = c
-		if v, _, _ := run(t, e, en, msg); v.IPRev == nil || v.IPRev.Result != verify.ResultPass {
+		if v, _, _ := run(t, e, en, msg); v.IPRev == nil || v.IPRev.Status != verify.StatusPass {
 			t.Fatalf("message %d: iprev %+v", i, v.IPRev)
 		}
 	}

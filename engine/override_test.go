@@ -115,18 +115,18 @@ func TestPublicReasons(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		r      dnscache.Resolver
-		result map[string]verify.Result
+		result map[string]verify.Status
 	}{
-		{"zone file", zone, map[string]verify.Result{"spf": verify.ResultPermerror, "dkim": verify.ResultPermerror, "dmarc": verify.ResultFail}},
-		{"failing server", failing, map[string]verify.Result{"spf": verify.ResultTemperror, "dkim": verify.ResultTemperror, "dmarc": verify.ResultTemperror}},
+		{"zone file", zone, map[string]verify.Status{"spf": verify.StatusPermerror, "dkim": verify.StatusPermerror, "dmarc": verify.StatusFail}},
+		{"failing server", failing, map[string]verify.Status{"spf": verify.StatusTemperror, "dkim": verify.StatusTemperror, "dmarc": verify.StatusTemperror}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var buf syncbuf.Buffer
 			e := &Engine{Resolver: tc.r, AuthservID: "mx.test", Policy: DefaultPolicy(), Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
 			v, _, _ := run(t, e, env("192.0.2.1", "helo.nowhere.example", "a@sender.example"), msg)
-			if v.SPF.Result != tc.result["spf"] || v.DKIM[0].Result != tc.result["dkim"] || v.DMARC.Result != tc.result["dmarc"] {
-				t.Fatalf("spf %s dkim %s dmarc %s, want %v", v.SPF.Result, v.DKIM[0].Result, v.DMARC.Result, tc.result)
+			if v.SPF.Status != tc.result["spf"] || v.DKIM[0].Status != tc.result["dkim"] || v.DMARC.Status != tc.result["dmarc"] {
+				t.Fatalf("spf %s dkim %s dmarc %s, want %v", v.SPF.Status, v.DKIM[0].Status, v.DMARC.Status, tc.result)
 			}
 			for _, text := range []string{v.AuthResults, v.Reply} {
 				for _, leak := range []string{dir, "dnstest", "on zone", "no such host", "SERVFAIL", "timeout", "spf: ", "dmarc: "} {

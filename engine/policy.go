@@ -183,19 +183,19 @@ func (p *Policy) DecideFacts(f Facts) Decision {
 	}
 	d := f.DMARC
 	if d == nil {
-		d = &dmarc.Result{Result: verify.ResultNone}
+		d = &dmarc.Result{Status: verify.StatusNone}
 		f.DMARC = d
 	}
 	accept := Decision{Action: ActionAccept}
-	switch d.Result {
-	case verify.ResultFail:
+	switch d.Status {
+	case verify.StatusFail:
 		if d.Disposition == dmarc.PolicyNone || d.Disposition == "" {
 			// t=y or pct lowered quarantine to none (RFC 9989 §4.7,
 			// RFC 7489 §6.6.4).
 			accept.Override = reduced(d)
 			return accept
 		}
-	case verify.ResultTemperror:
+	case verify.StatusTemperror:
 		if p.Temperror != TemperrorTempfail {
 			accept.Override = Override{OverrideLocalPolicy, "DMARC temperror accepted, policy.temperror: accept"}
 			return accept
@@ -208,14 +208,14 @@ func (p *Policy) DecideFacts(f Facts) Decision {
 	if o := p.exempt(&f); !o.IsZero() {
 		return Decision{Action: ActionAccept, Override: o}
 	}
-	if d.Result == verify.ResultFail {
+	if d.Status == verify.StatusFail {
 		// RFC 8617 §7.2, RFC 9989 §5.3.7: local policy may weigh the
 		// word of a trusted intermediary.
 		if sealer := p.trustedPass(f.ARC); sealer != "" {
 			return Decision{Action: ActionAccept, Override: Override{OverrideTrustedForwarder, "ARC sealer " + sealer + " reported dmarc=pass"}}
 		}
 	}
-	if d.Result == verify.ResultFail && f.ListID && p.ListAction == ListAccept {
+	if d.Status == verify.StatusFail && f.ListID && p.ListAction == ListAccept {
 		return Decision{Action: ActionAccept, Override: Override{OverrideMailingList, "List-Id field, dmarc.list_action: accept"}}
 	}
 	if !p.Enforce {
@@ -224,7 +224,7 @@ func (p *Policy) DecideFacts(f Facts) Decision {
 	// A trusted sealer's chain that could not be validated for a temporary
 	// DNS failure might have lifted the failure: treat it like a DMARC
 	// temperror rather than reject on half the facts.
-	if d.Result == verify.ResultFail && p.Temperror == TemperrorTempfail {
+	if d.Status == verify.StatusFail && p.Temperror == TemperrorTempfail {
 		if sealer := p.trustedPending(f.ARC); sealer != "" {
 			return Decision{
 				Action:   ActionTempfail,
@@ -233,7 +233,7 @@ func (p *Policy) DecideFacts(f Facts) Decision {
 			}
 		}
 	}
-	if d.Result == verify.ResultTemperror {
+	if d.Status == verify.StatusTemperror {
 		return Decision{
 			Action:   ActionTempfail,
 			Reply:    fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
@@ -273,7 +273,7 @@ func reduced(d *dmarc.Result) Override {
 // trustedPass returns the first trusted sealer of a validated chain whose
 // ARC-Authentication-Results record dmarc=pass, or "".
 func (p *Policy) trustedPass(a *arc.Result) string {
-	if a == nil || a.Result != verify.ResultPass || len(p.TrustedSealers) == 0 {
+	if a == nil || a.Status != verify.StatusPass || len(p.TrustedSealers) == 0 {
 		return ""
 	}
 	// Newest first: the closest trusted hop is the most relevant.
@@ -294,7 +294,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 			continue
 		}
 		for _, r := range h.Results {
-			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.ResultPass {
+			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.StatusPass {
 				return s.Domain
 			}
 		}
@@ -305,7 +305,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 // trustedPending returns a trusted sealer of a chain whose validation
 // stopped on a temporary failure, or "".
 func (p *Policy) trustedPending(a *arc.Result) string {
-	if a == nil || a.Result != verify.ResultTemperror {
+	if a == nil || a.Status != verify.StatusTemperror {
 		return ""
 	}
 	for i := len(a.Sets) - 1; i >= 0; i-- {

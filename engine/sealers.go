@@ -86,8 +86,8 @@ func (s *SealerStats) Record(v *Verdict) {
 	if s == nil || v == nil || v.Internal || v.ARC == nil || len(v.ARC.Sets) == 0 {
 		return
 	}
-	chainPass := v.ARC.Result == verify.ResultPass
-	dmarcFail := v.DMARC != nil && v.DMARC.Result == verify.ResultFail
+	chainPass := v.ARC.Status == verify.StatusPass
+	dmarcFail := v.DMARC != nil && v.DMARC.Status == verify.StatusFail
 	now := s.now().UTC()
 	seen := map[string]bool{}
 	s.mu.Lock()
@@ -148,7 +148,7 @@ func aarDMARCPass(aar string) bool {
 		return false
 	}
 	for _, r := range h.Results {
-		if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.ResultPass {
+		if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.StatusPass {
 			return true
 		}
 	}

@@ -53,8 +53,8 @@ func TestSealerStatsThroughEngine(t *testing.T) {
 	}
 }
 
-func verdictWith(res verify.Result, dres verify.Result, sets ...arc.Set) *Verdict {
-	return &Verdict{ARC: &arc.Result{Result: res, Instances: len(sets), Sets: sets}, DMARC: &dmarc.Result{Result: dres}}
+func verdictWith(res verify.Status, dres verify.Status, sets ...arc.Set) *Verdict {
+	return &Verdict{ARC: &arc.Result{Status: res, Instances: len(sets), Sets: sets}, DMARC: &dmarc.Result{Status: dres}}
 }
 
 // TestSealerStatsBound: the table never holds more than its bound, and a
@@ -67,9 +67,9 @@ func TestSealerStatsBound(t *testing.T) {
 	reg := metrics.NewRegistry()
 	s := NewSealerStats(reg, 2, func() time.Time { now = now.Add(time.Second); return now })
 	good := arc.Set{Domain: "Lists.Example.org.", AAR: "lists.example.org; dmarc=pass header.from=example.com"}
-	s.Record(verdictWith(verify.ResultPass, verify.ResultFail, good))
+	s.Record(verdictWith(verify.StatusPass, verify.StatusFail, good))
 	for _, junk := range []string{"junk1.example", "junk2.example", "junk3.example"} {
-		s.Record(verdictWith(verify.ResultFail, verify.ResultFail, arc.Set{Domain: junk, AAR: "x; dmarc=pass"}))
+		s.Record(verdictWith(verify.StatusFail, verify.StatusFail, arc.Set{Domain: junk, AAR: "x; dmarc=pass"}))
 	}
 	got := s.Snapshot()
 	if len(got) != 2 || got[0].Domain != "lists.example.org" || got[0].WouldOverride != 1 || got[1].Domain != "junk3.example" {
@@ -85,10 +85,10 @@ func TestSealerStatsBound(t *testing.T) {
 		t.Errorf("evicted sealers stay in the metrics:\n%s", body)
 	}
 	// Internal mail and messages without a chain count nothing.
-	s.Record(&Verdict{Internal: true, ARC: &arc.Result{Result: verify.ResultPass, Sets: []arc.Set{{Domain: "internal.example"}}}})
-	s.Record(&Verdict{ARC: &arc.Result{Result: verify.ResultNone}})
+	s.Record(&Verdict{Internal: true, ARC: &arc.Result{Status: verify.StatusPass, Sets: []arc.Set{{Domain: "internal.example"}}}})
+	s.Record(&Verdict{ARC: &arc.Result{Status: verify.StatusNone}})
 	var nilStats *SealerStats
-	nilStats.Record(verdictWith(verify.ResultPass, verify.ResultFail, good))
+	nilStats.Record(verdictWith(verify.StatusPass, verify.StatusFail, good))
 	if len(s.Snapshot()) != 2 {
 		t.Errorf("table %+v", s.Snapshot())
 	}
@@ -102,7 +102,7 @@ func TestSealerStatsFile(t *testing.T) {
 	path := filepath.Join(dir, "sealers.json")
 	s := NewSealerStats(nil, 10, nil)
 	good := arc.Set{Domain: "lists.example.org", AAR: "lists.example.org; dmarc=pass header.from=example.com"}
-	s.Record(verdictWith(verify.ResultPass, verify.ResultFail, good, arc.Set{Domain: "mx.example.net", AAR: "mx.example.net; spf=pass"}))
+	s.Record(verdictWith(verify.StatusPass, verify.StatusFail, good, arc.Set{Domain: "mx.example.net", AAR: "mx.example.net; spf=pass"}))
 	if err := s.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestSealerStatsFile(t *testing.T) {
 	}
 	again := NewSealerStats(nil, 10, nil)
 	again.Restore(list)
-	again.Record(verdictWith(verify.ResultPass, verify.ResultFail, good))
+	again.Record(verdictWith(verify.StatusPass, verify.StatusFail, good))
 	if got := again.Snapshot(); got[0].Messages != 2 || got[0].WouldOverride != 2 {
 		t.Errorf("restored counts %+v", got)
 	}

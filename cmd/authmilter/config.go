@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/domain"
 )
@@ -74,6 +75,27 @@ type SPFConfig struct {
 // DKIMConfig configures DKIM verification.
 type DKIMConfig struct {
 	MaxSignatures int `yaml:"max_signatures"`
+	// Sign configures DKIM signing of mail that is not judged.
+	Sign DKIMSignConfig `yaml:"sign"`
+}
+
+// DKIMSignConfig configures DKIM signing (issue #21): mail from the sources
+// whose From domain has keys is signed.
+type DKIMSignConfig struct {
+	Keys []dkimsign.Entry `yaml:"keys"`
+	// Sources: "authenticated" (SMTP AUTH) and/or "internal"
+	// (policy.internal_networks); default both.
+	Sources []string `yaml:"sources"`
+	// Expire sets x= to the signing time plus this; 0: no x=.
+	Expire time.Duration `yaml:"expire"`
+	// Headers and Oversign replace dkimsign.DefaultHeaders and
+	// dkimsign.DefaultOversign.
+	Headers  []string `yaml:"headers"`
+	Oversign []string `yaml:"oversign"`
+	// OpenDKIM tables, read unchanged ("file:/path", "refile:/path").
+	OpenDKIMKeyTable           string `yaml:"opendkim_key_table"`
+	OpenDKIMSigningTable       string `yaml:"opendkim_signing_table"`
+	OpenDKIMMultipleSignatures bool   `yaml:"opendkim_multiple_signatures"`
 }
 
 // DMARCConfig configures DMARC evaluation.
@@ -341,6 +363,23 @@ func (c *Config) validate() error {
 				add("%s: %v", field.name, err)
 			}
 		}
+	}
+	for _, src := range c.DKIM.Sign.Sources {
+		if src != "authenticated" && src != "internal" {
+			add("dkim.sign.sources %q: want authenticated or internal", src)
+		}
+	}
+	if c.DKIM.Sign.Expire < 0 {
+		add("dkim.sign.expire %s: must not be negative", c.DKIM.Sign.Expire)
+	}
+	if err := dkimsign.CheckHeaderNames(c.DKIM.Sign.Headers); err != nil {
+		add("dkim.sign.headers: %v", err)
+	}
+	if err := dkimsign.CheckHeaderNames(c.DKIM.Sign.Oversign); err != nil {
+		add("dkim.sign.oversign: %v", err)
+	}
+	if (c.DKIM.Sign.OpenDKIMKeyTable == "") != (c.DKIM.Sign.OpenDKIMSigningTable == "") {
+		add("dkim.sign: opendkim_key_table and opendkim_signing_table go together")
 	}
 	// Domain lists compare as A-labels: a U-label and its A-label are the
 	// same domain (RFC 8616), so either may be written.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/engine"
@@ -93,7 +94,59 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		// The seal's d= and s= go into any message: A-labels (RFC 8616).
 		e.Sealer = &arc.Sealer{Domain: aLabel(s.Domain), Selector: aLabel(s.Selector), Key: key, Headers: s.Headers}
 	}
+	if e.Signing, err = signing(cfg, logger); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// signing loads the DKIM signing keys of cfg (dkim.sign); nil when none
+// are configured. Called at start and on every SIGHUP, so a selector
+// rotation is a configuration change and a reload.
+func signing(cfg *Config, logger *slog.Logger) (*engine.Signing, error) {
+	c := cfg.DKIM.Sign
+	if len(c.Keys) == 0 && c.OpenDKIMKeyTable == "" {
+		return nil, nil
+	}
+	table, warnings, err := dkimsign.Load(c.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("dkim.sign.keys: %w", err)
+	}
+	if c.OpenDKIMKeyTable != "" {
+		o, w, err := dkimsign.LoadOpenDKIM(c.OpenDKIMKeyTable, c.OpenDKIMSigningTable, c.OpenDKIMMultipleSignatures)
+		if err != nil {
+			return nil, fmt.Errorf("dkim.sign.opendkim_key_table/opendkim_signing_table: %w", err)
+		}
+		warnings = append(warnings, w...)
+		table = table.WithOpenDKIM(o)
+	}
+	for _, w := range warnings {
+		if logger != nil {
+			logger.Warn("dkim.sign: " + w)
+		}
+	}
+	s := &engine.Signing{
+		Keys:    table,
+		Options: &dkimsign.Options{Expire: c.Expire},
+	}
+	// An empty list in the file means the default, not "sign nothing".
+	if len(c.Headers) > 0 {
+		s.Options.Headers = c.Headers
+	}
+	if len(c.Oversign) > 0 {
+		s.Options.Oversign = c.Oversign
+	}
+	if err := s.Options.Prepare(); err != nil {
+		return nil, fmt.Errorf("dkim.sign.headers/oversign: %w", err)
+	}
+	if len(c.Sources) == 0 {
+		s.Authenticated, s.Internal = true, true
+	}
+	for _, src := range c.Sources {
+		s.Authenticated = s.Authenticated || src == "authenticated"
+		s.Internal = s.Internal || src == "internal"
+	}
+	return s, nil
 }
 
 // aLabels returns the names of a configured list in the form the policy

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -65,6 +66,14 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	name := *selector + "._domainkey." + strings.TrimSuffix(*domain, ".") + "."
 	fmt.Fprintf(stderr, "wrote private key to %s (mode 0600); publish this record:\n", path)
 	fmt.Fprintf(stdout, "%s IN TXT ( %s )\n", name, quoteTXT(record))
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	d := strings.TrimSuffix(*domain, ".")
+	fmt.Fprintf(stderr, "then, to DKIM-sign mail from %s with it, add to the configuration and reload (SIGHUP):\n"+
+		"  dkim:\n    sign:\n      keys:\n        - {domain: %s, selector: %s, key_file: %s}\n"+
+		"or, to ARC-seal with it:\n  arc:\n    seal: {domain: %s, selector: %s, key_file: %s}\n", d, d, *selector, abs, d, *selector, abs)
 	return nil
 }
 

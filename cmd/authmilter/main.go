@@ -7,6 +7,7 @@
 //	authmilter sealers [--config FILE]   evidence on ARC sealers seen
 //	authmilter migrate [--opendkim F] [--opendmarc F] [--openarc F]
 //	authmilter audit [options] DOMAIN...  check a domain's DNS records
+//	authmilter version                   print the version (also --version)
 package main
 
 import (
@@ -29,6 +30,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"audit":   runAudit,
 	"sealers": runSealers,
 	"migrate": runMigrate,
+	"version": runVersion,
 }
 
 func main() {
@@ -42,6 +44,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		args[0] = "version"
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -78,4 +83,6 @@ const usage = `usage:
         the evidence the daemon kept on ARC sealers, to choose arc.trusted_sealers
   authmilter migrate [--opendkim FILE] [--opendmarc FILE] [--openarc FILE]
         print an authmilter configuration equivalent to those files
+  authmilter version
+        print the version, commit and Go version of this binary (also --version)
 `

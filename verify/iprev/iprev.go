@@ -36,9 +36,9 @@ var (
 
 // Result is the outcome of one iprev check.
 type Result struct {
-	// Result is pass, fail, temperror or permerror (RFC 8601 §3); none
+	// Status is pass, fail, temperror or permerror (RFC 8601 §3); none
 	// when there was no address to check.
-	Result verify.Result
+	Status verify.Status
 	IP     netip.Addr
 	// Name is the confirmed name on pass; otherwise the first PTR name,
 	// if any.
@@ -59,7 +59,7 @@ type Result struct {
 func Verify(ctx context.Context, r dnscache.Resolver, ip netip.Addr) Result {
 	res := Result{IP: ip}
 	if !ip.IsValid() {
-		res.Result, res.Err = verify.ResultNone, ErrNoAddress
+		res.Status, res.Err = verify.StatusNone, ErrNoAddress
 		return res
 	}
 	ip = ip.Unmap()
@@ -67,10 +67,10 @@ func Verify(ctx context.Context, r dnscache.Resolver, ip netip.Addr) Result {
 	names, _, err := r.LookupPTR(ctx, ip)
 	switch {
 	case errors.Is(err, dnscache.ErrNXDomain), errors.Is(err, dnscache.ErrNoData):
-		res.Result, res.Err = verify.ResultPermerror, fmt.Errorf("%w for %s: %w", ErrNoPTR, ip, err)
+		res.Status, res.Err = verify.StatusPermerror, fmt.Errorf("%w for %s: %w", ErrNoPTR, ip, err)
 		return res
 	case err != nil:
-		res.Result, res.Err = verify.ResultTemperror, fmt.Errorf("%w: PTR of %s: %w", ErrDNS, ip, err)
+		res.Status, res.Err = verify.StatusTemperror, fmt.Errorf("%w: PTR of %s: %w", ErrDNS, ip, err)
 		return res
 	}
 	for _, n := range names {
@@ -80,7 +80,7 @@ func Verify(ctx context.Context, r dnscache.Resolver, ip netip.Addr) Result {
 		}
 	}
 	if len(res.Names) == 0 {
-		res.Result, res.Err = verify.ResultPermerror, fmt.Errorf("%w for %s", ErrNoPTR, ip)
+		res.Status, res.Err = verify.StatusPermerror, fmt.Errorf("%w for %s", ErrNoPTR, ip)
 		return res
 	}
 	res.Name = res.Names[0]
@@ -100,15 +100,15 @@ func Verify(ctx context.Context, r dnscache.Resolver, ip netip.Addr) Result {
 		}
 		for _, a := range addrs {
 			if a.Unmap() == ip {
-				res.Result, res.Name, res.Err = verify.ResultPass, n, nil
+				res.Status, res.Name, res.Err = verify.StatusPass, n, nil
 				return res
 			}
 		}
 	}
 	if temp != nil {
-		res.Result, res.Err = verify.ResultTemperror, temp
+		res.Status, res.Err = verify.StatusTemperror, temp
 		return res
 	}
-	res.Result, res.Err = verify.ResultFail, fmt.Errorf("%w: %s (%s)", ErrMismatch, ip, strings.Join(res.Names, ", "))
+	res.Status, res.Err = verify.StatusFail, fmt.Errorf("%w: %s (%s)", ErrMismatch, ip, strings.Join(res.Names, ", "))
 	return res
 }

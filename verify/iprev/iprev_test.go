@@ -36,26 +36,26 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		ip     string
-		result verify.Result
+		result verify.Status
 		name   string
 		err    error
 	}{
-		{"192.0.2.1", verify.ResultPass, "mail.example.com", nil},
-		{"::ffff:192.0.2.1", verify.ResultPass, "mail.example.com", nil},
-		{"2001:db8::25", verify.ResultPass, "mail6.example.com", nil},
-		{"192.0.2.4", verify.ResultPass, "mail4.example.com", nil},        // the second name confirms
-		{"192.0.2.2", verify.ResultFail, "liar.example.com", ErrMismatch}, // forward gives another address
-		{"192.0.2.6", verify.ResultFail, "gone.example.com", ErrMismatch}, // forward is NXDOMAIN
-		{"192.0.2.3", verify.ResultTemperror, "slow.example.com", ErrDNS}, // forward times out
-		{"192.0.2.5", verify.ResultTemperror, "", ErrDNS},                 // PTR SERVFAIL
-		{"192.0.2.7", verify.ResultPermerror, "", ErrNoPTR},               // no PTR
+		{"192.0.2.1", verify.StatusPass, "mail.example.com", nil},
+		{"::ffff:192.0.2.1", verify.StatusPass, "mail.example.com", nil},
+		{"2001:db8::25", verify.StatusPass, "mail6.example.com", nil},
+		{"192.0.2.4", verify.StatusPass, "mail4.example.com", nil},        // the second name confirms
+		{"192.0.2.2", verify.StatusFail, "liar.example.com", ErrMismatch}, // forward gives another address
+		{"192.0.2.6", verify.StatusFail, "gone.example.com", ErrMismatch}, // forward is NXDOMAIN
+		{"192.0.2.3", verify.StatusTemperror, "slow.example.com", ErrDNS}, // forward times out
+		{"192.0.2.5", verify.StatusTemperror, "", ErrDNS},                 // PTR SERVFAIL
+		{"192.0.2.7", verify.StatusPermerror, "", ErrNoPTR},               // no PTR
 	} {
 		got := Verify(context.Background(), r, netip.MustParseAddr(tc.ip))
-		if got.Result != tc.result || got.Name != tc.name || !errors.Is(got.Err, tc.err) || (tc.err == nil) != (got.Err == nil) {
-			t.Errorf("Verify(%s) = %s %q %v, want %s %q %v", tc.ip, got.Result, got.Name, got.Err, tc.result, tc.name, tc.err)
+		if got.Status != tc.result || got.Name != tc.name || !errors.Is(got.Err, tc.err) || (tc.err == nil) != (got.Err == nil) {
+			t.Errorf("Verify(%s) = %s %q %v, want %s %q %v", tc.ip, got.Status, got.Name, got.Err, tc.result, tc.name, tc.err)
 		}
 	}
-	if got := Verify(context.Background(), r, netip.Addr{}); got.Result != verify.ResultNone || !errors.Is(got.Err, ErrNoAddress) {
+	if got := Verify(context.Background(), r, netip.Addr{}); got.Status != verify.StatusNone || !errors.Is(got.Err, ErrNoAddress) {
 		t.Errorf("no address: %+v", got)
 	}
 }
@@ -71,7 +71,7 @@ func TestVerifyBoundsNames(t *testing.T) {
 	}
 	r := &dnstest.Resolver{PTR: map[string][]string{dnscache.ReverseName(ip): names}}
 	got := Verify(context.Background(), r, ip)
-	if got.Result != verify.ResultFail || len(got.Names) != MaxNames || len(r.Queries()) != 1+MaxNames {
-		t.Errorf("result %s, %d names, %d queries", got.Result, len(got.Names), len(r.Queries()))
+	if got.Status != verify.StatusFail || len(got.Names) != MaxNames || len(r.Queries()) != 1+MaxNames {
+		t.Errorf("result %s, %d names, %d queries", got.Status, len(got.Names), len(r.Queries()))
 	}
 }
