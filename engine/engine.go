@@ -51,6 +51,15 @@ type Engine struct {
 	MaxHeaders          int
 	MaxHeaderFieldBytes int
 
+	// SpeculativeQueries bounds the DNS queries started at MAIL FROM for
+	// what the envelope predicts, the MAIL FROM domain's DMARC policy
+	// discovery, so that the answers are in the resolver's cache when the
+	// header arrives: 0 means DefaultSpeculativeQueries (one tree walk), a
+	// negative number starts none. SpeculativeTimeout bounds their time (0:
+	// DefaultSpeculativeTimeout); they end with the message too.
+	SpeculativeQueries int
+	SpeculativeTimeout time.Duration
+
 	// Keys, when set, caches parsed DKIM key records (DKIM signatures and
 	// ARC sets); it may be shared by engines (a reload keeps it).
 	Keys *dkimkey.Cache
@@ -119,8 +128,10 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	}
 	m.keyRes = dkimkey.KeyResolver{Resolver: e.Resolver, Keys: e.Keys}
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
-	if !m.internal {
-		m.startSPF()
+	// With SPF answered from memory the sender is known: its DMARC
+	// answers are most likely in memory too, and nothing is speculated.
+	if !m.internal && !m.startSPF() {
+		m.startSpeculation()
 	}
 	return m
 }

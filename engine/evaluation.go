@@ -44,9 +44,10 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // order an MTA sends it: Engine.Begin (at MAIL FROM), AddRcpt, Header for
 // each field, EndOfHeaders, Body for each chunk, then End (the stages are
 // listed in the package doc). Work starts as soon as its inputs exist:
-// SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
-// EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
-// resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
+// SPF at Begin, with the DMARC discovery of the MAIL FROM domain that the
+// envelope predicts (speculate.go); DKIM and ARC key lookups and DMARC
+// policy discovery at EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
+// resolver has in memory (a warm cache, dnscache.HonoursCacheOnly) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
 // latency behind the rest of the message. An Evaluation is used by one
@@ -89,6 +90,11 @@ type Evaluation struct {
 	signBody *canon.BodySet
 	signSkip string // why an unjudged message is not signed
 	ended    bool
+
+	// spec counts the speculative lookups started at MAIL FROM; specDone
+	// is closed when they are over. Both nil when none was started.
+	spec     *specResolver
+	specDone chan struct{}
 }
 
 // Envelope returns the message's SMTP facts.
@@ -104,7 +110,9 @@ func (m *Evaluation) SetQueueID(id string) {
 	}
 }
 
-func (m *Evaluation) startSPF() {
+// startSPF starts the SPF checks and reports whether they were done from
+// memory (a warm cache).
+func (m *Evaluation) startSPF() (warm bool) {
 	m.spfDone = make(chan struct{})
 	env := m.env
 	local, domain := spf.SplitSender(env.MailFrom)
@@ -130,13 +138,26 @@ func (m *Evaluation) startSPF() {
 	// the background while the message arrives.
 	if dnscache.FromMemory(m.ctx, m.e.Resolver, check) {
 		close(m.spfDone)
-		return
+		return true
 	}
 	m.spfHELO, m.heloDone = spf.Result{}, false
 	go func() {
 		defer close(m.spfDone)
-		check(m.ctx)
+		if !checkHELO {
+			check(m.ctx)
+			return
+		}
+		// The two identities at once: their round trips overlap.
+		helo := make(chan struct{})
+		go func() {
+			defer close(helo)
+			m.spfHELO = spf.VerifyHELOWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		}()
+		m.spfMail = spf.VerifyWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		<-helo
+		m.heloDone = true
 	}()
+	return false
 }
 
 // Header adds one header field as received. Fields over the limits are not
@@ -358,6 +379,11 @@ type Verdict struct {
 	// the message was not judged).
 	AuthResults string
 
+	// Speculative counts the DNS queries started at MAIL FROM for what the
+	// envelope predicted (the MAIL FROM domain's DMARC discovery) by the
+	// time of the verdict.
+	Speculative int
+
 	SPF     *spf.Result // the MAIL FROM identity (nil when not judged)
 	HELO    *spf.Result // the HELO identity, when checked separately
 	DKIM    []dkim.Signature
@@ -428,9 +454,9 @@ func (m *Evaluation) End() *Verdict {
 
 	var dr dmarc.Result
 	if m.limitErr != nil {
-		v.ARC = &arc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		dr = dmarc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		results = append(results, authres.Result{Method: "dkim", Value: verify.ResultPermerror, Reason: m.limitErr.Error()})
+		v.ARC = &arc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		dr = dmarc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		results = append(results, authres.Result{Method: "dkim", Value: verify.StatusPermerror, Reason: m.limitErr.Error()})
 	} else {
 		v.DKIM = m.dkimV.Close()
 		ar := m.arcV.Close()
@@ -440,7 +466,7 @@ func (m *Evaluation) End() *Verdict {
 			allB = append(allB, s.B)
 		}
 		if len(v.DKIM) == 0 {
-			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
+			results = append(results, authres.Result{Method: "dkim", Value: verify.StatusNone})
 		}
 		for _, s := range v.DKIM {
 			results = append(results, dkimAuthRes(s, allB))
@@ -473,6 +499,7 @@ func (m *Evaluation) End() *Verdict {
 			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", receivedSPF(m.spfMail, m.e.AuthservID), false))
 		}
 	}
+	v.Speculative = m.speculative()
 	v.Elapsed = m.e.now().Sub(m.start)
 	m.finish(v)
 	return v
@@ -488,12 +515,12 @@ func joinComment(a, b string) string {
 func (m *Evaluation) dmarcArgs(v *Verdict) dmarc.Args {
 	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
-	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
+	args.SPF = dmarc.SPF{Status: s.Status, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
 	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {
 		args.SPF.Identity = dmarc.IdentityHELO
 	}
 	for _, sig := range v.DKIM {
-		args.DKIM = append(args.DKIM, dmarc.DKIM{Result: sig.Result, Domain: sig.Domain, Selector: sig.Selector})
+		args.DKIM = append(args.DKIM, dmarc.DKIM{Status: sig.Status, Domain: sig.Domain, Selector: sig.Selector})
 	}
 	return args
 }
@@ -505,7 +532,7 @@ func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 	if s == nil || m.arcV == nil || v.ARC == nil {
 		return
 	}
-	if v.ARC.Result == verify.ResultTemperror {
+	if v.ARC.Status == verify.StatusTemperror {
 		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
 		return
 	}

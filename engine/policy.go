@@ -120,12 +120,12 @@ type Decision struct {
 // address, the DMARC result and the ARC result of a message that is judged.
 func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision {
 	accept := Decision{Action: ActionAccept}
-	switch d.Result {
-	case verify.ResultFail:
+	switch d.Status {
+	case verify.StatusFail:
 		if d.Disposition == dmarc.PolicyNone || d.Disposition == "" {
 			return accept
 		}
-	case verify.ResultTemperror:
+	case verify.StatusTemperror:
 		if p.Temperror != TemperrorTempfail {
 			return accept
 		}
@@ -144,7 +144,7 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 			}
 		}
 	}
-	if d.Result == verify.ResultFail {
+	if d.Status == verify.StatusFail {
 		if sealer := p.trustedPass(a); sealer != "" {
 			return Decision{Action: ActionAccept, Override: "trusted_forwarder: ARC sealer " + sealer + " reported dmarc=pass"}
 		}
@@ -155,7 +155,7 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 	// A trusted sealer's chain that could not be validated for a temporary
 	// DNS failure might have lifted the failure: treat it like a DMARC
 	// temperror rather than reject on half the facts.
-	if d.Result == verify.ResultFail && p.Temperror == TemperrorTempfail {
+	if d.Status == verify.StatusFail && p.Temperror == TemperrorTempfail {
 		if sealer := p.trustedPending(a); sealer != "" {
 			return Decision{
 				Action: ActionTempfail,
@@ -163,7 +163,7 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 			}
 		}
 	}
-	if d.Result == verify.ResultTemperror {
+	if d.Status == verify.StatusTemperror {
 		return Decision{
 			Action: ActionTempfail,
 			Reply:  fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
@@ -186,7 +186,7 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 // trustedPass returns the first trusted sealer of a validated chain whose
 // ARC-Authentication-Results record dmarc=pass, or "".
 func (p *Policy) trustedPass(a *arc.Result) string {
-	if a == nil || a.Result != verify.ResultPass || len(p.TrustedSealers) == 0 {
+	if a == nil || a.Status != verify.StatusPass || len(p.TrustedSealers) == 0 {
 		return ""
 	}
 	// Newest first: the closest trusted hop is the most relevant.
@@ -207,7 +207,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 			continue
 		}
 		for _, r := range h.Results {
-			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.ResultPass {
+			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.StatusPass {
 				return s.Domain
 			}
 		}
@@ -218,7 +218,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 // trustedPending returns a trusted sealer of a chain whose validation
 // stopped on a temporary failure, or "".
 func (p *Policy) trustedPending(a *arc.Result) string {
-	if a == nil || a.Result != verify.ResultTemperror {
+	if a == nil || a.Status != verify.StatusTemperror {
 		return ""
 	}
 	for i := len(a.Sets) - 1; i >= 0; i-- {

@@ -89,6 +89,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The header follows MAIL FROM at once here: speculative lookups at
+	// MAIL FROM would hide no wait, only add queries. The verdict is the
+	// same with or without them.
+	eng.SpeculativeQueries = -1
 	from := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(*mailFrom), "<"), ">")
 	env := engine.Envelope{ClientIP: ip, HELO: *helo, MailFrom: from, Rcpts: rcpts, AuthUser: *authUser}
 
@@ -183,6 +187,9 @@ type dmarcReport struct {
 	Applied      string `json:"applied,omitempty"`
 	Disposition  string `json:"disposition"`
 	Reason       string `json:"reason,omitempty"`
+	// WalksSkipped counts the identifiers not looked up because they
+	// could not align (outside the Author Domain's Organizational Domain).
+	WalksSkipped int `json:"walks_skipped,omitempty"`
 }
 
 type arcReport struct {
@@ -215,7 +222,7 @@ func checkReport(v *engine.Verdict) report {
 		if s == nil {
 			return nil
 		}
-		r := &spfReport{Result: string(s.Result), Identity: string(s.Identity), Domain: s.Domain, Mechanism: s.Mechanism}
+		r := &spfReport{Result: string(s.Status), Identity: string(s.Identity), Domain: s.Domain, Mechanism: s.Mechanism}
 		if s.Err != nil {
 			r.Reason = s.Err.Error()
 		}
@@ -224,7 +231,7 @@ func checkReport(v *engine.Verdict) report {
 	rep.SPF, rep.SPFHELO = spfRep(v.SPF), spfRep(v.HELO)
 	for _, s := range v.DKIM {
 		rep.DKIM = append(rep.DKIM, dkimReport{
-			Result: string(s.Result), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
+			Result: string(s.Status), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
 			Algorithm: s.Algorithm, KeyBits: s.KeyBits, Reason: s.Reason,
 		})
 	}
@@ -234,12 +241,13 @@ func checkReport(v *engine.Verdict) report {
 			disp = string(d.Disposition)
 		}
 		rep.DMARC = &dmarcReport{
-			Result: string(d.Result), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
+			Result: string(d.Status), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
 			Policy: string(d.Policy), Applied: string(d.Applied), Disposition: disp, Reason: d.Reason,
+			WalksSkipped: d.SkippedWalks,
 		}
 	}
 	if a := v.ARC; a != nil {
-		r := &arcReport{Result: string(a.Result), Instances: a.Instances, OldestPass: a.OldestPass, Reason: a.Reason}
+		r := &arcReport{Result: string(a.Status), Instances: a.Instances, OldestPass: a.OldestPass, Reason: a.Reason}
 		for _, s := range a.Sets {
 			r.Sealers = append(r.Sealers, fmt.Sprintf("i=%d %s", s.Instance, s.Domain))
 		}

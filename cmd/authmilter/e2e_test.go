@@ -198,7 +198,7 @@ func TestPostfixEndToEnd(t *testing.T) {
 		// The delivered message, minus what virtual(8) and smtpd added,
 		// carries a valid chain.
 		res, err := arc.Validate(context.Background(), x.dns, bytes.NewReader(d.Raw), nil)
-		if err != nil || res.Result != verify.ResultPass {
+		if err != nil || res.Status != verify.StatusPass {
 			t.Errorf("delivered ARC chain: %+v %v", res, err)
 		}
 	})
