@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,6 +29,14 @@ func (d *daemon) startSealers(cfg *Config, reg *metrics.Registry) {
 	if d.sealerFile == "" {
 		return
 	}
+	// The default file is in the package's state directory; a daemon run
+	// from a checkout without it keeps the evidence in memory and says so
+	// once, at start, instead of failing to write it at every interval.
+	if dir := filepath.Dir(d.sealerFile); !isDir(dir) {
+		d.logger.Load().Info("sealer evidence kept in memory only: its directory does not exist (create it, or set arc.sealer_stats.file)", "file", d.sealerFile)
+		d.sealerFile = ""
+		return
+	}
 	list, _, err := engine.LoadSealers(d.sealerFile)
 	switch {
 	case err == nil:
@@ -35,6 +45,11 @@ func (d *daemon) startSealers(cfg *Config, reg *metrics.Registry) {
 	default:
 		d.logger.Load().Warn("sealer evidence not restored; starting afresh", "file", d.sealerFile, "err", err)
 	}
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // keepSealers writes the sealer state file every interval and once more
