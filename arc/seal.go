@@ -15,6 +15,7 @@ import (
 
 	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/internal/canon"
+	"github.com/authmilter/authmilter/internal/headerfold"
 	"github.com/authmilter/authmilter/internal/message"
 	"github.com/authmilter/authmilter/internal/sigfield"
 	"github.com/authmilter/authmilter/verify"
@@ -100,21 +101,21 @@ func (s *Sealer) Seal(header []message.Field, bodyHash []byte, chain Result, aut
 		return nil, ErrTooManyInstances
 	}
 	var cv string
-	switch chain.Result {
-	case verify.ResultNone:
+	switch chain.Status {
+	case verify.StatusNone:
 		if n != 0 {
 			return nil, fmt.Errorf("%w: result none but the header has %d ARC Sets", ErrSealer, n)
 		}
 		cv = "none"
-	case verify.ResultPass:
+	case verify.StatusPass:
 		if parseErr != nil || n == 0 || chain.Instances != n {
 			return nil, fmt.Errorf("%w: result pass does not match the ARC Sets in the header", ErrSealer)
 		}
 		cv = "pass"
-	case verify.ResultFail:
+	case verify.StatusFail:
 		cv = "fail"
 	default:
-		return nil, fmt.Errorf("%w (result %q)", ErrNoVerdict, chain.Result)
+		return nil, fmt.Errorf("%w (result %q)", ErrNoVerdict, chain.Status)
 	}
 	i := n + 1
 	now := time.Now
@@ -129,28 +130,19 @@ func (s *Sealer) Seal(header []message.Field, bodyHash []byte, chain Result, aut
 	if results == "" {
 		results = "none"
 	}
-	aarPieces := append([]piece{{s: "i=" + inst + ";"}, {s: authservID + ";"}}, words(results)...)
+	aarPieces := append([]piece{{S: "i=" + inst + ";"}, {S: authservID + ";"}}, words(results)...)
 	aarField := message.Field{Name: HeaderAAR, Raw: fold(HeaderAAR, aarPieces)}
 
 	// ARC-Message-Signature (RFC 8617 §4.1.2), relaxed/relaxed, tags in
 	// alphabetical order.
 	names := s.headerNames(header)
 	amsTags := func(b string) []piece {
-		p := []piece{{s: "a=" + string(alg) + ";"}}
+		p := []piece{{S: "a=" + string(alg) + ";"}}
 		p = append(p, base64Pieces("b", b, ";")...)
-		p = append(p, piece{s: "bh=" + base64.StdEncoding.EncodeToString(bodyHash) + ";", own: true},
-			piece{s: "c=relaxed/relaxed;"}, piece{s: "d=" + s.Domain + ";"})
-		for k, name := range names {
-			ps := piece{s: name + ":", glued: k > 0}
-			if k == 0 {
-				ps.s = "h=" + ps.s
-			}
-			if k == len(names)-1 {
-				ps.s = strings.TrimSuffix(ps.s, ":") + ";"
-			}
-			p = append(p, ps)
-		}
-		return append(p, piece{s: "i=" + inst + ";"}, piece{s: "s=" + s.Selector + ";"}, piece{s: "t=" + t})
+		p = append(p, piece{S: "bh=" + base64.StdEncoding.EncodeToString(bodyHash) + ";", Own: true},
+			piece{S: "c=relaxed/relaxed;"}, piece{S: "d=" + s.Domain + ";"})
+		p = append(p, headerfold.Names("h", names, ";")...)
+		return append(p, piece{S: "i=" + inst + ";"}, piece{S: "s=" + s.Selector + ";"}, piece{S: "t=" + t})
 	}
 	var buf []byte
 	for _, f := range canon.Select(header, names) {
@@ -166,10 +158,10 @@ func (s *Sealer) Seal(header []message.Field, bodyHash []byte, chain Result, aut
 	// ARC-Seal (RFC 8617 §4.1.3) over the ARC Sets (§5.1.1), or over the
 	// new set alone for a failed chain (§5.1.2).
 	sealTags := func(b string) []piece {
-		p := []piece{{s: "a=" + string(alg) + ";"}}
+		p := []piece{{S: "a=" + string(alg) + ";"}}
 		p = append(p, base64Pieces("b", b, ";")...)
-		return append(p, piece{s: "cv=" + cv + ";", own: true}, piece{s: "d=" + s.Domain + ";"},
-			piece{s: "i=" + inst + ";"}, piece{s: "s=" + s.Selector + ";"}, piece{s: "t=" + t})
+		return append(p, piece{S: "cv=" + cv + ";", Own: true}, piece{S: "d=" + s.Domain + ";"},
+			piece{S: "i=" + inst + ";"}, piece{S: "s=" + s.Selector + ";"}, piece{S: "t=" + t})
 	}
 	buf = buf[:0]
 	if cv != "fail" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/domain"
 )
 
 // Status is the outcome of one check.
@@ -165,35 +166,25 @@ func Domain(ctx context.Context, domain string, opts *Options) Report {
 	return rep
 }
 
-// ParseDomain checks a domain name given to Domain and returns it in lower
-// case without a trailing dot. Internationalised names must be given as
-// A-labels.
-func ParseDomain(domain string) (string, error) {
-	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
-	if d == "" {
-		return "", errors.New("empty domain name")
+// ParseDomain checks a domain name given to Domain (U-labels or A-labels,
+// any case, an optional trailing dot) and returns its A-label form, the
+// form every lookup uses (RFC 8616).
+func ParseDomain(input string) (string, error) {
+	n, err := domain.Parse(strings.TrimSpace(input))
+	if err != nil {
+		return "", err
 	}
-	for i := 0; i < len(d); i++ {
-		if c := d[i]; c <= ' ' || c >= 0x7f {
-			return "", fmt.Errorf("%q is not an ASCII domain name (give internationalised names as A-labels, xn--…)", domain)
+	if n.Labels() < 2 {
+		return "", fmt.Errorf("%q is not a domain name with at least two labels", input)
+	}
+	// RFC 5321 §4.1.2: a mail domain's labels start and end with a letter
+	// or digit.
+	for l := range strings.SplitSeq(n.ASCII, ".") {
+		if strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return "", fmt.Errorf("%q is not a mail domain: label %q starts or ends with a hyphen", input, l)
 		}
 	}
-	if !strings.Contains(d, ".") {
-		return "", fmt.Errorf("%q is not a domain name with at least two labels", domain)
-	}
-	// RFC 1035 §2.3.4 sizes; letters, digits, hyphens and the underscores
-	// of service names (RFC 8552).
-	if len(d) > 253 {
-		return "", fmt.Errorf("%q is longer than 253 octets", domain)
-	}
-	for l := range strings.SplitSeq(d, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || strings.IndexFunc(l, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-		}) >= 0 {
-			return "", fmt.Errorf("%q is not a domain name: label %q", domain, l)
-		}
-	}
-	return strings.ToLower(d), nil
+	return n.ASCII, nil
 }
 
 // isTemporary reports a failure that says nothing about the record: a

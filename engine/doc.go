@@ -11,7 +11,10 @@
 //  1. Engine.Begin, at MAIL FROM: the client is checked against the
 //     internal networks and authenticated users (Policy.Internal); for
 //     other clients the SPF checks of MAIL FROM and HELO start
-//     (RFC 7208 §2.3, §2.4).
+//     (RFC 7208 §2.3, §2.4), and, speculatively, the DMARC policy
+//     discovery of the MAIL FROM domain, which the From domain usually is
+//     or shares its Organizational Domain with (bounded by
+//     Engine.SpeculativeQueries and SpeculativeTimeout).
 //  2. Evaluation.AddRcpt and Evaluation.Header, for each recipient and
 //     header field: fields are kept within the header limits, and
 //     Authentication-Results fields that claim our authserv-id are noted

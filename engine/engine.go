@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/dkimkey"
 	"github.com/authmilter/authmilter/verify/dkim"
@@ -31,6 +32,8 @@ type Engine struct {
 	// Sealer, when set, adds an ARC set to every message passed on (for
 	// forwarders and mailing lists).
 	Sealer *arc.Sealer
+	// Signing, when set, DKIM-signs mail that is not judged (issue #21).
+	Signing *Signing
 	// ReceivedSPF adds a Received-SPF header field (RFC 7208 §9.1).
 	ReceivedSPF bool
 
@@ -48,10 +51,22 @@ type Engine struct {
 	MaxHeaders          int
 	MaxHeaderFieldBytes int
 
+	// SpeculativeQueries bounds the DNS queries started at MAIL FROM for
+	// what the envelope predicts, the MAIL FROM domain's DMARC policy
+	// discovery, so that the answers are in the resolver's cache when the
+	// header arrives: 0 means DefaultSpeculativeQueries (one tree walk), a
+	// negative number starts none. SpeculativeTimeout bounds their time (0:
+	// DefaultSpeculativeTimeout); they end with the message too.
+	SpeculativeQueries int
+	SpeculativeTimeout time.Duration
+
 	// Keys, when set, caches parsed DKIM key records (DKIM signatures and
 	// ARC sets); it may be shared by engines (a reload keeps it).
 	Keys *dkimkey.Cache
 
+	// Sealers, when set, gathers evidence on ARC sealers (SealerStats);
+	// it may be shared by engines (a reload keeps it).
+	Sealers *SealerStats
 	// Reports, when set, receives the facts of judged messages for DMARC
 	// aggregate reports.
 	Reports *Reporting
@@ -60,6 +75,16 @@ type Engine struct {
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Signing is the DKIM signing setup: which unjudged mail is signed, with
+// which keys. Judged (inbound) mail is never signed.
+type Signing struct {
+	Keys    *dkimsign.Table
+	Options *dkimsign.Options
+	// Authenticated signs mail from SMTP AUTH clients ({auth_authen});
+	// Internal mail from Policy.InternalNetworks.
+	Authenticated, Internal bool
 }
 
 // Envelope holds the SMTP facts of one message.
@@ -71,6 +96,10 @@ type Envelope struct {
 	Rcpts      []string
 	QueueID    string
 	AuthUser   string // {auth_authen}: set for authenticated submissions
+	// IPRev is the client's iprev check started at connect
+	// (Engine.StartIPRev), shared by the connection's messages; when nil,
+	// Begin starts one for the message if the policy asks for it.
+	IPRev *ClientCheck
 }
 
 func (e *Engine) now() time.Time {
@@ -110,8 +139,13 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	}
 	m.keyRes = dkimkey.KeyResolver{Resolver: e.Resolver, Keys: e.Keys}
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
+	// With SPF answered from memory the sender is known: its DMARC
+	// answers are most likely in memory too, and nothing is speculated.
 	if !m.internal {
-		m.startSPF()
+		m.env.IPRev = m.ipRev()
+		if !m.startSPF() {
+			m.startSpeculation()
+		}
 	}
 	return m
 }

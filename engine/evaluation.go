@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/internal/canon"
 	"github.com/authmilter/authmilter/internal/dkimkey"
@@ -16,6 +17,7 @@ import (
 	"github.com/authmilter/authmilter/verify/authres"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/iprev"
 	"github.com/authmilter/authmilter/verify/spf"
 )
 
@@ -43,9 +45,10 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // order an MTA sends it: Engine.Begin (at MAIL FROM), AddRcpt, Header for
 // each field, EndOfHeaders, Body for each chunk, then End (the stages are
 // listed in the package doc). Work starts as soon as its inputs exist:
-// SPF at Begin; DKIM and ARC key lookups and DMARC policy discovery at
-// EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
-// resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
+// SPF at Begin, with the DMARC discovery of the MAIL FROM domain that the
+// envelope predicts (speculate.go); DKIM and ARC key lookups and DMARC
+// policy discovery at EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
+// resolver has in memory (a warm cache, dnscache.HonoursCacheOnly) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
 // latency behind the rest of the message. An Evaluation is used by one
@@ -81,7 +84,18 @@ type Evaluation struct {
 	authors []string
 	dkimV   *dkim.Verifier
 	arcV    *arc.Validator
-	ended   bool
+	// signKeys are the DKIM keys that sign this (unjudged) message;
+	// signHash its body hash, fed through arcV or signBody.
+	signKeys []dkimsign.Key
+	signHash *canon.BodyHasher
+	signBody *canon.BodySet
+	signSkip string // why an unjudged message is not signed
+	ended    bool
+
+	// spec counts the speculative lookups started at MAIL FROM; specDone
+	// is closed when they are over. Both nil when none was started.
+	spec     *specResolver
+	specDone chan struct{}
 }
 
 // Envelope returns the message's SMTP facts.
@@ -97,7 +111,9 @@ func (m *Evaluation) SetQueueID(id string) {
 	}
 }
 
-func (m *Evaluation) startSPF() {
+// startSPF starts the SPF checks and reports whether they were done from
+// memory (a warm cache).
+func (m *Evaluation) startSPF() (warm bool) {
 	m.spfDone = make(chan struct{})
 	env := m.env
 	local, domain := spf.SplitSender(env.MailFrom)
@@ -123,13 +139,26 @@ func (m *Evaluation) startSPF() {
 	// the background while the message arrives.
 	if dnscache.FromMemory(m.ctx, m.e.Resolver, check) {
 		close(m.spfDone)
-		return
+		return true
 	}
 	m.spfHELO, m.heloDone = spf.Result{}, false
 	go func() {
 		defer close(m.spfDone)
-		check(m.ctx)
+		if !checkHELO {
+			check(m.ctx)
+			return
+		}
+		// The two identities at once: their round trips overlap.
+		helo := make(chan struct{})
+		go func() {
+			defer close(helo)
+			m.spfHELO = spf.VerifyHELOWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		}()
+		m.spfMail = spf.VerifyWithOptions(m.ctx, m.e.Resolver, args, m.e.SPF)
+		<-helo
+		m.heloDone = true
 	}()
+	return false
 }
 
 // Header adds one header field as received. Fields over the limits are not
@@ -185,8 +214,15 @@ func (m *Evaluation) EndOfHeaders() {
 		return
 	}
 	if m.internal {
+		// One body set: the DKIM signatures' body hash (relaxed/sha256,
+		// whole body) is the one an ARC seal needs, hashed once.
+		body := canon.NewBodySet()
+		m.startSigning(body)
 		if m.e.Sealer != nil && m.e.Policy.SealInternal {
-			m.arcV = arc.NewValidator(m.ctx, &m.keyRes, m.fields, m.e.ARC)
+			m.arcV = arc.NewValidatorWithBody(m.ctx, &m.keyRes, m.fields, body, m.e.ARC)
+		}
+		if m.signHash != nil && m.arcV == nil {
+			m.signBody = body
 		}
 		return
 	}
@@ -296,7 +332,10 @@ func (m *Evaluation) Body(chunk []byte) {
 		_, _ = m.dkimV.Write(chunk)
 	}
 	if m.arcV != nil {
-		_, _ = m.arcV.Write(chunk)
+		_, _ = m.arcV.Write(chunk) // also feeds the signing hash
+	}
+	if m.signBody != nil {
+		_, _ = m.signBody.Write(chunk)
 	}
 }
 
@@ -322,8 +361,9 @@ type Verdict struct {
 	Reply  string // for reject and tempfail
 	// QuarantineReason is given to the MTA with the quarantine action.
 	QuarantineReason string
-	// Override names the local policy that overrode DMARC, if any.
-	Override string
+	// Override says why Action differs from what the DMARC policy asked,
+	// if it does (the same words in A-R, the log line and check).
+	Override Override
 	// Internal: the message was not judged (internal network or
 	// authenticated submission).
 	Internal bool
@@ -341,15 +381,29 @@ type Verdict struct {
 	// the message was not judged).
 	AuthResults string
 
-	SPF      *spf.Result // the MAIL FROM identity (nil when not judged)
-	HELO     *spf.Result // the HELO identity, when checked separately
-	DKIM     []dkim.Signature
-	DMARC    *dmarc.Result
-	ARC      *arc.Result
-	SealErr  error // why an ARC set could not be added
-	Sealed   bool
-	LimitErr error // the header section exceeded a limit
-	Elapsed  time.Duration
+	// Speculative counts the DNS queries started at MAIL FROM for what the
+	// envelope predicted (the MAIL FROM domain's DMARC discovery) by the
+	// time of the verdict.
+	Speculative int
+
+	IPRev   *iprev.Result // the client's iprev check (nil when off)
+	SPF     *spf.Result   // the MAIL FROM identity (nil when not judged)
+	HELO    *spf.Result   // the HELO identity, when checked separately
+	DKIM    []dkim.Signature
+	DMARC   *dmarc.Result
+	ARC     *arc.Result
+	SealErr error // why an ARC set could not be added
+	// Signed are the DKIM signatures added (mail not judged, from a
+	// signing source, whose From domain has keys); SignErr why none could
+	// be.
+	Signed  []dkimsign.Signature
+	SignErr error
+	// SignSkipped says why mail that is not judged was not signed when
+	// signing is configured ("no key for example.org", ...).
+	SignSkipped string
+	Sealed      bool
+	LimitErr    error // the header section exceeded a limit
+	Elapsed     time.Duration
 }
 
 // End finishes the message: it waits (at most Engine.Timeout) for the
@@ -370,6 +424,9 @@ func (m *Evaluation) End() *Verdict {
 	}
 
 	if m.internal {
+		// Sign first: the ARC-Message-Signature covers the new
+		// DKIM-Signature fields.
+		m.sign(v)
 		if m.arcV != nil {
 			r := m.arcV.Close()
 			v.ARC = &r
@@ -392,17 +449,18 @@ func (m *Evaluation) End() *Verdict {
 	}
 
 	// SPF twice, DMARC, ARC, and DKIM: room for two signatures.
-	results := make([]authres.Result, 0, 6)
-	results = append(results, spfAuthRes(m.spfMail))
+	results := make([]authres.Result, 0, 7)
+	results = m.appendIPRev(v, results)
+	results = append(results, publicSPF(m.spfMail))
 	if v.HELO != nil {
-		results = append(results, spfAuthRes(*v.HELO))
+		results = append(results, publicSPF(*v.HELO))
 	}
 
 	var dr dmarc.Result
 	if m.limitErr != nil {
-		v.ARC = &arc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		dr = dmarc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		results = append(results, authres.Result{Method: "dkim", Value: verify.ResultPermerror, Reason: m.limitErr.Error()})
+		v.ARC = &arc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		dr = dmarc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		results = append(results, authres.Result{Method: "dkim", Value: verify.StatusPermerror, Reason: m.limitErr.Error()})
 	} else {
 		v.DKIM = m.dkimV.Close()
 		ar := m.arcV.Close()
@@ -412,10 +470,10 @@ func (m *Evaluation) End() *Verdict {
 			allB = append(allB, s.B)
 		}
 		if len(v.DKIM) == 0 {
-			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
+			results = append(results, authres.Result{Method: "dkim", Value: verify.StatusNone})
 		}
 		for _, s := range v.DKIM {
-			results = append(results, dkimAuthRes(s, allB))
+			results = append(results, publicDKIM(s, allB))
 		}
 		opts := m.e.DMARC
 		if m.dmarcOpts != nil {
@@ -425,17 +483,13 @@ func (m *Evaluation) End() *Verdict {
 	}
 	v.DMARC = &dr
 
-	d := m.e.Policy.Decide(m.env.ClientIP, &dr, v.ARC)
+	d := m.e.Policy.DecideFacts(m.facts(v))
 	v.Action, v.Reply, v.Override = d.Action, d.Reply, d.Override
 	if v.Action == ActionQuarantine {
-		v.QuarantineReason = "DMARC policy of " + dr.PolicyDomain + " is quarantine"
+		v.QuarantineReason = quarantineReason(&dr, d.Override)
 	}
-	dres := dmarcAuthRes(dr)
-	if d.Override != "" {
-		dres.Comment = joinComment(dres.Comment, "override "+d.Override)
-	}
-	results = append(results, dres)
-	results = append(results, arcAuthRes(*v.ARC, m.env.ClientIP))
+	results = append(results, publicDMARC(dr, d.Override))
+	results = append(results, publicARC(*v.ARC, m.env.ClientIP))
 
 	v.AuthResults = authres.Format(m.e.AuthservID, results)
 	if v.Action != ActionReject && v.Action != ActionTempfail {
@@ -445,7 +499,9 @@ func (m *Evaluation) End() *Verdict {
 			v.Insert = append(v.Insert, message.FromMilter("Received-SPF", receivedSPF(m.spfMail, m.e.AuthservID), false))
 		}
 	}
+	v.Speculative = m.speculative()
 	v.Elapsed = m.e.now().Sub(m.start)
+	m.e.Sealers.Record(v)
 	m.finish(v)
 	m.report(v)
 	return v
@@ -461,12 +517,12 @@ func joinComment(a, b string) string {
 func (m *Evaluation) dmarcArgs(v *Verdict) dmarc.Args {
 	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
-	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
+	args.SPF = dmarc.SPF{Status: s.Status, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
 	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {
 		args.SPF.Identity = dmarc.IdentityHELO
 	}
 	for _, sig := range v.DKIM {
-		args.DKIM = append(args.DKIM, dmarc.DKIM{Result: sig.Result, Domain: sig.Domain, Selector: sig.Selector})
+		args.DKIM = append(args.DKIM, dmarc.DKIM{Status: sig.Status, Domain: sig.Domain, Selector: sig.Selector})
 	}
 	return args
 }
@@ -478,14 +534,15 @@ func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 	if s == nil || m.arcV == nil || v.ARC == nil {
 		return
 	}
-	if v.ARC.Result == verify.ResultTemperror {
+	if v.ARC.Status == verify.StatusTemperror {
 		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
 		return
 	}
-	// The header as passed on: without the forged fields we remove.
-	hdr := m.fields
+	// The header as passed on: the fields added so far (DKIM signatures),
+	// then the message's without the forged ones we remove.
+	hdr := append(append([]message.Field(nil), v.Insert...), m.fields...)
 	if len(m.forged) > 0 {
-		hdr = make([]message.Field, 0, len(m.fields))
+		hdr = append(make([]message.Field, 0, len(v.Insert)+len(m.fields)), v.Insert...)
 		n := 0
 		for _, f := range m.fields {
 			if strings.EqualFold(f.Name, "Authentication-Results") {

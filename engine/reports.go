@@ -32,11 +32,11 @@ func (m *Evaluation) report(v *Verdict) {
 		v.Action == ActionTempfail || !m.env.ClientIP.IsValid() {
 		return
 	}
-	rp.Record(reportRecord(m.env, v, m.e.Policy, rp.EnvelopeTo, m.start))
+	rp.Record(reportRecord(m.env, v, rp.EnvelopeTo, m.start))
 }
 
 // reportRecord turns a verdict into an aggregate report record.
-func reportRecord(env Envelope, v *Verdict, pol Policy, envelopeTo bool, at time.Time) dmarcreport.Record {
+func reportRecord(env Envelope, v *Verdict, envelopeTo bool, at time.Time) dmarcreport.Record {
 	d := v.DMARC
 	rec := d.Record
 	p := string(rec.Policy)
@@ -82,7 +82,7 @@ func reportRecord(env Envelope, v *Verdict, pol Policy, envelopeTo bool, at time
 	// The disposition applied (ActionDispositionType): pass for a DMARC
 	// pass under an enforcing policy, else what was done to the message.
 	switch {
-	case d.Result == verify.ResultPass && d.Policy != dmarc.PolicyNone && d.Policy != "":
+	case d.Status == verify.StatusPass && d.Policy != dmarc.PolicyNone && d.Policy != "":
 		row.Disposition = dmarcreport.DispositionPass
 	case v.Action == ActionReject:
 		row.Disposition = dmarcreport.DispositionReject
@@ -91,29 +91,22 @@ func reportRecord(env Envelope, v *Verdict, pol Policy, envelopeTo bool, at time
 	default:
 		row.Disposition = dmarcreport.DispositionNone
 	}
-	// RFC 9990 §2.1.6: why the disposition differs from the policy.
-	switch d.Reduced {
-	case dmarc.ReducedTesting:
-		row.Reasons = append(row.Reasons, dmarcreport.Reason{Type: dmarcreport.ReasonPolicyTestMode, Comment: "t=y"})
-	case dmarc.ReducedSampling:
-		row.Reasons = append(row.Reasons, dmarcreport.Reason{Type: dmarcreport.ReasonOther, Comment: "sampled out (pct)"})
-	}
-	if t, comment, ok := strings.Cut(v.Override, ": "); ok {
-		row.Reasons = append(row.Reasons, dmarcreport.Reason{Type: dmarcreport.ReasonType(t), Comment: comment})
-	} else if d.Result == verify.ResultFail && string(row.Disposition) != string(d.Disposition) && d.Disposition != "" {
-		// The policy asked for more than was done and no override
-		// said why: the local configuration did.
-		comment := "policy.enforce is false"
-		if pol.Enforce && d.Disposition == dmarc.PolicyQuarantine {
-			comment = "quarantine by header only (policy.quarantine: header)"
+	// RFC 9990 §2.1.6: why the disposition differs from the policy, as
+	// the policy decision recorded it (t=y, allow lists, trusted
+	// sealers, mailing lists, monitor mode).
+	if o := v.Override; !o.IsZero() {
+		t, comment := dmarcreport.ReasonType(o.Type), o.Comment
+		if !t.Valid() {
+			// RFC 7489's sampled_out (pct) has no RFC 9990 type.
+			t, comment = dmarcreport.ReasonOther, o.String()
 		}
-		row.Reasons = append(row.Reasons, dmarcreport.Reason{Type: dmarcreport.ReasonLocalPolicy, Comment: comment})
+		row.Reasons = append(row.Reasons, dmarcreport.Reason{Type: t, Comment: comment})
 	}
 
 	// auth_results: uninterpreted DKIM and SPF results.
 	for _, s := range v.DKIM {
-		dr := dmarcreport.DKIMResult{Domain: s.Domain, Selector: s.Selector, Result: string(s.Result)}
-		if s.Result != verify.ResultPass {
+		dr := dmarcreport.DKIMResult{Domain: s.Domain, Selector: s.Selector, Result: string(s.Status)}
+		if s.Status != verify.StatusPass {
 			dr.HumanResult = s.Reason
 		}
 		row.DKIMResults = append(row.DKIMResults, dr)
@@ -122,7 +115,7 @@ func reportRecord(env Envelope, v *Verdict, pol Policy, envelopeTo bool, at time
 		// RFC 9990: only the MAIL FROM identity; for the null
 		// reverse-path that is postmaster@HELO (RFC 7208 §2.4).
 		if s.Identity == spf.IdentityMailFrom || s.Identity == spf.IdentityHELO && env.MailFrom == "" {
-			row.SPFResult = &dmarcreport.SPFResult{Domain: s.Domain, Result: string(s.Result)}
+			row.SPFResult = &dmarcreport.SPFResult{Domain: s.Domain, Result: string(s.Status)}
 		}
 	}
 	return dmarcreport.Record{Policy: published, Row: row, Time: at}

@@ -60,7 +60,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		if cfg, err = LoadConfig(*path); err != nil {
 			return usageError{err}
 		}
-		if keys, err = configuredKeys(cfg); err != nil {
+		if keys, err = configuredKeys(cfg, fs.Args()); err != nil {
 			return usageError{err}
 		}
 	}
@@ -135,8 +135,11 @@ func newResolver(cfg *Config, zoneFile string) (dnscache.Resolver, error) {
 }
 
 // configuredKeys returns the public halves of the configured private keys
-// published under selectors: today the ARC sealing key.
-func configuredKeys(cfg *Config) ([]audit.Key, error) {
+// that sign for the audited domains: the ARC sealing key and the DKIM
+// signing keys (dkim.sign.keys and the OpenDKIM tables) that the signer
+// would use for mail from those domains, so dkim.key checks their selectors
+// and dkim.key_match compares them with what is published.
+func configuredKeys(cfg *Config, domains []string) ([]audit.Key, error) {
 	var keys []audit.Key
 	if s := cfg.ARC.Seal; s.KeyFile != "" {
 		k, err := arc.LoadKey(s.KeyFile)
@@ -147,6 +150,22 @@ func configuredKeys(cfg *Config) ([]audit.Key, error) {
 			Domain: s.Domain, Selector: s.Selector, Public: k.Public(),
 			Source: "arc.seal.key_file " + s.KeyFile,
 		})
+	}
+	sign, err := signing(cfg, nil)
+	if err != nil || sign == nil {
+		return keys, err
+	}
+	for _, d := range domains {
+		name, err := audit.ParseDomain(d)
+		if err != nil {
+			continue // refused as a usage error before
+		}
+		for _, k := range sign.Keys.Keys("postmaster@" + name) {
+			keys = append(keys, audit.Key{
+				Domain: k.Domain, Selector: k.Selector, Public: k.Signer.Public(),
+				Source: "dkim.sign key for " + k.Domain + " selector " + k.Selector,
+			})
+		}
 	}
 	return keys, nil
 }

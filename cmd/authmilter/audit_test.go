@@ -193,7 +193,7 @@ func TestAuditUsage(t *testing.T) {
 		{"unknown flag", []string{"--bogus", "example.com"}, "flag provided but not defined"},
 		{"missing zone", []string{"--zone", filepath.Join(t.TempDir(), "none.zone"), "example.com"}, "none.zone"},
 		{"bad CA file", []string{"--zone", zone, "--ca-file", bad, "example.com"}, "no PEM certificate"},
-		{"not a domain", []string{"--zone", zone, "example.com", "mail@example.com"}, `"mail@example.com" is not a domain name: label "mail@example"`},
+		{"not a domain", []string{"--zone", zone, "example.com", "mail@example.com"}, `"mail@example.com": label "mail@example" contains '@'`},
 		{"one label", []string{"--zone", zone, "localhost"}, "at least two labels"},
 		{"bad timeout", []string{"--zone", zone, "--timeout", "0s", "example.com"}, "--timeout"},
 		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "none.yaml"), "example.com"}, "none.yaml"},
@@ -264,6 +264,65 @@ func TestAuditConfigKeyMatch(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no dkim.key_match:\n%s", out)
+			}
+		})
+	}
+}
+
+// With --config, the DKIM signing key that would sign the audited domain's
+// mail is compared with the one published under its selector; a key of
+// another domain is not.
+func TestAuditConfigSigningKeyMatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "dkim.key")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "dkim:\n  sign:\n    keys:\n      - {domain: example.com, selector: s2026, key_file: "+keyFile+"}\n      - {domain: example.net, selector: other, key_file: "+keyFile+"}\n")
+	for _, tc := range []struct {
+		name      string
+		published ed25519.PublicKey
+		code      int
+		status    string
+	}{
+		{"published", pub, 0, "pass"},
+		{"another key published", other, 1, "fail"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			zone := filepath.Join(t.TempDir(), "z.zone")
+			text := auditZones["good"] + `s2026._domainkey.example.com. TXT "v=DKIM1; k=ed25519; p=` + base64.StdEncoding.EncodeToString(tc.published) + "\"\n"
+			if err := os.WriteFile(zone, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd("audit", "--config", cfg, "--zone", zone, "--format", "json", "example.com")
+			if code != tc.code {
+				t.Errorf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			var rep struct {
+				Checks []struct{ ID, Status, Detail string }
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, c := range rep.Checks {
+				if c.ID == "dkim.key_match" {
+					n++
+					if c.Status != tc.status || !strings.Contains(c.Detail, "s2026") || strings.Contains(c.Detail, "other") {
+						t.Errorf("dkim.key_match %s: %s", c.Status, c.Detail)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d dkim.key_match checks, want 1:\n%s", n, out)
 			}
 		})
 	}

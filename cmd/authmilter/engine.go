@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dkimsign"
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/engine"
@@ -36,9 +37,28 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		Enforce:        cfg.Policy.Enforce == nil || *cfg.Policy.Enforce,
 		Quarantine:     engine.QuarantineMode(cfg.Policy.Quarantine),
 		Temperror:      engine.TemperrorMode(cfg.Policy.Temperror),
-		AllowDomains:   aLabels(cfg.Policy.AllowDomains),
 		SealInternal:   cfg.Policy.SealInternal,
 		TrustedSealers: aLabels(cfg.ARC.TrustedSealers),
+		IgnoreMailFrom: aLabels(cfg.Policy.IgnoreMailFrom),
+		IgnoreRcpt:     rcptEntries(cfg.Policy.IgnoreRcpt),
+		ListAction:     engine.ListAction(cfg.DMARC.ListAction),
+		FromChecks:     engine.FromChecks(cfg.Policy.FromChecks),
+		IPRev:          engine.IPRevMode(cfg.Policy.IPRev),
+	}
+	for _, entry := range cfg.Policy.AllowDomains {
+		kind, dom, err := allowEntry(entry)
+		if err != nil {
+			return nil, fmt.Errorf("policy.allow_domains: %w", err)
+		}
+		dom = aLabel(dom)
+		switch kind {
+		case "dkim":
+			pol.AllowDKIM = append(pol.AllowDKIM, dom)
+		case "spf":
+			pol.AllowSPF = append(pol.AllowSPF, dom)
+		default:
+			pol.AllowDomains = append(pol.AllowDomains, dom)
+		}
 	}
 	var err error
 	if pol.AllowNetworks, err = prefixes(cfg.Policy.AllowNetworks); err != nil {
@@ -74,7 +94,59 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		// The seal's d= and s= go into any message: A-labels (RFC 8616).
 		e.Sealer = &arc.Sealer{Domain: aLabel(s.Domain), Selector: aLabel(s.Selector), Key: key, Headers: s.Headers}
 	}
+	if e.Signing, err = signing(cfg, logger); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// signing loads the DKIM signing keys of cfg (dkim.sign); nil when none
+// are configured. Called at start and on every SIGHUP, so a selector
+// rotation is a configuration change and a reload.
+func signing(cfg *Config, logger *slog.Logger) (*engine.Signing, error) {
+	c := cfg.DKIM.Sign
+	if len(c.Keys) == 0 && c.OpenDKIMKeyTable == "" {
+		return nil, nil
+	}
+	table, warnings, err := dkimsign.Load(c.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("dkim.sign.keys: %w", err)
+	}
+	if c.OpenDKIMKeyTable != "" {
+		o, w, err := dkimsign.LoadOpenDKIM(c.OpenDKIMKeyTable, c.OpenDKIMSigningTable, c.OpenDKIMMultipleSignatures)
+		if err != nil {
+			return nil, fmt.Errorf("dkim.sign.opendkim_key_table/opendkim_signing_table: %w", err)
+		}
+		warnings = append(warnings, w...)
+		table = table.WithOpenDKIM(o)
+	}
+	for _, w := range warnings {
+		if logger != nil {
+			logger.Warn("dkim.sign: " + w)
+		}
+	}
+	s := &engine.Signing{
+		Keys:    table,
+		Options: &dkimsign.Options{Expire: c.Expire},
+	}
+	// An empty list in the file means the default, not "sign nothing".
+	if len(c.Headers) > 0 {
+		s.Options.Headers = c.Headers
+	}
+	if len(c.Oversign) > 0 {
+		s.Options.Oversign = c.Oversign
+	}
+	if err := s.Options.Prepare(); err != nil {
+		return nil, fmt.Errorf("dkim.sign.headers/oversign: %w", err)
+	}
+	if len(c.Sources) == 0 {
+		s.Authenticated, s.Internal = true, true
+	}
+	for _, src := range c.Sources {
+		s.Authenticated = s.Authenticated || src == "authenticated"
+		s.Internal = s.Internal || src == "internal"
+	}
+	return s, nil
 }
 
 // aLabels returns the names of a configured list in the form the policy
@@ -84,6 +156,24 @@ func aLabels(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
 		out[i] = aLabel(s)
+	}
+	return out
+}
+
+// rcptEntries normalises policy.ignore_rcpt: the domain of an address or
+// a domain entry as A-labels, a local part in lower case.
+func rcptEntries(list []string) []string {
+	out := make([]string, len(list))
+	for i, e := range list {
+		e = strings.TrimSpace(e)
+		if local, dom, ok := strings.Cut(e, "@"); ok {
+			if dom != "" {
+				dom = aLabel(dom)
+			}
+			out[i] = strings.ToLower(local) + "@" + dom
+		} else {
+			out[i] = aLabel(e)
+		}
 	}
 	return out
 }

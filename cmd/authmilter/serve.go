@@ -88,6 +88,10 @@ type daemon struct {
 	level   *slog.LevelVar
 	logger  atomic.Pointer[slog.Logger]
 	metrics *engine.Metrics
+	// sealers gathers ARC sealer evidence across reloads; sealerFile is
+	// where it is kept ("" for nowhere).
+	sealers    *engine.SealerStats
+	sealerFile string
 
 	mu       sync.Mutex // serialises reloads
 	cfg      *Config
@@ -114,10 +118,18 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	log.SetOutput(libLog{d})
 	reg := metrics.NewRegistry()
 	d.metrics = engine.NewMetrics(reg)
-	var err error
-	if err = d.apply(cfg); err != nil {
+	d.startSealers(cfg, reg)
+	if err := d.apply(cfg); err != nil {
 		return err
 	}
+	sealersCtx, stopSealers := context.WithCancel(context.Background())
+	sealersDone := make(chan struct{})
+	go func() { defer close(sealersDone); d.keepSealers(sealersCtx, sealerInterval) }()
+	defer func() {
+		stopSealers()
+		<-sealersDone // writes the file one last time
+	}()
+	var err error
 	if d.reports, err = startReports(cfg, d.resolver, d.logger.Load(), reg); err != nil {
 		return err
 	}
@@ -255,6 +267,7 @@ func (d *daemon) apply(cfg *Config) error {
 		d.keys = dkimkey.NewCache(0)
 	}
 	e.Keys = d.keys
+	e.Sealers = d.sealers
 	if d.reports != nil {
 		e.Reports = &engine.Reporting{Record: d.reports.Record, EnvelopeTo: cfg.Reports.EnvelopeTo}
 	}

@@ -15,6 +15,7 @@
 //	milterload [flags] CORPUS-DIR
 //	milterload calibrate
 //	milterload null [--listen inet:127.0.0.1:PORT]
+//	milterload dns --zone FILE [--listen 127.0.0.1:PORT] [--delay 20ms|5ms-80ms]
 //
 // calibrate times a fixed piece of signature-checking work and prints
 // {"unit_us": N}: on a shared machine, runs made minutes apart can be
@@ -24,6 +25,11 @@
 // server, negotiation and reply) and does nothing else: measured like any
 // milter, it gives the cost of the protocol, the system calls and the Go
 // runtime per message on the machine, the floor under authmilter's figures.
+//
+// dns serves a zone file on a loopback address with a delay per query
+// (fixed or a uniform range) and counts the queries by type and name: the
+// DNS of a benchmark with real round trips, shared by every milter
+// measured (see dns.go).
 //
 // A corpus is a directory of NAME.eml files, each with a NAME.env sidecar
 // holding its envelope as JSON: {"client_ip", "helo", "mail_from",
@@ -56,6 +62,8 @@ func main() {
 		err = calibrateMain(os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "null":
 		err = nullMain(ctx, os.Args[2:], os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "dns":
+		err = dnsMain(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = loadMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -71,13 +79,14 @@ func main() {
 const (
 	maxDuration    = time.Hour
 	maxConcurrency = 1024
+	maxGap         = 10 * time.Second
 )
 
 func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("milterload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload calibrate\n       milterload null [--listen SOCKET]\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: milterload [flags] CORPUS-DIR\n       milterload calibrate\n       milterload null [--listen SOCKET]\n       milterload dns --zone FILE [--listen ADDR] [--delay D]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	target := fs.String("milter", "inet:127.0.0.1:8895", "milter socket: inet:HOST:PORT, inet:[::1]:PORT, inet:PORT@HOST or unix:PATH (loopback and unix only)")
@@ -94,6 +103,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	warmup := fs.Int("warmup", 0, "messages sent (one session) before measuring, to fill the milter's caches")
 	cpuProfile := fs.String("cpuprofile", "", "write milterload's own CPU profile of the measured run (after warm-up) to this file")
 	memProfile := fs.String("memprofile", "", "write milterload's own allocation profile (alloc_space, alloc_objects) at the end of the run to this file")
+	gap := fs.Duration("gap", 0, "pause between the envelope (connect, HELO, MAIL, RCPT, DATA) and the content (header, body and end of message, written at once as Postfix's cleanup does after the final dot): the client's transfer time, e.g. 60ms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +122,8 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--reuse %d: want 1 or more", *reuse)
 	case *warmup < 0 || *warmup > 100000:
 		return fmt.Errorf("--warmup %d: want 0 to 100000", *warmup)
+	case *gap < 0 || *gap > maxGap:
+		return fmt.Errorf("--gap %v: want 0 to %v", *gap, maxGap)
 	}
 	pids, err := parsePIDs(*pidList)
 	if err != nil {
@@ -133,7 +145,7 @@ func loadMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := runConfig{
 		network: network, addr: addr, concurrency: *conc, count: *count, duration: *dur,
-		reuse: *reuse, timeout: *timeout, received: !*noReceived, mta: *mta,
+		reuse: *reuse, timeout: *timeout, received: !*noReceived, mta: *mta, gap: *gap,
 	}
 	if *warmup > 0 {
 		wc := cfg
@@ -178,6 +190,7 @@ func measure(ctx context.Context, cfg runConfig, corpus []*mail, pids []int) (*R
 	cpu := selfCPU() - cpu0
 	rep := summarize(samples, wall)
 	rep.Concurrency, rep.Reuse, rep.CorpusSize = cfg.concurrency, cfg.reuse, len(corpus)
+	rep.GapMS = ms(cfg.gap)
 	done := rep.Messages - rep.Errors
 	if done > 0 {
 		rep.ClientCPUPerMsg = ms(cpu) / float64(done)

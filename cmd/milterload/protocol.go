@@ -68,6 +68,12 @@ type conn struct {
 	scratch []byte // a header value being built
 	hdr     [4]byte
 
+	// gap is the pause between the envelope and the content (see
+	// runConfig.gap); eomAt is when the end of message of the current
+	// transaction was written (zero until it is).
+	gap   time.Duration
+	eomAt time.Time
+
 	version  uint32
 	actions  milter.OptAction
 	protocol milter.OptProtocol

@@ -21,7 +21,13 @@ type Report struct {
 	MessagesPerS float64 `json:"messages_per_second"` // completed messages (no error) per second
 	BytesPerMsg  float64 `json:"bytes_per_message"`
 	// Latency is from MAIL to the final reply, over completed messages.
-	Latency    Latency        `json:"latency_ms"`
+	Latency Latency `json:"latency_ms"`
+	// EOMWait is from writing the end of message to the final reply: what
+	// the SMTP client waits after its final dot, over the messages that
+	// got that far.
+	EOMWait Latency `json:"eom_wait_ms"`
+	// GapMS is the pause between the envelope and the content (--gap).
+	GapMS      float64        `json:"envelope_gap_ms"`
 	Actions    map[string]int `json:"actions"`
 	HeadersAdd int            `json:"header_changes"`
 	FirstError string         `json:"first_error,omitempty"`
@@ -46,6 +52,7 @@ type ClassReport struct {
 	Class    string         `json:"class"`
 	Messages int            `json:"messages"`
 	Latency  Latency        `json:"latency_ms"`
+	EOMWait  Latency        `json:"eom_wait_ms"`
 	Actions  map[string]int `json:"actions"`
 }
 
@@ -65,8 +72,11 @@ type MilterReport struct {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func latencyOf(samples []sample) Latency {
-	l := sortedLatencies(samples)
+func latencyOf(samples []sample) Latency { return latencies(sortedLatencies(samples, false)) }
+
+func eomWaitOf(samples []sample) Latency { return latencies(sortedLatencies(samples, true)) }
+
+func latencies(l []time.Duration) Latency {
 	if len(l) == 0 {
 		return Latency{}
 	}
@@ -92,7 +102,7 @@ func newActions() map[string]int {
 
 // summarize builds the report of samples.
 func summarize(samples []sample, wall time.Duration) *Report {
-	r := &Report{Seconds: wall.Seconds(), Messages: len(samples), Actions: newActions(), Latency: latencyOf(samples)}
+	r := &Report{Seconds: wall.Seconds(), Messages: len(samples), Actions: newActions(), Latency: latencyOf(samples), EOMWait: eomWaitOf(samples)}
 	byClass := map[string][]sample{}
 	bytes := 0
 	for _, s := range samples {
@@ -121,7 +131,7 @@ func summarize(samples []sample, wall time.Duration) *Report {
 	}
 	sort.Strings(names)
 	for _, c := range names {
-		cr := ClassReport{Class: c, Messages: len(byClass[c]), Latency: latencyOf(byClass[c]), Actions: newActions()}
+		cr := ClassReport{Class: c, Messages: len(byClass[c]), Latency: latencyOf(byClass[c]), EOMWait: eomWaitOf(byClass[c]), Actions: newActions()}
 		for _, s := range byClass[c] {
 			cr.Actions[s.action]++
 		}
@@ -143,6 +153,8 @@ func (r *Report) writeText(w io.Writer) {
 	}
 	l := r.Latency
 	fmt.Fprintf(w, "latency     p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms (MAIL to final reply)\n", l.P50, l.P95, l.P99, l.Max, l.Mean)
+	e := r.EOMWait
+	fmt.Fprintf(w, "after EOM   p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms (end of message to final reply; envelope gap %.0f ms)\n", e.P50, e.P95, e.P99, e.Max, e.Mean, r.GapMS)
 	fmt.Fprintf(w, "actions     %s  (header changes %d)\n", formatActions(r.Actions), r.HeadersAdd)
 	if m := r.Milter; m != nil {
 		who := fmt.Sprintf("pid %d", m.PID)
@@ -153,9 +165,10 @@ func (r *Report) writeText(w io.Writer) {
 			who, m.CPUmsPerMsg, m.CPUms, m.CPUTickError, float64(m.RSSBeforeKB)/1024, float64(m.RSSAfterKB)/1024, float64(m.RSSPeakKB)/1024)
 	}
 	fmt.Fprintf(w, "client      CPU %.3f ms/message\n", r.ClientCPUPerMsg)
-	fmt.Fprintf(w, "%-18s %8s %9s %9s %9s  %s\n", "class", "messages", "p50 ms", "p95 ms", "p99 ms", "actions")
+	fmt.Fprintf(w, "%-18s %8s %9s %9s %9s %9s %9s  %s\n", "class", "messages", "p50 ms", "p95 ms", "p99 ms", "eom p50", "eom p99", "actions")
 	for _, c := range r.Classes {
-		fmt.Fprintf(w, "%-18s %8d %9.3f %9.3f %9.3f  %s\n", c.Class, c.Messages, c.Latency.P50, c.Latency.P95, c.Latency.P99, formatActions(c.Actions))
+		fmt.Fprintf(w, "%-18s %8d %9.3f %9.3f %9.3f %9.3f %9.3f  %s\n", c.Class, c.Messages, c.Latency.P50, c.Latency.P95, c.Latency.P99,
+			c.EOMWait.P50, c.EOMWait.P99, formatActions(c.Actions))
 	}
 }
 

@@ -19,13 +19,18 @@ type runConfig struct {
 	timeout       time.Duration // per protocol read or write
 	received      bool          // prepend Postfix's Received field
 	mta           string        // the MTA's name ({j}, the Received field)
+	// gap is the pause between the envelope (connect, HELO, MAIL, RCPT,
+	// DATA, written as Postfix writes them) and the content (header, body
+	// and end of message, written at once): the client's transfer time.
+	gap time.Duration
 }
 
 // sample is the record of one message.
 type sample struct {
 	mail    *mail
 	latency time.Duration
-	action  string // accept, reject, tempfail, quarantine, discard, other, error
+	eomWait time.Duration // end of message written → final reply; 0: not reached
+	action  string        // accept, reject, tempfail, quarantine, discard, other, error
 	headers int
 	err     error
 }
@@ -60,7 +65,7 @@ func worker(ctx context.Context, cfg runConfig, corpus []*mail, next *atomic.Uin
 	// connection here never is, and its socket options cost four system
 	// calls per connection.
 	d := &net.Dialer{Timeout: cfg.timeout, KeepAlive: -1}
-	c := &conn{timeout: cfg.timeout}
+	c := &conn{timeout: cfg.timeout, gap: cfg.gap}
 	var (
 		connDone    bool    // the milter gave a final answer at connect or HELO:
 		connOutcome outcome // this one, for every message of the connection
@@ -101,7 +106,7 @@ func worker(ctx context.Context, cfg runConfig, corpus []*mail, next *atomic.Uin
 		if connDone {
 			o = connOutcome
 		} else {
-			o, s.latency, err = c.transaction(m, queueID(i), cfg.mta, cfg.received)
+			o, s.latency, s.eomWait, err = c.transaction(m, queueID(i), cfg.mta, cfg.received)
 		}
 		s.action, s.headers = classify(o.action), o.headers
 		if err != nil {
@@ -138,11 +143,15 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[max(0, min(rank, len(sorted)-1))]
 }
 
-func sortedLatencies(samples []sample) []time.Duration {
+func sortedLatencies(samples []sample, eom bool) []time.Duration {
 	var l []time.Duration
 	for _, s := range samples {
-		if s.err == nil {
+		switch {
+		case s.err != nil:
+		case !eom:
 			l = append(l, s.latency)
+		case s.eomWait > 0:
+			l = append(l, s.eomWait)
 		}
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })

@@ -54,11 +54,19 @@ func (c *conn) connect(m *mail, mta string) (done bool, o outcome, err error) {
 func noMacros(string) string { return "" }
 
 // transaction sends one message (MAIL … end of message) and returns the
-// milter's answer and the time from MAIL to the final reply.
-func (c *conn) transaction(m *mail, qid, mta string, received bool) (outcome, time.Duration, error) {
+// milter's answer, the time from MAIL to the final reply, and the time
+// from writing the end of message to the final reply (zero when the milter
+// answered before it).
+func (c *conn) transaction(m *mail, qid, mta string, received bool) (outcome, time.Duration, time.Duration, error) {
 	start := time.Now()
+	c.eomAt = time.Time{}
 	o, err := c.sendMessage(m, qid, mta, received)
-	return o, time.Since(start), err
+	end := time.Now()
+	var eomWait time.Duration
+	if !c.eomAt.IsZero() {
+		eomWait = end.Sub(c.eomAt)
+	}
+	return o, end.Sub(start), eomWait, err
 }
 
 func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, error) {
@@ -127,6 +135,11 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	if err := c.flush(); err != nil {
 		return o, err
 	}
+	// The client's DATA and transfer: cleanup hands the content to the
+	// milters only after the final dot, all at once.
+	if c.gap > 0 {
+		time.Sleep(c.gap)
+	}
 	if !c.has(milter.OptNoHeaders) {
 		lead := c.has(milter.OptHeaderLeadingSpace)
 		// SMFIP_NOHREPL (SMFIP_NR_HDR): no reply to header commands.
@@ -181,6 +194,7 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	}
 	c.sendMacros(milter.CmdEndOfMessage, milter.StageEOM, onlyQueueID)
 	c.send(milter.CmdEndOfMessage)
+	c.eomAt = time.Now()
 	if err := c.flush(); err != nil {
 		return o, err
 	}

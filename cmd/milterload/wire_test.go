@@ -60,7 +60,7 @@ func TestWritesAsPostfix(t *testing.T) {
 			if done, _, err := c.connect(m, "mx.inbound.example"); done || err != nil {
 				t.Fatalf("connect: done %v, %v", done, err)
 			}
-			o, _, err := c.transaction(m, queueID(1), "mx.inbound.example", false)
+			o, _, _, err := c.transaction(m, queueID(1), "mx.inbound.example", false)
 			if err != nil || o.action != "accept" {
 				t.Fatalf("transaction: %+v, %v", o, err)
 			}
@@ -184,5 +184,71 @@ func fakeMilter(nc net.Conn, granted milter.OptProtocol, writes chan<- []byte) {
 				}
 			}
 		}
+	}
+}
+
+// timedConn notes when each read returned.
+type timedConn struct {
+	net.Conn
+	times chan<- time.Time
+}
+
+func (t timedConn) Read(b []byte) (int, error) {
+	n, err := t.Conn.Read(b)
+	if err == nil {
+		t.times <- time.Now()
+	}
+	return n, err
+}
+
+// TestGapBetweenEnvelopeAndContent: with --gap, the content is written
+// that long after the envelope, in one write, and the wait after end of
+// message is reported apart from the time since MAIL.
+func TestGapBetweenEnvelopeAndContent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	eml := "From: a@sender.example\nSubject: one\nTo: b@rcpt.example\n\nHello.\n"
+	env := `{"client_ip": "192.0.2.7", "helo": "mx.sender.example", "mail_from": "a@sender.example", "rcpts": ["b@rcpt.example"]}`
+	for name, data := range map[string]string{"m.eml": eml, "m.env": env} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := loadMail(filepath.Join(dir, "m.eml"), filepath.Join(dir, "m.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const allNR = milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoMailReply | milter.OptNoRcptReply | milter.OptNoDataReply | milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply
+	const gap = 80 * time.Millisecond
+	mtaEnd, milterEnd := net.Pipe()
+	defer mtaEnd.Close()
+	writes := make(chan []byte, 100)
+	times := make(chan time.Time, 100)
+	go fakeMilter(timedConn{milterEnd, times}, allNR, writes)
+	c := &conn{nc: mtaEnd, r: bufio.NewReader(mtaEnd), timeout: 5 * time.Second, gap: gap}
+	if err := c.negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	if done, _, err := c.connect(m, "mx.inbound.example"); done || err != nil {
+		t.Fatalf("connect: done %v, %v", done, err)
+	}
+	o, total, eomWait, err := c.transaction(m, queueID(1), "mx.inbound.example", false)
+	if err != nil || o.action != "accept" {
+		t.Fatalf("transaction: %+v, %v", o, err)
+	}
+	c.quit()
+	var at []time.Time
+	for range writes {
+		at = append(at, <-times)
+	}
+	// Negotiation; the envelope; the content; QUIT.
+	if len(at) != 4 {
+		t.Fatalf("%d writes, want 4", len(at))
+	}
+	if d := at[2].Sub(at[1]); d < gap {
+		t.Errorf("content %v after the envelope, want at least %v", d, gap)
+	}
+	if total < gap || eomWait <= 0 || eomWait > total-gap {
+		t.Errorf("MAIL to reply %v, after end of message %v: want the gap (%v) in the first only", total, eomWait, gap)
 	}
 }

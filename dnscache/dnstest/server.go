@@ -21,22 +21,38 @@ import (
 //
 // TXT, A, AAAA, MX and PTR queries are answered from r; NXDOMAIN and NODATA
 // come back as such (with an SOA in the authority section, so negative
-// caching works), temporary failures as SERVFAIL. Other types get NODATA.
+// caching works), temporary failures as SERVFAIL, except a Timeout failure,
+// which gets no reply at all (the client's own timeout decides). Other
+// types get NODATA.
 // TXT values longer than 255 octets are split into several strings.
 func Serve(t testing.TB, r dnscache.Resolver) string {
 	t.Helper()
 	pc, ln := ListenUDPTCP(t)
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		_ = w.WriteMsg(answer(r, q))
+		if m := answer(r, q, serveTTL); m != nil {
+			_ = w.WriteMsg(m)
+		}
 	})
+	stop := serveOn(pc, ln, h)
+	t.Cleanup(stop)
+	return pc.LocalAddr().String()
+}
+
+// serveOn serves h on pc and ln until the returned function is called.
+func serveOn(pc net.PacketConn, ln net.Listener, h dns.Handler) (stop func()) {
+	var servers []*dns.Server
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
 		go func() { _ = srv.ActivateAndServe() }()
 		<-started
-		t.Cleanup(func() { _ = srv.Shutdown() })
+		servers = append(servers, srv)
 	}
-	return pc.LocalAddr().String()
+	return func() {
+		for _, srv := range servers {
+			_ = srv.Shutdown()
+		}
+	}
 }
 
 // ListenUDPTCP opens a UDP socket and a TCP listener on the same free port
@@ -61,7 +77,7 @@ func ListenUDPTCP(t testing.TB) (net.PacketConn, net.Listener) {
 
 const serveTTL = 60
 
-func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
+func answer(r dnscache.Resolver, q *dns.Msg, ttl uint32) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(q)
 	m.Authoritative = true
@@ -72,7 +88,7 @@ func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
 	question := q.Question[0]
 	name := question.Name
 	bare := strings.TrimSuffix(name, ".")
-	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: serveTTL}
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: ttl}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var err error
@@ -129,22 +145,31 @@ func answer(r dnscache.Resolver, q *dns.Msg) *dns.Msg {
 	case err == nil:
 	case errors.Is(err, dnscache.ErrNXDomain):
 		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{soa(name)}
+		m.Ns = []dns.RR{soa(name, ttl)}
 	case errors.Is(err, dnscache.ErrNoData):
-		m.Ns = []dns.RR{soa(name)}
+		m.Ns = []dns.RR{soa(name, ttl)}
+	case isTimeout(err):
+		return nil
 	default:
 		m.Rcode = dns.RcodeServerFailure
 	}
 	return m
 }
 
+// isTimeout reports whether err is a lookup that timed out (a Timeout
+// failure of a Resolver).
+func isTimeout(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsTimeout
+}
+
 // soa is the authority record of negative answers (RFC 2308), placed at
 // the queried name itself: good enough for a resolver's negative TTL.
-func soa(name string) dns.RR {
+func soa(name string, ttl uint32) dns.RR {
 	return &dns.SOA{
-		Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: serveTTL},
+		Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns:  "ns.dnstest.", Mbox: "hostmaster.dnstest.", Serial: 1,
-		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: serveTTL,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl,
 	}
 }
 

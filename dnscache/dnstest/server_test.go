@@ -3,9 +3,11 @@ package dnstest_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
@@ -56,5 +58,24 @@ func TestServe(t *testing.T) {
 	}
 	if _, _, err := c.LookupTXT(ctx, "broken.example.com"); !errors.Is(err, dnscache.ErrTemporary) {
 		t.Errorf("SERVFAIL: %v", err)
+	}
+}
+
+// TestServeTimeoutIsSilent: a Timeout failure gets no reply, so the client
+// times out (as it would against a dead authoritative server).
+func TestServeTimeoutIsSilent(t *testing.T) {
+	addr := dnstest.Serve(t, &dnstest.Resolver{Fail: map[string]dnstest.Failure{"slow.example.com": dnstest.Timeout}})
+	c, err := dnscache.NewClient(dnscache.Config{Servers: []string{addr}, Timeout: 200 * time.Millisecond, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err = c.LookupTXT(context.Background(), "slow.example.com")
+	var de *net.DNSError
+	if !errors.Is(err, dnscache.ErrTemporary) || !errors.As(err, &de) || !de.IsTimeout {
+		t.Errorf("got %v, want a temporary failure that timed out", err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("answered after %v: the server replied", d)
 	}
 }

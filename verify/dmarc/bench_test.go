@@ -2,8 +2,10 @@ package dmarc
 
 import (
 	"context"
+	"strings"
 	"testing"
 
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/verify"
 )
@@ -17,23 +19,36 @@ func BenchmarkEvaluate(b *testing.B) {
 	}}
 	args := Args{
 		From: []string{`"Example News" <news@mail.example.com>`},
-		SPF:  SPF{Result: verify.ResultPass, Domain: "bounce.example.net", Identity: IdentityMailFrom},
-		DKIM: []DKIM{{Result: verify.ResultPass, Domain: "dkim.example.com", Selector: "s1"}},
+		SPF:  SPF{Status: verify.StatusPass, Domain: "bounce.example.net", Identity: IdentityMailFrom},
+		DKIM: []DKIM{{Status: verify.StatusPass, Domain: "dkim.example.com", Selector: "s1"}},
+	}
+	// The same records in a dnscache.Zone: a resolver that answers from
+	// memory and says so (dnscache.HonoursCacheOnly), as a warm dnscache.Cache
+	// does, so the walks run on the caller's goroutine. The dnstest
+	// resolver cannot say so, and the walks ask their names concurrently.
+	zone, err := dnscache.LoadZone(strings.NewReader(
+		"@ 300 SOA ns hostmaster 1 3600 600 86400 300\n"+
+			"_dmarc 300 TXT \"v=DMARC1; p=reject; sp=quarantine; rua=mailto:dmarc@example.com\"\n"), "example.com.", "bench.zone")
+	if err != nil {
+		b.Fatal(err)
 	}
 	ctx := context.Background()
 	for _, bc := range []struct {
 		name string
+		r    dnscache.Resolver
 		opts *Options
 	}{
-		{"treewalk", nil},
-		{"psl", &Options{Finder: PSL{}}},
+		{"treewalk", r, nil},
+		{"treewalk-sequential", r, &Options{Finder: TreeWalk{Sequential: true}}},
+		{"treewalk-memory", zone, nil},
+		{"psl", r, &Options{Finder: PSL{}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				res := Evaluate(ctx, r, args, bc.opts)
-				if res.Result != verify.ResultPass {
-					b.Fatalf("%s: %s", res.Result, res.Reason)
+				res := Evaluate(ctx, bc.r, args, bc.opts)
+				if res.Status != verify.StatusPass {
+					b.Fatalf("%s: %s", res.Status, res.Reason)
 				}
 				r.ResetQueries()
 			}

@@ -72,7 +72,19 @@
 //   - DNS: a temporary failure during discovery gives temperror (§5.3.6).
 //     During alignment it does only when no identifier aligned and the
 //     failure could have changed that; likewise an SPF or DKIM temperror
-//     for an identifier that would align.
+//     for an identifier that could align. An identifier outside the Author
+//     Domain's Organizational Domain cannot align whatever its DNS says,
+//     so nothing is looked up for it (§4.10.2): a sender's own DNS never
+//     turns fail into temperror.
+//   - The tree walk asks the names it may need (at most eight, §4.10) at
+//     once and decides from the answers in walk order, exactly as if it
+//     had asked them one by one: the same records, the same stop, the same
+//     first error. When the walk stops early (a psd= record, a failure) the
+//     answers beyond the stop were asked for nothing, but never more names
+//     than a walk that does not stop early asks. One round trip instead of
+//     up to eight; TreeWalk{Sequential: true} asks one at a time. With the
+//     answers in memory (a warm cache) the walk runs sequentially on the
+//     caller's goroutine.
 //   - SPF: the identifier is the MAIL FROM domain, or the HELO domain when
 //     MAIL FROM is null (RFC 9989 §3.2.4, RFC 7208 §2.4); the caller says
 //     which in SPF.Identity.

@@ -23,10 +23,3 @@ func labelCount(d string) int { return domain.Name{ASCII: d}.Labels() }
 
 // lastLabels returns the right-most n labels of a normalised domain.
 func lastLabels(d string, n int) string { return domain.Name{ASCII: d}.LastLabels(n).ASCII }
-
-// sameTLD reports whether a and b share their right-most label; two domains
-// that do not can have no Organizational Domain in common, since a domain's
-// Organizational Domain is always the domain or one of its ancestors.
-func sameTLD(a, b string) bool {
-	return lastLabels(a, 1) == lastLabels(b, 1)
-}

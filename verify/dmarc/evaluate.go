@@ -26,14 +26,14 @@ const (
 
 // SPF is the SPF result DMARC evaluates.
 type SPF struct {
-	Result   verify.Result
+	Status   verify.Status
 	Domain   string   // the domain checked: MAIL FROM's, or HELO's for a null path
 	Identity Identity // which of the two Domain is
 }
 
 // DKIM is the result of one DKIM signature.
 type DKIM struct {
-	Result   verify.Result
+	Status   verify.Status
 	Domain   string // d=
 	Selector string // s=, for reports
 }
@@ -92,7 +92,10 @@ func (o *Options) AuthorLimit() int {
 //     permerror.
 //   - A temporary DNS failure anywhere discovery needs: temperror. During
 //     alignment only when nothing aligned and the failed lookup could have
-//     changed that (RFC 9989 §5.3.6).
+//     changed that (RFC 9989 §5.3.6). Lookups that could not change it are
+//     not made at all (aligner.couldAlign): an identifier outside the
+//     Author Domain's Organizational Domain never aligns, whatever its DNS
+//     answers, so a sender's own DNS cannot turn fail into temperror.
 //
 // Evaluate keeps no state between calls and is safe for concurrent use
 // (given a resolver that is); within one call each _dmarc name is queried
@@ -114,12 +117,12 @@ func Evaluate(ctx context.Context, r dnscache.Resolver, args Args, opts *Options
 	if len(authors) == 0 {
 		var err error
 		if authors, err = AuthorDomains(args.From); err != nil {
-			return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+			return Result{Status: verify.StatusPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
 		}
 	}
 	if len(authors) > o.MaxAuthorDomains {
 		err := fmt.Errorf("%w: %d in From, at most %d are evaluated", ErrTooManyAuthors, len(authors), o.MaxAuthorDomains)
-		return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+		return Result{Status: verify.StatusPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
 	}
 
 	e := evaluator{opts: o, r: newMemoResolver(r)}
@@ -141,6 +144,10 @@ func Evaluate(ctx context.Context, r dnscache.Resolver, args Args, opts *Options
 	}
 	res := results[best]
 	res.Authors = results
+	res.SkippedWalks = 0
+	for _, r := range results {
+		res.SkippedWalks += r.SkippedWalks
+	}
 	res.Reason = fmt.Sprintf("strictest of %d author domains: %s", len(authors), res.Reason)
 	return res
 }
@@ -156,8 +163,8 @@ type evaluator struct {
 // normalizeIdentifiers prepares the identifiers once. An identifier whose
 // domain is not a valid name keeps its result but can never align.
 func (e *evaluator) normalizeIdentifiers(args Args) {
-	if args.SPF.Result != "" {
-		id := Identifier{Method: "spf", Domain: args.SPF.Domain, Identity: args.SPF.Identity, Result: args.SPF.Result}
+	if args.SPF.Status != "" {
+		id := Identifier{Method: "spf", Domain: args.SPF.Domain, Identity: args.SPF.Identity, Status: args.SPF.Status}
 		if id.Identity == "" {
 			id.Identity = IdentityMailFrom
 		}
@@ -165,7 +172,7 @@ func (e *evaluator) normalizeIdentifiers(args Args) {
 		e.spf = &id
 	}
 	for _, k := range args.DKIM {
-		id := Identifier{Method: "dkim", Domain: k.Domain, Selector: k.Selector, Result: k.Result}
+		id := Identifier{Method: "dkim", Domain: k.Domain, Selector: k.Selector, Status: k.Status}
 		id.Domain, id.Err = normalizeIdentifier(k.Domain)
 		e.dkim = append(e.dkim, id)
 	}
@@ -200,7 +207,7 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 		return res.temperror(err)
 	}
 	if d.Record == nil {
-		res.Result = verify.ResultNone
+		res.Status = verify.StatusNone
 		res.Reason = "no DMARC policy record for " + author
 		if len(d.Discarded) > 0 {
 			res.Reason += "; several DMARC records discarded at _dmarc." + strings.Join(d.Discarded, ", _dmarc.")
@@ -222,7 +229,7 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 			what = "an invalid sp or np tag"
 		}
 		if !d.Record.HasValidRUA() {
-			res.Result = verify.ResultPermerror
+			res.Status = verify.StatusPermerror
 			res.Err = fmt.Errorf("%w: _dmarc.%s has %s", ErrNoValidPolicy, d.PolicyDomain, what)
 			res.Reason = res.Err.Error()
 			return res
@@ -256,16 +263,17 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 	// RFC 9989 §5.3.3–5.3.5: alignment.
 	a := aligner{finder: e.opts.Finder, r: e.r, author: author, authorOrg: d.OrgDomain, orgs: map[string]string{}}
 	pass, tempErr := e.checkAlignment(ctx, &res, &a)
+	res.SkippedWalks = len(a.skipped)
 	switch {
 	case pass != "":
-		res.Result = verify.ResultPass
+		res.Status = verify.StatusPass
 		res.Reason = pass
 		return res
 	case tempErr != nil:
 		return res.temperror(tempErr)
 	}
 
-	res.Result = verify.ResultFail
+	res.Status = verify.StatusFail
 	res.Reason = "no aligned SPF or DKIM pass for " + author
 	res.Disposition = res.Policy
 	e.reduce(&res)
@@ -281,7 +289,7 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 	var lookupErr error
 	check := func(id *Identifier, mode Mode) {
 		id.Mode = mode
-		if id.Result != verify.ResultPass || id.Err != nil {
+		if id.Status != verify.StatusPass || id.Err != nil {
 			return
 		}
 		al, org, err := a.align(ctx, id.Domain, mode)
@@ -297,11 +305,18 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 			pass = describe(id)
 		}
 	}
+	var ids []*Identifier
 	if res.SPF != nil {
-		check(res.SPF, rec.ASPF)
+		res.SPF.Mode = rec.ASPF
+		ids = append(ids, res.SPF)
 	}
 	for i := range res.DKIM {
-		check(&res.DKIM[i], rec.ADKIM)
+		res.DKIM[i].Mode = rec.ADKIM
+		ids = append(ids, &res.DKIM[i])
+	}
+	a.prefetch(ctx, a.walksNeeded(ids))
+	for _, id := range ids {
+		check(id, id.Mode)
 	}
 	if pass != "" {
 		return pass, nil
@@ -311,24 +326,25 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 	}
 	// A temporary SPF or DKIM failure for an identifier that would align
 	// leaves the verdict open: a retry could pass (RFC 9989 §5.3.6).
-	var ids []*Identifier
-	if res.SPF != nil {
-		ids = append(ids, res.SPF)
-	}
-	for i := range res.DKIM {
-		ids = append(ids, &res.DKIM[i])
-	}
+	// Whether it would is decided by couldAlign alone, without a walk:
+	// §4.10.2 walks only from identifiers that passed, and an identifier
+	// that cannot align whatever its DNS says must not make the verdict
+	// temperror (that DNS may be the sender's own).
+	var wouldAlign *Identifier
 	for _, id := range ids {
-		if id.Result != verify.ResultTemperror || id.Err != nil {
+		if id.Status != verify.StatusTemperror || id.Err != nil {
 			continue
 		}
-		al, _, err := a.align(ctx, id.Domain, id.Mode)
-		if err != nil {
-			return "", err
+		if a.couldAlign(id.Domain, id.Mode) {
+			if wouldAlign == nil {
+				wouldAlign = id
+			}
+		} else if id.Mode != ModeStrict {
+			a.skip(id.Domain)
 		}
-		if al != NotAligned {
-			return "", fmt.Errorf("%w: %s temperror for %s, which would align", ErrDNS, strings.ToUpper(id.Method), id.Domain)
-		}
+	}
+	if wouldAlign != nil {
+		return "", fmt.Errorf("%w: %s temperror for %s, which could align", ErrDNS, strings.ToUpper(wouldAlign.Method), wouldAlign.Domain)
 	}
 	return "", nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/authmilter/authmilter/dnscache"
 )
@@ -59,16 +60,24 @@ func domainExists(ctx context.Context, r dnscache.Resolver, domain string) (bool
 // memoResolver remembers TXT answers for the length of one evaluation, so
 // that the tree walks for the Author Domain and the identifiers, which share
 // their upper names, query each name once (cases.yml: "an implementation
-// that caches may skip repeats"). It is not safe for concurrent use and is
-// never kept beyond one Evaluate call.
+// that caches may skip repeats"). It is safe for concurrent use: the
+// concurrent lookups of a walk, or of two walks, for one name make one
+// query. It is never kept beyond one Evaluate call.
 type memoResolver struct {
 	dnscache.Resolver
-	txt map[string]memoTXT
+	mu  sync.Mutex
+	txt map[string]*memoTXT
+	// dropped holds the names whose lookup was given up (a concurrent walk
+	// that stopped before it needed them): a later walk asks them only if
+	// it reaches them, not ahead of need (see TreeWalk).
+	dropped map[string]bool
 }
 
+// memoTXT is one answer; done is closed when it is filled in.
 type memoTXT struct {
+	done chan struct{}
 	txts []string
-	res  dnscache.Result
+	res  dnscache.AnswerInfo
 	err  error
 }
 
@@ -76,15 +85,49 @@ func newMemoResolver(r dnscache.Resolver) *memoResolver {
 	if m, ok := r.(*memoResolver); ok {
 		return m
 	}
-	return &memoResolver{Resolver: r, txt: map[string]memoTXT{}}
+	return &memoResolver{Resolver: r, txt: map[string]*memoTXT{}}
 }
 
-// LookupTXT implements dnscache.Resolver.
-func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+// HonoursCacheOnly implements dnscache.CacheOnlyResolver for the resolver it wraps.
+func (m *memoResolver) HonoursCacheOnly() bool { return dnscache.HonoursCacheOnly(m.Resolver) }
+
+// LookupTXT implements dnscache.Resolver. An answer that only says the
+// lookup was not made (a cache-only lookup that missed, a caller that gave up) is not
+// remembered: a later lookup asks again.
+func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
+	m.mu.Lock()
 	if a, ok := m.txt[name]; ok {
-		return a.txts, a.res, a.err
+		m.mu.Unlock()
+		select {
+		case <-a.done:
+			return a.txts, a.res, a.err
+		case <-ctx.Done():
+			return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
+		}
 	}
-	txts, res, err := m.Resolver.LookupTXT(ctx, name)
-	m.txt[name] = memoTXT{txts, res, err}
-	return txts, res, err
+	a := &memoTXT{done: make(chan struct{})}
+	m.txt[name] = a
+	m.mu.Unlock()
+	a.txts, a.res, a.err = m.Resolver.LookupTXT(ctx, name)
+	if a.err != nil && (ctx.Err() != nil || errors.Is(a.err, dnscache.ErrNotCached)) {
+		m.mu.Lock()
+		delete(m.txt, name)
+		if ctx.Err() != nil {
+			if m.dropped == nil {
+				m.dropped = map[string]bool{}
+			}
+			m.dropped[name] = true
+		}
+		m.mu.Unlock()
+	}
+	close(a.done)
+	return a.txts, a.res, a.err
+}
+
+// wasDropped reports whether a lookup of name was given up before it was
+// answered.
+func (m *memoResolver) wasDropped(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropped[name]
 }

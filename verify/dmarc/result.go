@@ -36,9 +36,9 @@ type Identifier struct {
 	Domain    string        // normalised (A-labels, lower case)
 	Selector  string        // DKIM s=
 	Identity  Identity      // SPF identity
-	Result    verify.Result // the SPF or DKIM result
+	Status    verify.Status // the SPF or DKIM result
 	Mode      Mode          // the mode the record asks for (aspf, adkim)
-	Alignment Alignment     // NotAligned unless Result is pass and it aligned
+	Alignment Alignment     // NotAligned unless Status is pass and it aligned
 	OrgDomain string        // the identifier's Organizational Domain, when one was looked up
 	Err       error         // a failed lookup while checking alignment
 }
@@ -46,22 +46,22 @@ type Identifier struct {
 // Result is the outcome of a DMARC evaluation, with the facts a header
 // field, a log line or an aggregate report needs.
 type Result struct {
-	// Result is pass, fail, none (no policy applies), temperror or
+	// Status is pass, fail, none (no policy applies), temperror or
 	// permerror (RFC 9989 §9.2).
-	Result verify.Result
-	// Reason explains Result in a few words, for logs and A-R comments.
+	Status verify.Status
+	// Reason explains Status in a few words, for logs and A-R comments.
 	Reason string
 	// Err is the underlying error for temperror and permerror, nil
 	// otherwise; match with errors.Is.
 	Err error
 
-	AuthorDomain string  // the RFC5322.From domain (header.from)
-	OrgDomain    string  // its Organizational Domain
-	PolicyDomain string  // where Record was found
+	AuthorDomain string // the RFC5322.From domain (header.from)
+	OrgDomain    string // its Organizational Domain
+	PolicyDomain string // where Record was found
 	// Discovery names how Record was found, in RFC 9990's words
 	// (discovery_method): "treewalk" (RFC 9989) or "psl" (RFC 7489).
 	Discovery string
-	Record       *Record // the DMARC Policy Record that applied, or nil
+	Record    *Record // the DMARC Policy Record that applied, or nil
 	// RecordNote is set when Record lacked a valid p (or had an invalid sp
 	// or np) and was treated as p=none because it has a valid rua (RFC 9989
 	// §4.10.1).
@@ -77,6 +77,13 @@ type Result struct {
 
 	SPF  *Identifier  // nil when no SPF result was given
 	DKIM []Identifier // one per DKIM result given
+
+	// SkippedWalks counts the identifier domains (SPF or DKIM, passed or
+	// temperror) whose Organizational Domain was not looked up because no
+	// answer could have made them align (RFC 9989 §4.10.2): with the tree
+	// walk, each is a walk not made, at least one DNS query saved. With
+	// several Author Domains, the sum over all of them.
+	SkippedWalks int
 
 	// Authors holds the result for each Author Domain when From carried
 	// more than one; the fields above are then those of the strictest.
@@ -102,7 +109,7 @@ func (res Result) temperror(err error) Result {
 	if !errors.Is(err, ErrDNS) {
 		err = fmt.Errorf("%w: %w", ErrDNS, err)
 	}
-	res.Result = verify.ResultTemperror
+	res.Status = verify.StatusTemperror
 	res.Err = err
 	res.Reason = err.Error()
 	res.Disposition = PolicyNone

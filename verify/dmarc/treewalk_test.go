@@ -79,10 +79,17 @@ func TestTreeWalkConformance(t *testing.T) {
 }
 
 func runTreewalkCase(t *testing.T, tc treewalkCase) {
+	// The exact ordered queries are those of the walk asked one name at a
+	// time; everything else is checked with both walks, and the concurrent
+	// one must ask what the sequential one does, plus at most names above.
+	for _, finder := range []TreeWalk{{Sequential: true}, {}} {
+		t.Run(finder.String(), func(t *testing.T) { runTreewalkCaseWith(t, tc, finder) })
+	}
+}
+
+func runTreewalkCaseWith(t *testing.T, tc treewalkCase, finder TreeWalk) {
 	ctx := context.Background()
 	zone := func() *dnstest.Resolver { return &dnstest.Resolver{TXT: tc.Records} }
-	finder := TreeWalk{}
-
 	for _, start := range sortedKeys(tc.Expect.Queries) {
 		r := zone()
 		if _, err := finder.OrgDomain(ctx, r, start); err != nil {
@@ -93,7 +100,9 @@ func runTreewalkCase(t *testing.T, tc treewalkCase) {
 		for _, q := range tc.Expect.Queries[start] {
 			want = append(want, "TXT "+q)
 		}
-		if got := r.Queries(); !slices.Equal(got, want) {
+		if !finder.Sequential {
+			checkConcurrentLog(t, r.Queries(), nil, want)
+		} else if got := r.Queries(); !slices.Equal(got, want) {
 			t.Errorf("walk %s: queries\n got %q\nwant %q", start, got, want)
 		}
 	}
@@ -113,12 +122,12 @@ func runTreewalkCase(t *testing.T, tc treewalkCase) {
 	if len(tc.Expect.AlignedRelaxed) > 0 {
 		args := Args{From: []string{"someone@" + tc.Input.AuthorDomain}}
 		if tc.Input.SPFDomain != "" {
-			args.SPF = SPF{Result: verify.ResultPass, Domain: tc.Input.SPFDomain, Identity: IdentityMailFrom}
+			args.SPF = SPF{Status: verify.StatusPass, Domain: tc.Input.SPFDomain, Identity: IdentityMailFrom}
 		}
 		if tc.Input.DKIMDomain != "" {
-			args.DKIM = []DKIM{{Result: verify.ResultPass, Domain: tc.Input.DKIMDomain, Selector: "s"}}
+			args.DKIM = []DKIM{{Status: verify.StatusPass, Domain: tc.Input.DKIMDomain, Selector: "s"}}
 		}
-		res := Evaluate(ctx, zone(), args, nil)
+		res := Evaluate(ctx, zone(), args, &Options{Finder: finder})
 		if res.Record == nil {
 			t.Fatalf("Evaluate: no record: %+v", res)
 		}
@@ -238,9 +247,17 @@ func TestTreeWalk(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := &dnstest.Resolver{TXT: tc.txt, Fail: tc.fail}
-			d, err := TreeWalk{}.Discover(context.Background(), r, tc.start)
+			d, err := TreeWalk{Sequential: true}.Discover(context.Background(), r, tc.start)
 			if got := r.Queries(); !slices.Equal(got, prefixAll("TXT ", tc.queries)) {
 				t.Errorf("queries\n got %q\nwant %q", got, prefixAll("TXT ", tc.queries))
+			}
+			// The concurrent walk decides the same from the same answers.
+			cr := &dnstest.Resolver{TXT: tc.txt, Fail: tc.fail}
+			cd, cerr := TreeWalk{}.Discover(context.Background(), cr, tc.start)
+			checkConcurrentLog(t, cr.Queries(), nil, prefixAll("TXT ", tc.queries))
+			if fmt.Sprint(cerr) != fmt.Sprint(err) || cd.OrgDomain != d.OrgDomain || cd.PolicyDomain != d.PolicyDomain ||
+				cd.Record != d.Record && (cd.Record == nil || d.Record == nil || cd.Record.Raw != d.Record.Raw) || !slices.Equal(cd.Discarded, d.Discarded) {
+				t.Errorf("concurrent walk: %+v, %v; sequential: %+v, %v", cd, cerr, d, err)
 			}
 			if tc.temp {
 				if !errors.Is(err, ErrDNS) || !errors.Is(err, dnscache.ErrTemporary) {
