@@ -252,6 +252,9 @@ func ParseKeyTable(data []byte, name string) ([]KeyTableRow, error) {
 			if !validDomain(d) {
 				return fmt.Errorf("%w: %s: invalid domain %q", ErrOpenDKIM, where, f[0])
 			}
+			// d= is written in A-labels (RFC 8616 §4), as Load does for
+			// dkim.sign.keys: a U-label here would fail every signature.
+			r.Domain = d
 		}
 		if !validDomain(r.Selector) {
 			return fmt.Errorf("%w: %s: invalid selector %q", ErrOpenDKIM, where, r.Selector)

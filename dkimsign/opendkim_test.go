@@ -173,3 +173,37 @@ func TestWildMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyTableULabelDomain: a KeyTable row whose domain is written in
+// U-labels signs with its A-label form as d= (RFC 8616 §4), as
+// dkim.sign.keys does, instead of yielding a key that Sign refuses.
+func TestKeyTableULabelDomain(t *testing.T) {
+	rows, err := ParseKeyTable([]byte("k1 Bücher.example:s1:/etc/dkim/k1.pem\n"), "KeyTable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rows[0].Domain, "xn--bcher-kva.example"; got != want {
+		t.Fatalf("domain %q, want %q", got, want)
+	}
+	dir := t.TempDir()
+	keyFile := writeKey(t, dir, "key.pem", rsaKey(t, 2048), 0o600)
+	kt := filepath.Join(dir, "KeyTable")
+	st := filepath.Join(dir, "SigningTable")
+	if err := os.WriteFile(kt, []byte("k1 bücher.example:s1:"+keyFile+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(st, []byte("* k1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := LoadOpenDKIM("file:"+kt, "refile:"+st, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := o.Keys("a", "xn--bcher-kva.example")
+	if len(keys) != 1 {
+		t.Fatalf("%d keys", len(keys))
+	}
+	if _, err := Sign(nil, make([]byte, 32), keys, nil); err != nil {
+		t.Fatalf("a KeyTable key in U-labels cannot sign: %v", err)
+	}
+}
