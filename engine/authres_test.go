@@ -1,10 +1,15 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/authmilter/authmilter/dnscache/dnstest"
 
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
@@ -132,5 +137,24 @@ func TestReceivedSPF(t *testing.T) {
 				t.Errorf("receivedSPF =\n%s\nwant\n%s\n%q", got, tc.want, got)
 			}
 		})
+	}
+}
+
+// TestPublicReasonIdentifierTemperror: DMARC temperror because an SPF
+// temperror was for an identifier that could align names that cause, not
+// a DMARC lookup that "did not finish during policy discovery".
+func TestPublicReasonIdentifierTemperror(t *testing.T) {
+	t.Parallel()
+	r := &dnstest.Resolver{TXT: map[string][]string{"_dmarc.victim.example": {"v=DMARC1; p=reject"}}}
+	d := dmarc.Evaluate(context.Background(), r, dmarc.Args{
+		From: []string{"ceo@victim.example"},
+		SPF:  dmarc.SPF{Status: verify.StatusTemperror, Domain: "bounce.victim.example", Identity: dmarc.IdentityMailFrom},
+	}, nil)
+	if d.Status != verify.StatusTemperror || !errors.Is(d.Err, dmarc.ErrIdentifierTemperror) || !errors.Is(d.Err, dmarc.ErrDNS) {
+		t.Fatalf("%s (%v)", d.Status, d.Err)
+	}
+	got := publicDMARCReason(d)
+	if strings.Contains(got, "did not finish") || strings.Contains(got, "policy discovery") || !strings.Contains(got, "SPF or DKIM") {
+		t.Fatalf("public reason %q misstates the cause", got)
 	}
 }

@@ -93,6 +93,11 @@ func publicDMARCReason(d dmarc.Result) string {
 		// has no valid p tag": names only the sender's DNS.
 		return strings.TrimPrefix(d.Err.Error(), "dmarc: ")
 	}
+	if errors.Is(d.Err, dmarc.ErrIdentifierTemperror) {
+		// The failure was SPF's or DKIM's (their own reasons say which
+		// lookup), not a DMARC lookup.
+		return "no aligned pass, and a temporary SPF or DKIM failure for an identifier that could align"
+	}
 	if errors.Is(d.Err, dmarc.ErrDNS) {
 		return publicLookupReason(d.Err, "DNS lookup failed") + " during policy discovery"
 	}
