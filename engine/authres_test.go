@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 
 	"github.com/authmilter/authmilter/verify"
@@ -121,8 +122,15 @@ func TestReceivedSPF(t *testing.T) {
 			"permerror (mx.example.org: permanent error in processing during\r\n" +
 				"\tlookup of h.example) client-ip=\"2001:db8::1\";\r\n" +
 				"\tenvelope-from=\"postmaster@h.example\"; helo=h.example;\r\n" +
-				"\tproblem=\"record syntax error: unknown mechanism foo\";\r\n" +
-				"\treceiver=mx.example.org; identity=helo"},
+				"\tproblem=\"record syntax error\"; receiver=mx.example.org; identity=helo"},
+		{"temperror names no resolver", spf.Result{
+			Status: verify.StatusTemperror, Identity: spf.IdentityMailFrom, Sender: "a@b.example",
+			Err: fmt.Errorf("%w: TXT b.example: %w", spf.ErrDNS, dnscache.NewError(dnscache.ErrTemporary, "b.example", "10.1.2.3:53", "i/o timeout", true)),
+		}, "mx.example.org",
+			"temperror (mx.example.org: temporary error in processing during\r\n" +
+				"\tlookup of a@b.example) envelope-from=\"a@b.example\";\r\n" +
+				"\tproblem=\"temporary DNS failure\"; receiver=mx.example.org;\r\n" +
+				"\tidentity=mailfrom"},
 		{"no receiver, no IP", spf.Result{Status: verify.StatusNone, Sender: "a@b.example"}, "",
 			"none (domain of a@b.example does not designate permitted sender\r\n" +
 				"\thosts) envelope-from=\"a@b.example\""},
