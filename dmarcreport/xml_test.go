@@ -3,6 +3,7 @@ package dmarcreport
 import (
 	"bytes"
 	"flag"
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +88,7 @@ func validate(t *testing.T, doc []byte) {
 	if err := os.WriteFile(f, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("testdata", "dmarc-xml-0.2.xsd"), f).CombinedOutput()
+	out, err := exec.Command(xmllint, "--noout", "--schema", conformance.Reference(t, "dmarc-aggregate-reporting/dmarc-xml-0.2.xsd"), f).CombinedOutput()
 	if err != nil {
 		t.Fatalf("xmllint --schema: %v\n%s\n%s", err, out, doc)
 	}
@@ -118,7 +119,7 @@ func TestSchemaRejects(t *testing.T) {
 	if err := os.WriteFile(f, bad, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("testdata", "dmarc-xml-0.2.xsd"), f).CombinedOutput(); err == nil {
+	if out, err := exec.Command(xmllint, "--noout", "--schema", conformance.Reference(t, "dmarc-aggregate-reporting/dmarc-xml-0.2.xsd"), f).CombinedOutput(); err == nil {
 		t.Fatalf("xmllint accepted an invalid dkim value:\n%s", out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 	"io"
 	"net"
 	"os"
@@ -97,7 +98,7 @@ func xmllintValid(t *testing.T, doc []byte) {
 	xmllint := interop.Need(t, "xmllint", "libxml2-utils")
 	f := filepath.Join(t.TempDir(), "r.xml")
 	os.WriteFile(f, doc, 0o600)
-	xsd := filepath.Join("..", "..", "dmarcreport", "testdata", "dmarc-xml-0.2.xsd")
+	xsd := conformance.Reference(t, "dmarc-aggregate-reporting/dmarc-xml-0.2.xsd")
 	if out, err := exec.Command(xmllint, "--noout", "--schema", xsd, f).CombinedOutput(); err != nil {
 		t.Fatalf("xmllint: %v\n%s\n%s", err, out, doc)
 	}

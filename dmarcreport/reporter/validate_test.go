@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"github.com/authmilter/authmilter/internal/testsupport/conformance"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,7 @@ func validateXML(t *testing.T, doc []byte) {
 	if err := os.WriteFile(f, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("..", "testdata", "dmarc-xml-0.2.xsd"), f).CombinedOutput(); err != nil {
+	if out, err := exec.Command(xmllint, "--noout", "--schema", conformance.Reference(t, "dmarc-aggregate-reporting/dmarc-xml-0.2.xsd"), f).CombinedOutput(); err != nil {
 		t.Fatalf("xmllint --schema: %v\n%s\n%s", err, out, doc)
 	}
 }
