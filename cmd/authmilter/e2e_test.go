@@ -40,7 +40,10 @@ type e2e struct {
 	done     chan error
 }
 
-func newE2E(t testing.TB) *e2e {
+// newE2E sets up the daemon's world; each of records adds to or changes
+// the DNS data before the server answers its first query (changing it
+// later would race with the server).
+func newE2E(t testing.TB, records ...map[string][]string) *e2e {
 	t.Helper()
 	_, dk, _ := ed25519.GenerateKey(rand.Reader)
 	_, sk, _ := ed25519.GenerateKey(rand.Reader)
@@ -76,6 +79,11 @@ func newE2E(t testing.TB) *e2e {
 		}, A: map[string][]string{"mail.example.com": {"192.0.2.10"}},
 			// iprev: mail.example.com is 192.0.2.10 both ways.
 			PTR: map[string][]string{dnscache.ReverseName(netip.MustParseAddr("192.0.2.10")): {"mail.example.com."}}},
+	}
+	for _, r := range records {
+		for name, txt := range r {
+			x.dns.TXT[name] = txt
+		}
 	}
 	dnsAddr := dnstest.Serve(t, x.dns)
 	x.cfgPath = filepath.Join(dir, "authmilter.yaml")

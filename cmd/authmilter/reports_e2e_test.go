@@ -34,11 +34,12 @@ func TestPostfixReports(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for a one-minute reporting period to end")
 	}
-	x := newE2E(t)
 	// example.com asks for reports at a mailbox Postfix delivers locally;
 	// example.test authorizes it (RFC 9990 §3).
-	x.dns.TXT["_dmarc.example.com"] = []string{"v=DMARC1; p=reject; rua=mailto:dmarc@example.test"}
-	x.dns.TXT["example.com._report._dmarc.example.test"] = []string{"v=DMARC1"}
+	x := newE2E(t, map[string][]string{
+		"_dmarc.example.com":                      {"v=DMARC1; p=reject; rua=mailto:dmarc@example.test"},
+		"example.com._report._dmarc.example.test": {"v=DMARC1"},
+	})
 
 	// Postfix needs the milter's address, the daemon Postfix's: fix the
 	// milter's port first.

@@ -33,15 +33,14 @@ func TestPostfixSASLSubmissionSigned(t *testing.T) {
 			interop.Need(t, "cyrus-sasl-plain-mechanism", "libsasl2-modules")
 		}
 	}
-	x := newE2E(t)
 	// The signing key, published for our verifier.
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	x := newE2E(t, map[string][]string{"out._domainkey.example.com": {"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)}})
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	keyFile := filepath.Join(filepath.Dir(x.cfgPath), "out.key")
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	x.dns.TXT["out._domainkey.example.com"] = []string{"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)}
 	cfg, _ := os.ReadFile(x.cfgPath)
 	cfg = append(cfg, []byte("dkim:\n  sign:\n    keys:\n      - {domain: example.com, selector: out, key_file: "+keyFile+"}\n")...)
 	if err := os.WriteFile(x.cfgPath, cfg, 0o600); err != nil {
