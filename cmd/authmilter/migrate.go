@@ -68,10 +68,9 @@ type migration struct {
 	skipped  []string // "opendkim.conf:3 UserID opendkim: reason"
 	// What several settings feed: lists merged, and the signing and
 	// sealing facts read apart and decided at the end.
-	internal, ignoreFrom, ignoreRcpt, allow []string
-	internalFrom, ignoreFromFrom            []string
-	ignoreRcptFrom, allowFrom               []string
-	dkim, arc                               map[string]confEntry // lower-case name → entry
+	internal, allow, sealers             []string
+	internalFrom, allowFrom, sealersFrom []string
+	dkim, arc                            map[string]confEntry // lower-case name → entry
 	// dmarcFile is the OpenDMARC file's name when one is given; dmarcSeen
 	// the lower-case names it set.
 	dmarcFile string
@@ -209,28 +208,34 @@ func (m *migration) addDMARC(name string, e confEntry) {
 		}
 	case "requiredheaders", "rejectmultivaluefrom":
 		if b, ok := boolean(); ok && b {
-			note := "authmilter checks the From field: none, several, several addresses, no domain"
+			note := "authmilter checks the From field only: none, several, several addresses (even in one domain), no domain; not the other RFC 5322 field counts"
 			m.set(e, "reject", note, "policy", "from_checks")
 		} else if ok {
 			m.skip(e, "off, as authmilter's policy.from_checks by default")
 		}
 	case "ignoremailfrom":
-		m.ignoreFrom = append(m.ignoreFrom, splitList(e.Value)...)
-		m.ignoreFromFrom = append(m.ignoreFromFrom, origin(e))
+		// Despite its name, OpenDMARC matches the RFC5322.From domain
+		// (opendmarc.conf(5); and so does OpenDMARC 1.4.2 when run:
+		// TestMigrateJudgedBothWays): never rejected, like a From domain
+		// in policy.allow_domains.
+		m.allow = append(m.allow, splitList(e.Value)...)
+		m.allowFrom = append(m.allowFrom, origin(e))
 	case "ignoremailto":
-		m.ignoreRcpt = append(m.ignoreRcpt, splitList(e.Value)...)
-		m.ignoreRcptFrom = append(m.ignoreRcptFrom, origin(e))
+		m.skip(e, "OpenDMARC only leaves mail for these addresses out of its history file and still rejects it; "+
+			"authmilter has no such setting (policy.ignore_rcpt would also exempt their mail from rejection)")
 	case "domainwhitelist", "domainwhitelistfile":
+		// The ARC sealers whose chains OpenDMARC trusts (opendmarc.conf(5)),
+		// not an allowlist of From domains.
 		list := splitList(e.Value)
 		if name == "domainwhitelistfile" {
 			var err error
 			if list, err = listFile(e.Value); err != nil {
-				m.skip(e, "cannot read it ("+err.Error()+"): list its domains under policy.allow_domains")
+				m.skip(e, "cannot read it ("+err.Error()+"): list its domains under arc.trusted_sealers")
 				return
 			}
 		}
-		m.allow = append(m.allow, list...)
-		m.allowFrom = append(m.allowFrom, origin(e))
+		m.sealers = append(m.sealers, list...)
+		m.sealersFrom = append(m.sealersFrom, origin(e))
 	case "spfselfvalidate", "spfignoreresults", "trustedauthservids":
 		m.skip(e, whySPF)
 	case "ignoreauthenticatedclients":
@@ -335,9 +340,10 @@ func (m *migration) finish() {
 		}
 	}
 	list([]string{"policy", "internal_networks"}, m.internal, m.internalFrom, "not judged, like authenticated submissions")
-	list([]string{"policy", "ignore_mail_from"}, m.ignoreFrom, m.ignoreFromFrom, "")
-	list([]string{"policy", "ignore_rcpt"}, m.ignoreRcpt, m.ignoreRcptFrom, "never rejected; a message for these and others too is quarantined instead")
-	list([]string{"policy", "allow_domains"}, m.allow, m.allowFrom, "")
+	list([]string{"policy", "allow_domains"}, m.allow, m.allowFrom,
+		"From domains never rejected or quarantined for DMARC, their subdomains too; unlike OpenDMARC, authmilter still writes the verdict")
+	list([]string{"arc", "trusted_sealers"}, m.sealers, m.sealersFrom,
+		"a DMARC failure is overridden when one of them sealed a valid chain and recorded dmarc=pass")
 	m.finishDKIM()
 	m.finishARC()
 }

@@ -143,9 +143,9 @@ func TestMigrate(t *testing.T) {
 	if cfg.Listen != "inet:8891@localhost" || cfg.AuthservID != "mx.example.org" || !*cfg.Policy.Enforce ||
 		cfg.Policy.Quarantine != "hold" || cfg.Policy.FromChecks != "reject" || cfg.DMARC.OrgDomain != "psl" ||
 		!slices.Equal(cfg.Policy.InternalNetworks, []string{"127.0.0.1/32", "::1/128", "192.0.2.0/26"}) ||
-		!slices.Equal(cfg.Policy.IgnoreMailFrom, []string{"lists.example.net", "bounces.example.com"}) ||
-		!slices.Equal(cfg.Policy.IgnoreRcpt, []string{"postmaster@example.org", "abuse@"}) ||
-		!slices.Equal(cfg.Policy.AllowDomains, []string{"partner.example"}) ||
+		len(cfg.Policy.IgnoreMailFrom) != 0 || len(cfg.Policy.IgnoreRcpt) != 0 ||
+		!slices.Equal(cfg.Policy.AllowDomains, []string{"lists.example.net", "bounces.example.com"}) ||
+		!slices.Equal(cfg.ARC.TrustedSealers, []string{"partner.example"}) ||
 		cfg.ARC.Seal.Domain != "example.org" || cfg.ARC.Seal.Selector != "arc" || cfg.ARC.Seal.KeyFile == "" {
 		t.Fatalf("translated config %+v", cfg)
 	}
@@ -159,6 +159,8 @@ func TestMigrate(t *testing.T) {
 		"_dmarc.quarantined.example": {"v=DMARC1; p=quarantine"},
 		"partner.example":            {"v=spf1 -all"},
 		"_dmarc.partner.example":     {"v=DMARC1; p=reject"},
+		"lists.example.net":          {"v=spf1 -all"},
+		"_dmarc.lists.example.net":   {"v=DMARC1; p=reject"},
 	}}
 	e, err := newEngine(cfg, zone, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -173,9 +175,13 @@ func TestMigrate(t *testing.T) {
 	}{
 		{"RejectFailures: a p=reject failure is rejected", "198.51.100.1", "a@example.com", "bob@example.org", "From: a@example.com\r\n", engine.ActionReject},
 		{"HoldQuarantinedMessages: a p=quarantine failure is held", "198.51.100.1", "a@quarantined.example", "bob@example.org", "From: a@quarantined.example\r\n", engine.ActionQuarantine},
-		{"IgnoreMailTo: mail for postmaster is not rejected", "198.51.100.1", "a@example.com", "postmaster@example.org", "From: a@example.com\r\n", engine.ActionAccept},
-		{"IgnoreMailFrom: that sender's mail is not rejected", "198.51.100.1", "x@lists.example.net", "bob@example.org", "From: a@example.com\r\n", engine.ActionAccept},
-		{"DomainWhitelistFile: that From domain is not rejected", "198.51.100.1", "a@partner.example", "bob@example.org", "From: a@partner.example\r\n", engine.ActionAccept},
+		// OpenDMARC's IgnoreMailTo only keeps mail out of its history
+		// file; IgnoreMailFrom names From domains; DomainWhitelist names
+		// trusted ARC sealers (TestMigrateJudgedBothWays runs OpenDMARC).
+		{"IgnoreMailTo: mail for postmaster is still rejected", "198.51.100.1", "a@example.com", "postmaster@example.org", "From: a@example.com\r\n", engine.ActionReject},
+		{"IgnoreMailFrom: that From domain's mail is not rejected", "198.51.100.1", "x@example.com", "bob@example.org", "From: a@lists.example.net\r\n", engine.ActionAccept},
+		{"IgnoreMailFrom: that envelope sender's mail is still rejected", "198.51.100.1", "x@lists.example.net", "bob@example.org", "From: a@example.com\r\n", engine.ActionReject},
+		{"DomainWhitelistFile: that From domain's unsealed mail is rejected", "198.51.100.1", "a@partner.example", "bob@example.org", "From: a@partner.example\r\n", engine.ActionReject},
 		{"IgnoreHosts/InternalHosts: not judged", "192.0.2.5", "a@example.com", "bob@example.org", "From: a@example.com\r\n", engine.ActionAccept},
 		{"RequiredHeaders: two From fields are rejected", "198.51.100.1", "a@partner.example", "bob@example.org", "From: a@partner.example\r\nFrom: b@partner.example\r\n", engine.ActionReject},
 		{"RejectMultiValueFrom: two addresses are rejected", "198.51.100.1", "a@partner.example", "bob@example.org", "From: a@partner.example, b@other.example\r\n", engine.ActionReject},
