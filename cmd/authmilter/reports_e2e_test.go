@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
@@ -13,8 +12,11 @@ import (
 	"net"
 	netmail "net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,9 +167,11 @@ func gzipAttachment(t *testing.T, raw []byte, receiver string) []byte {
 	return nil
 }
 
-// TestFleetServe: two daemons share one PostgreSQL store, each judges half
-// of the messages, both send: each domain gets exactly one report for the
-// period, with the summed counts.
+// TestFleetServe: two `authmilter serve` processes (the built binary)
+// share one PostgreSQL store, each judges half of the messages; started
+// together, their senders look for closed periods at the same moments, so
+// once the period closes both try to send it at once: each domain gets
+// exactly one report per period, with the summed counts.
 func TestFleetServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for a one-minute reporting period to end")
@@ -191,82 +195,130 @@ func TestFleetServe(t *testing.T) {
 	go srv.Serve(sl)
 	t.Cleanup(func() { srv.Close() })
 
-	cfg := writeConfig(t, "listen: inet:127.0.0.1:0\nauthserv_id: mx.fleet.test\npolicy: {internal_networks: []}\n"+
-		"dns: {servers: [\""+dns+"\"]}\n"+
-		"reports:\n  enabled: true\n  store: \""+dsn+"\"\n  interval: 1m\n  send: true\n  org_name: Fleet\n  email: dmarc@fleet.test\n"+
-		"  smtp: {address: \""+sl.Addr().String()+"\"}\n")
-	if s := time.Now().Second(); s > 40 {
-		time.Sleep(time.Duration(61-s) * time.Second)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "authmilter")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
 	type host struct {
 		addr string
-		done chan error
+		cmd  *exec.Cmd
 		logs *syncbuf.Buffer
+		done chan error
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	hosts := make([]*host, 2)
 	for i := range hosts {
-		h := &host{done: make(chan error, 1), logs: &syncbuf.Buffer{}}
-		ready := make(chan net.Addr, 1)
-		go func() { h.done <- serve(ctx, cfg, h.logs, nil, func(a net.Addr) { ready <- a }) }()
-		select {
-		case a := <-ready:
-			h.addr = a.String()
-		case err := <-h.done:
-			t.Fatalf("host %d: %v", i, err)
+		h := &host{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
+		cfg := filepath.Join(dir, fmt.Sprintf("host%d.yaml", i))
+		text := "listen: inet:" + h.addr + "\nauthserv_id: mx" + strconv.Itoa(i) + ".fleet.test\npolicy: {internal_networks: []}\n" +
+			"dns: {servers: [\"" + dns + "\"]}\n" +
+			"arc: {sealer_stats: {file: \"" + filepath.Join(dir, fmt.Sprintf("sealers%d.json", i)) + "\"}}\n" +
+			"reports:\n  enabled: true\n  store: \"" + dsn + "\"\n  interval: 1m\n  send: true\n  org_name: Fleet\n  email: dmarc@fleet.test\n" +
+			"  smtp: {address: \"" + sl.Addr().String() + "\"}\n"
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		h.cmd = exec.Command(bin, "serve", "--config", cfg)
+		h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 		hosts[i] = h
 	}
-	defer func() {
-		cancel()
+	// Started together: their send tickers (every 10 s for a 1m
+	// interval) fire at the same moments.
+	for i, h := range hosts {
+		if err := h.cmd.Start(); err != nil {
+			t.Fatalf("host %d: %v", i, err)
+		}
+		go func() { h.done <- h.cmd.Wait() }()
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		for _, h := range hosts {
+			h.cmd.Process.Signal(syscall.SIGTERM)
+		}
 		for i, h := range hosts {
-			if err := <-h.done; err != nil {
-				t.Errorf("host %d: %v\n%s", i, err, h.logs.String())
+			select {
+			case err := <-h.done:
+				if err != nil {
+					t.Errorf("host %d exit: %v\n%s", i, err, h.logs.String())
+				}
+			case <-time.After(15 * time.Second):
+				h.cmd.Process.Kill()
+				<-h.done
+				t.Errorf("host %d: no exit 15 s after SIGTERM\n%s", i, h.logs.String())
 			}
 		}
-	}()
+	}
+	t.Cleanup(stop)
+	for i, h := range hosts {
+		waitListening(t, h.addr, h.logs)
+		if !strings.Contains(h.logs.String(), "dmarc reports: recording") {
+			t.Fatalf("host %d does not record reports:\n%s", i, h.logs.String())
+		}
+	}
+
 	want := map[string]int{}
 	for i := range 12 {
 		d := []string{"example.com", "example.org"}[i%2]
 		milterMessage(t, hosts[i%3%2].addr, "192.0.2.1", "a@"+d, d)
 		want[d]++
 	}
-
-	deadline := time.Now().Add(150 * time.Second)
+	// Every message is in the store once its host has flushed (at least
+	// once a second); the messages may straddle two periods.
+	deadline := time.Now().Add(100 * time.Second)
 	for {
-		be.mu.Lock()
-		n := len(be.msgs)
-		be.mu.Unlock()
-		if n >= 2 {
+		got, _, n := fleetReports(t, be)
+		if got["example.com"] >= want["example.com"] && got["example.org"] >= want["example.org"] {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d reports after 150s\n%s\n%s", n, hosts[0].logs.String(), hosts[1].logs.String())
+			t.Fatalf("%d reports after 100 s, counts %v, want %v\n%s\n%s", n, got, want, hosts[0].logs.String(), hosts[1].logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// Both hosts tick every 10s: give the slower one a turn to send twice.
-	time.Sleep(12 * time.Second)
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	got := map[string]int{}
-	for _, m := range be.msgs {
-		doc := gzipAttachment(t, m, "fleet.test")
-		var fb struct {
-			Domain string `xml:"policy_published>domain"`
-			Counts []int  `xml:"record>row>count"`
-		}
-		if err := xml.Unmarshal(doc, &fb); err != nil {
-			t.Fatal(err)
-		}
-		if _, dup := got[fb.Domain]; dup {
-			t.Errorf("%s reported twice", fb.Domain)
-		}
-		for _, c := range fb.Counts {
-			got[fb.Domain] += c
+	// Both hosts try every 10 s: one more turn each shows no second report.
+	time.Sleep(11 * time.Second)
+	stop()
+	got, periods, n := fleetReports(t, be)
+	for key, k := range periods {
+		if k != 1 {
+			t.Errorf("%s: %d reports for one period", key, k)
 		}
 	}
 	if len(got) != 2 || got["example.com"] != want["example.com"] || got["example.org"] != want["example.org"] {
 		t.Errorf("reported %v, want %v", got, want)
 	}
+	sent := 0
+	for _, h := range hosts {
+		sent += strings.Count(h.logs.String(), "dmarc reports: send run")
+	}
+	t.Logf("%d reports for %d domain-periods; send runs logged by the hosts: %d", n, len(periods), sent)
+}
+
+// fleetReports reads the reports the sink received: the summed counts per
+// domain, the number of reports per "domain period-begin", and how many.
+func fleetReports(t *testing.T, be *sinkBackend) (counts, periods map[string]int, n int) {
+	t.Helper()
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	counts, periods = map[string]int{}, map[string]int{}
+	for _, m := range be.msgs {
+		doc := gzipAttachment(t, m, "fleet.test")
+		var fb struct {
+			Domain string `xml:"policy_published>domain"`
+			Begin  int64  `xml:"report_metadata>date_range>begin"`
+			Counts []int  `xml:"record>row>count"`
+		}
+		if err := xml.Unmarshal(doc, &fb); err != nil {
+			t.Fatal(err)
+		}
+		periods[fb.Domain+" "+strconv.FormatInt(fb.Begin, 10)]++
+		for _, c := range fb.Counts {
+			counts[fb.Domain] += c
+		}
+	}
+	return counts, periods, len(be.msgs)
 }
