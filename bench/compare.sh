@@ -668,7 +668,6 @@ if [ -n "$DELAYS" ]; then
 			echo "cold: a freshly started milter judges each message once; warm: the same milter, each message again"
 		fi
 		c1=${SESSIONS%% *}
-		c8=${SESSIONS##* }
 		ROWS2=()
 		for m in "${SLOW[@]}"; do
 			ROWS2+=("$m")
@@ -678,14 +677,21 @@ if [ -n "$DELAYS" ]; then
 			echo
 			echo "DNS delay $delay per query. Wait after end of message, median (ms), and DNS queries per message:"
 			echo
-			echo "| milter | cold @$c1 | cold @$c8 | warm @$c1 | warm @$c8 | queries cold @$c1 | cold @$c8 | warm @$c1 | warm @$c8 |"
-			echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+			printf '| milter |'
+			for k in "wait cold" "wait warm" "queries cold" "queries warm"; do for c in $SESSIONS; do printf ' %s @%s |' "$k" "$c"; done; done
+			echo
+			printf '|---|'
+			for _ in 1 2 3 4; do for _ in $SESSIONS; do printf -- '---:|'; done; done
+			echo
 			for m in "${ROWS2[@]}"; do
-				printf '| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$(slabel "$m")" \
-					"$(sval "$m" "$delay" "$c1" cold wait)" "$(sval "$m" "$delay" "$c8" cold wait)" \
-					"$(sval "$m" "$delay" "$c1" warm wait)" "$(sval "$m" "$delay" "$c8" warm wait)" \
-					"$(sval "$m" "$delay" "$c1" cold q)" "$(sval "$m" "$delay" "$c8" cold q)" \
-					"$(sval "$m" "$delay" "$c1" warm q)" "$(sval "$m" "$delay" "$c8" warm q)"
+				printf '| %s |' "$(slabel "$m")"
+				for k in "cold wait" "warm wait" "cold q" "warm q"; do
+					for c in $SESSIONS; do
+						# shellcheck disable=SC2086
+						printf ' %.1f |' "$(sval "$m" "$delay" "$c" $k)"
+					done
+				done
+				echo
 			done
 			echo
 			echo "Cold, $c1 session(s), median wait after end of message per class (ms):"
