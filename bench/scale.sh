@@ -8,7 +8,7 @@
 #
 #   -c SESSIONS: concurrent milter sessions [128]
 #   -s SIZE: message size of the load (2KB, 20KB or 200KB) [200KB]
-#   -p PER-CLASS: messages per class of the cold corpus [40: 360 messages]
+#   -p PER-CLASS: messages per class of the cold corpus [100: 900 messages]
 #   -D DELAY: the delay of every DNS reply (milterload dns --delay) [20ms]
 #   -d DURATION: the warm run [20s]
 #   -g GAP: pause between envelope and content (milterload --gap) [0]
@@ -39,7 +39,7 @@ set -euo pipefail
 CMDLINE="bench/scale.sh${*:+ $*}"
 SESSIONS=128
 SIZE=200KB
-PER_CLASS=40
+PER_CLASS=100
 DELAY=20ms
 DUR=20s
 GAP=0s
