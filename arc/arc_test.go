@@ -49,7 +49,7 @@ func hopSeal(t testing.TB, r dnscache.Resolver, s *Sealer, msg string) (string, 
 	v := NewValidator(context.Background(), r, header, nil)
 	v.Write(body)
 	res := v.Close()
-	fields, err := s.Seal(header, v.BodyHash(), res, "mx."+s.Domain, "arc="+string(res.Result)+"; spf=pass smtp.mailfrom=origin.example")
+	fields, err := s.Seal(header, v.BodyHash(), res, "mx."+s.Domain, "arc="+string(res.Status)+"; spf=pass smtp.mailfrom=origin.example")
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +82,7 @@ func newResolver() *dnstest.Resolver { return &dnstest.Resolver{TXT: map[string]
 
 func TestNoChain(t *testing.T) {
 	res := validate(t, newResolver(), testMessage)
-	if res.Result != verify.ResultNone || res.Instances != 0 {
+	if res.Status != verify.StatusNone || res.Instances != 0 {
 		t.Fatalf("got %+v", res)
 	}
 }
@@ -98,7 +98,7 @@ func TestThreeHops(t *testing.T) {
 		msg = mustSeal(t, r, s, msg)
 	}
 	res := validate(t, r, msg)
-	if res.Result != verify.ResultPass || res.Instances != 3 || res.OldestPass != 0 {
+	if res.Status != verify.StatusPass || res.Instances != 3 || res.OldestPass != 0 {
 		t.Fatalf("got %+v", res)
 	}
 	for i, s := range res.Sets {
@@ -125,7 +125,7 @@ func TestOldestPass(t *testing.T) {
 	msg := mustSeal(t, r, s2, mustSeal(t, r, s1, testMessage))
 	msg = strings.Replace(msg, "Subject: hello", "Subject: [list] hello", 1)
 	res := validate(t, r, msg)
-	if res.Result != verify.ResultPass || res.OldestPass != 2 || res.Sets[0].AMSValid || !res.Sets[1].AMSValid {
+	if res.Status != verify.StatusPass || res.OldestPass != 2 || res.Sets[0].AMSValid || !res.Sets[1].AMSValid {
 		t.Fatalf("got %+v", res)
 	}
 }
@@ -141,8 +141,8 @@ func TestChunking(t *testing.T) {
 			v.Write(p[:k])
 			p = p[k:]
 		}
-		if res := v.Close(); res.Result != verify.ResultPass {
-			t.Errorf("chunks of %d: %s (%s)", n, res.Result, res.Reason)
+		if res := v.Close(); res.Status != verify.StatusPass {
+			t.Errorf("chunks of %d: %s (%s)", n, res.Status, res.Reason)
 		}
 	}
 }
@@ -162,8 +162,8 @@ func TestTampering(t *testing.T) {
 	}
 	for _, tt := range tests {
 		res := validate(t, r, strings.Replace(msg, tt.old, tt.new, 1))
-		if res.Result != verify.ResultFail || !errors.Is(res.Err, tt.want) {
-			t.Errorf("%s: got %s (%v), want fail with %v", tt.name, res.Result, res.Err, tt.want)
+		if res.Status != verify.StatusFail || !errors.Is(res.Err, tt.want) {
+			t.Errorf("%s: got %s (%v), want fail with %v", tt.name, res.Status, res.Err, tt.want)
 		}
 	}
 }
@@ -173,8 +173,8 @@ func TestTemperror(t *testing.T) {
 	msg := mustSeal(t, r, newEd25519Sealer(t, r, "a.example"), testMessage)
 	failing := &dnstest.Resolver{TXT: r.TXT, Fail: map[string]dnstest.Failure{"sel._domainkey.a.example": dnstest.ServFail}}
 	res := validate(t, failing, msg)
-	if res.Result != verify.ResultTemperror || !errors.Is(res.Err, ErrTemporary) || !errors.Is(res.Err, dnscache.ErrTemporary) {
-		t.Fatalf("got %s (%v)", res.Result, res.Err)
+	if res.Status != verify.StatusTemperror || !errors.Is(res.Err, ErrTemporary) || !errors.Is(res.Err, dnscache.ErrTemporary) {
+		t.Fatalf("got %s (%v)", res.Status, res.Err)
 	}
 	// A temperror chain cannot be sealed: its cv= is unknown.
 	header, _ := splitMessage(t, msg)
@@ -187,9 +187,9 @@ func TestTemperror(t *testing.T) {
 // blockingResolver never answers until the context ends.
 type blockingResolver struct{ *dnstest.Resolver }
 
-func (blockingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (blockingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	<-ctx.Done()
-	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), true)
+	return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), true)
 }
 
 func TestCloseHonoursDeadline(t *testing.T) {
@@ -202,8 +202,8 @@ func TestCloseHonoursDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Result != verify.ResultTemperror {
-		t.Fatalf("got %s (%s)", res.Result, res.Reason)
+	if res.Status != verify.StatusTemperror {
+		t.Fatalf("got %s (%s)", res.Status, res.Reason)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Close took %v", d)
@@ -228,7 +228,7 @@ func TestFailedChain(t *testing.T) {
 		t.Fatalf("the cv=fail set does not verify: %v", err)
 	}
 	res := validate(t, r, msg)
-	if res.Result != verify.ResultFail || !errors.Is(res.Err, ErrFailedUpstream) || res.Instances != 2 {
+	if res.Status != verify.StatusFail || !errors.Is(res.Err, ErrFailedUpstream) || res.Instances != 2 {
 		t.Fatalf("got %+v", res)
 	}
 	if _, err := hopSeal(t, r, sc, msg); !errors.Is(err, ErrChainFailed) {
@@ -243,15 +243,15 @@ func TestInstanceLimit(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		msg = mustSeal(t, r, s, msg)
 	}
-	if res := validate(t, r, msg); res.Result != verify.ResultPass || res.Instances != 50 {
-		t.Fatalf("50 sets: %s (%s)", res.Result, res.Reason)
+	if res := validate(t, r, msg); res.Status != verify.StatusPass || res.Instances != 50 {
+		t.Fatalf("50 sets: %s (%s)", res.Status, res.Reason)
 	}
 	if _, err := hopSeal(t, r, s, msg); !errors.Is(err, ErrTooManyInstances) {
 		t.Fatalf("51st set: %v, want ErrTooManyInstances", err)
 	}
 	res, err := Validate(context.Background(), r, strings.NewReader(msg), &Options{MaxInstances: 10})
-	if err != nil || res.Result != verify.ResultFail {
-		t.Fatalf("MaxInstances 10: %s, %v", res.Result, err)
+	if err != nil || res.Status != verify.StatusFail {
+		t.Fatalf("MaxInstances 10: %s, %v", res.Status, err)
 	}
 }
 
@@ -290,7 +290,7 @@ func TestSealFormat(t *testing.T) {
 func TestSealerChecks(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	header, _ := splitMessage(t, testMessage)
-	none := Result{Result: verify.ResultNone}
+	none := Result{Status: verify.StatusNone}
 	bh := make([]byte, 32)
 	tests := []struct {
 		name string
@@ -311,7 +311,7 @@ func TestSealerChecks(t *testing.T) {
 	if _, err := s.Seal(header, bh[:5], none, "mx.a.example", ""); !errors.Is(err, ErrSealer) {
 		t.Errorf("short body hash: %v", err)
 	}
-	if _, err := s.Seal(header, bh, Result{Result: verify.ResultPass, Instances: 1}, "mx.a.example", ""); !errors.Is(err, ErrSealer) {
+	if _, err := s.Seal(header, bh, Result{Status: verify.StatusPass, Instances: 1}, "mx.a.example", ""); !errors.Is(err, ErrSealer) {
 		t.Errorf("pass without a chain: %v", err)
 	}
 }

@@ -57,7 +57,7 @@ func BenchmarkValidate2Hop(b *testing.B) {
 			for b.Loop() {
 				v := NewValidator(context.Background(), r, header, nil)
 				v.Write(body)
-				if res := v.Close(); res.Result != verify.ResultPass {
+				if res := v.Close(); res.Status != verify.StatusPass {
 					b.Fatal(res.Reason)
 				}
 			}

@@ -54,14 +54,14 @@ type validationCase struct {
 // 8617 / RFC 6376. They are set aside (counted neither passed nor failed)
 // but still checked against the verdict the RFCs give.
 var disputed = map[string]struct {
-	want   verify.Result
+	want   verify.Status
 	reason string
 }{
-	"cv_fail_i1_as_cv_fail": {verify.ResultFail, `suite expects "" (an artefact of dkimpy returning nothing); RFC 8617 §5.2: a newest seal with cv=fail makes the chain fail (and i=1 must have cv=none)`},
-	"cv_fail_i2_as1_fail":   {verify.ResultFail, `suite expects ""; RFC 8617 §5.2: cv= of i=1 must be none, so the structure is invalid: fail`},
-	"cv_fail_i2_as2_fail":   {verify.ResultFail, `suite expects ""; RFC 8617 §5.2: the newest seal has cv=fail: fail`},
-	"ams_fields_c_na":       {verify.ResultFail, `suite expects pass (dkimpy defaults a missing AMS c= to relaxed/relaxed); RFC 8617 §4.1.2 imports DKIM-Signature semantics, whose missing c= means simple/simple (RFC 6376 §3.5), and the AMS was signed relaxed: fail`},
-	"ams_fields_h_empty":    {verify.ResultFail, `suite expects pass; an empty h= is a syntax error (RFC 6376 §3.5 sig-h-tag needs a field name) and h= must include From (RFC 6376 §5.4, §6.1.1): fail`},
+	"cv_fail_i1_as_cv_fail": {verify.StatusFail, `suite expects "" (an artefact of dkimpy returning nothing); RFC 8617 §5.2: a newest seal with cv=fail makes the chain fail (and i=1 must have cv=none)`},
+	"cv_fail_i2_as1_fail":   {verify.StatusFail, `suite expects ""; RFC 8617 §5.2: cv= of i=1 must be none, so the structure is invalid: fail`},
+	"cv_fail_i2_as2_fail":   {verify.StatusFail, `suite expects ""; RFC 8617 §5.2: the newest seal has cv=fail: fail`},
+	"ams_fields_c_na":       {verify.StatusFail, `suite expects pass (dkimpy defaults a missing AMS c= to relaxed/relaxed); RFC 8617 §4.1.2 imports DKIM-Signature semantics, whose missing c= means simple/simple (RFC 6376 §3.5), and the AMS was signed relaxed: fail`},
+	"ams_fields_h_empty":    {verify.StatusFail, `suite expects pass; an empty h= is a syntax error (RFC 6376 §3.5 sig-h-tag needs a field name) and h= must include From (RFC 6376 §5.4, §6.1.1): fail`},
 }
 
 func loadValidation(t *testing.T) []validationScenario {
@@ -121,16 +121,16 @@ func TestValidationSuite(t *testing.T) {
 			}
 			if d, ok := disputed[name]; ok {
 				setAside = append(setAside, name)
-				if res.Result != d.want {
-					t.Errorf("%s (set aside): got %s (%s), the RFC reading gives %s", name, res.Result, res.Reason, d.want)
+				if res.Status != d.want {
+					t.Errorf("%s (set aside): got %s (%s), the RFC reading gives %s", name, res.Status, res.Reason, d.want)
 				}
-				t.Logf("set aside %s: %s (ours: %s)", name, d.reason, res.Result)
+				t.Logf("set aside %s: %s (ours: %s)", name, d.reason, res.Status)
 				continue
 			}
-			want := verify.Result(strings.ToLower(strings.TrimSpace(tc.CV)))
-			if res.Result != want {
+			want := verify.Status(strings.ToLower(strings.TrimSpace(tc.CV)))
+			if res.Status != want {
 				failed++
-				t.Errorf("%s (%s, spec %s): got %s (%s), want %s", name, tc.Description, tc.Spec, res.Result, res.Reason, want)
+				t.Errorf("%s (%s, spec %s): got %s (%s), want %s", name, tc.Description, tc.Spec, res.Status, res.Reason, want)
 				continue
 			}
 			passed++
@@ -168,8 +168,8 @@ func TestStalwartVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Result != verify.ResultPass {
-				t.Fatalf("got %s (%s), want pass", res.Result, res.Reason)
+			if res.Status != verify.StatusPass {
+				t.Fatalf("got %s (%s), want pass", res.Status, res.Reason)
 			}
 			t.Logf("%s: pass, %d instances, oldest-pass %d, sets %+v", name, res.Instances, res.OldestPass, res.Sets)
 		})

@@ -32,7 +32,7 @@ func Example() {
 	v := arc.NewValidator(ctx, r, header, nil)
 	v.Write(body) // as many chunks as the MTA sends
 	chain := v.Close()
-	fmt.Println("received chain:", chain.Result)
+	fmt.Println("received chain:", chain.Status)
 
 	s := &arc.Sealer{Domain: "lists.example", Selector: "arc", Key: priv}
 	fields, err := s.Seal(header, v.BodyHash(), chain, "mx.lists.example", "spf=pass smtp.mailfrom=origin.example")
@@ -49,7 +49,7 @@ func Example() {
 	msg.WriteString("\r\n")
 	msg.Write(body)
 	res, _ := arc.Validate(ctx, r, strings.NewReader(msg.String()), nil)
-	fmt.Println("after sealing:", res.Result, "instances:", res.Instances)
+	fmt.Println("after sealing:", res.Status, "instances:", res.Instances)
 	// Output:
 	// received chain: none
 	// after sealing: pass instances: 1

@@ -147,7 +147,7 @@ func (e *interopEnv) msgFile(msg string) string { return e.write("msg.eml", msg,
 
 // addAR puts this hop's Authentication-Results on top, with its arc=
 // verdict (dkimpy and Mail::DKIM take cv= from it).
-func addAR(msg, srvID string, cv verify.Result) string {
+func addAR(msg, srvID string, cv verify.Status) string {
 	return "Authentication-Results: " + srvID + "; arc=" + string(cv) + "; spf=pass smtp.mailfrom=alice@origin.example\r\n" + msg
 }
 
@@ -177,7 +177,7 @@ func (e *interopEnv) sealWith(msg string, s *Sealer, srvID string) string {
 	v := NewValidator(context.Background(), e.r, header, nil)
 	v.Write(body)
 	chain := v.Close()
-	fields, err := s.Seal(header, v.BodyHash(), chain, srvID, "arc="+string(chain.Result))
+	fields, err := s.Seal(header, v.BodyHash(), chain, srvID, "arc="+string(chain.Status))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -205,10 +205,10 @@ func (e *interopEnv) verifyMailDKIM(msg string) (string, string) {
 }
 
 // expectEverywhere checks the verdict of all three validators.
-func (e *interopEnv) expectEverywhere(msg string, want verify.Result) {
+func (e *interopEnv) expectEverywhere(msg string, want verify.Status) {
 	e.t.Helper()
-	if res := e.verifyOurs(msg); res.Result != want {
-		e.t.Errorf("authmilter: %s (%s), want %s", res.Result, res.Reason, want)
+	if res := e.verifyOurs(msg); res.Status != want {
+		e.t.Errorf("authmilter: %s (%s), want %s", res.Status, res.Reason, want)
 	}
 	if got, why := e.verifyDkimpy(msg); got != string(want) {
 		e.t.Errorf("dkimpy: %s (%s), want %s", got, why, want)
@@ -238,26 +238,26 @@ func tamperSubject(msg string) string {
 func TestInteropOursToPeers(t *testing.T) {
 	e := newInteropEnv(t)
 	h := e.newHop("ours.example", "s2026")
-	msg := e.sealOurs(addAR(interopBase, h.srvID, verify.ResultNone), h)
-	e.expectEverywhere(msg, verify.ResultPass)
-	e.expectEverywhere(tamperBody(msg), verify.ResultFail)
-	e.expectEverywhere(tamperSubject(msg), verify.ResultFail)
+	msg := e.sealOurs(addAR(interopBase, h.srvID, verify.StatusNone), h)
+	e.expectEverywhere(msg, verify.StatusPass)
+	e.expectEverywhere(tamperBody(msg), verify.StatusFail)
+	e.expectEverywhere(tamperSubject(msg), verify.StatusFail)
 }
 
 func TestInteropDkimpyToOurs(t *testing.T) {
 	e := newInteropEnv(t)
 	h := e.newHop("py.example", "py1")
-	msg := e.sealDkimpy(addAR(interopBase, h.srvID, verify.ResultNone), h)
-	e.expectEverywhere(msg, verify.ResultPass)
-	e.expectEverywhere(tamperBody(msg), verify.ResultFail)
+	msg := e.sealDkimpy(addAR(interopBase, h.srvID, verify.StatusNone), h)
+	e.expectEverywhere(msg, verify.StatusPass)
+	e.expectEverywhere(tamperBody(msg), verify.StatusFail)
 }
 
 func TestInteropMailDKIMToOurs(t *testing.T) {
 	e := newInteropEnv(t)
 	h := e.newHop("perl.example", "pl1")
-	msg := e.sealMailDKIM(addAR(interopBase, h.srvID, verify.ResultNone), h)
-	e.expectEverywhere(msg, verify.ResultPass)
-	e.expectEverywhere(tamperBody(msg), verify.ResultFail)
+	msg := e.sealMailDKIM(addAR(interopBase, h.srvID, verify.StatusNone), h)
+	e.expectEverywhere(msg, verify.StatusPass)
+	e.expectEverywhere(tamperBody(msg), verify.StatusFail)
 }
 
 // TestInteropThreeHops: dkimpy seals i=1, Mail::DKIM i=2, authmilter i=3;
@@ -266,22 +266,22 @@ func TestInteropThreeHops(t *testing.T) {
 	e := newInteropEnv(t)
 	py, pl, us := e.newHop("py.example", "py1"), e.newHop("perl.example", "pl1"), e.newHop("ours.example", "s2026")
 
-	msg := e.sealDkimpy(addAR(interopBase, py.srvID, verify.ResultNone), py)
-	msg = e.sealMailDKIM(addAR(msg, pl.srvID, e.verifyOurs(msg).Result), pl)
-	msg = e.sealOurs(addAR(msg, us.srvID, e.verifyOurs(msg).Result), us)
+	msg := e.sealDkimpy(addAR(interopBase, py.srvID, verify.StatusNone), py)
+	msg = e.sealMailDKIM(addAR(msg, pl.srvID, e.verifyOurs(msg).Status), pl)
+	msg = e.sealOurs(addAR(msg, us.srvID, e.verifyOurs(msg).Status), us)
 	if res := e.verifyOurs(msg); res.Instances != 3 || res.OldestPass != 0 {
 		t.Errorf("want 3 instances, oldest-pass 0: %+v", res)
 	}
-	e.expectEverywhere(msg, verify.ResultPass)
-	e.expectEverywhere(tamperBody(msg), verify.ResultFail)
-	e.expectEverywhere(tamperSubject(msg), verify.ResultFail)
+	e.expectEverywhere(msg, verify.StatusPass)
+	e.expectEverywhere(tamperBody(msg), verify.StatusFail)
+	e.expectEverywhere(tamperSubject(msg), verify.StatusFail)
 
 	// The reverse order: we seal i=1, Mail::DKIM i=2, dkimpy i=3.
-	rev := e.sealOurs(addAR(interopBase, us.srvID, verify.ResultNone), us)
-	rev = e.sealMailDKIM(addAR(rev, pl.srvID, e.verifyOurs(rev).Result), pl)
-	rev = e.sealDkimpy(addAR(rev, py.srvID, e.verifyOurs(rev).Result), py)
-	e.expectEverywhere(rev, verify.ResultPass)
-	e.expectEverywhere(tamperBody(rev), verify.ResultFail)
+	rev := e.sealOurs(addAR(interopBase, us.srvID, verify.StatusNone), us)
+	rev = e.sealMailDKIM(addAR(rev, pl.srvID, e.verifyOurs(rev).Status), pl)
+	rev = e.sealDkimpy(addAR(rev, py.srvID, e.verifyOurs(rev).Status), py)
+	e.expectEverywhere(rev, verify.StatusPass)
+	e.expectEverywhere(tamperBody(rev), verify.StatusFail)
 }
 
 // TestInteropEd25519 seals with Ed25519 (RFC 8463). Neither peer in Debian
@@ -298,17 +298,17 @@ func TestInteropEd25519(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.publish("ed._domainkey.ed.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
-	msg := e.sealDkimpy(addAR(interopBase, py.srvID, verify.ResultNone), py)
+	msg := e.sealDkimpy(addAR(interopBase, py.srvID, verify.StatusNone), py)
 	s := &Sealer{Domain: "ed.example", Selector: "ed", Key: priv, Now: func() time.Time { return time.Unix(1772445600, 0) }}
 	msg = e.sealWith(msg, s, "mx.ed.example")
 	if !strings.Contains(msg, "a=ed25519-sha256") {
 		t.Fatal("no Ed25519 seal")
 	}
-	if res := e.verifyOurs(msg); res.Result != verify.ResultPass {
-		t.Errorf("authmilter: %s (%s)", res.Result, res.Reason)
+	if res := e.verifyOurs(msg); res.Status != verify.StatusPass {
+		t.Errorf("authmilter: %s (%s)", res.Status, res.Reason)
 	}
-	if res := e.verifyOurs(tamperBody(msg)); res.Result != verify.ResultFail {
-		t.Errorf("tampered: %s", res.Result)
+	if res := e.verifyOurs(tamperBody(msg)); res.Status != verify.StatusFail {
+		t.Errorf("tampered: %s", res.Status)
 	}
 	got, why := e.verifyDkimpy(msg)
 	t.Logf("dkimpy on an Ed25519 ARC seal (not required): %s (%s)", got, why)

@@ -101,21 +101,21 @@ func (s *Sealer) Seal(header []message.Field, bodyHash []byte, chain Result, aut
 		return nil, ErrTooManyInstances
 	}
 	var cv string
-	switch chain.Result {
-	case verify.ResultNone:
+	switch chain.Status {
+	case verify.StatusNone:
 		if n != 0 {
 			return nil, fmt.Errorf("%w: result none but the header has %d ARC Sets", ErrSealer, n)
 		}
 		cv = "none"
-	case verify.ResultPass:
+	case verify.StatusPass:
 		if parseErr != nil || n == 0 || chain.Instances != n {
 			return nil, fmt.Errorf("%w: result pass does not match the ARC Sets in the header", ErrSealer)
 		}
 		cv = "pass"
-	case verify.ResultFail:
+	case verify.StatusFail:
 		cv = "fail"
 	default:
-		return nil, fmt.Errorf("%w (result %q)", ErrNoVerdict, chain.Result)
+		return nil, fmt.Errorf("%w (result %q)", ErrNoVerdict, chain.Status)
 	}
 	i := n + 1
 	now := time.Now

@@ -35,8 +35,8 @@ func TestSharedBodySet(t *testing.T) {
 		t.Errorf("set hashed %d octets of a %d-octet body", set.Len(), len(body))
 	}
 	for name, v := range map[string]*Validator{"a": a, "b": b} {
-		if res := v.Close(); res.Result != verify.ResultPass {
-			t.Errorf("%s: %s %s", name, res.Result, res.Reason)
+		if res := v.Close(); res.Status != verify.StatusPass {
+			t.Errorf("%s: %s %s", name, res.Status, res.Reason)
 		}
 	}
 }

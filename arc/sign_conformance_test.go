@@ -175,8 +175,8 @@ func runSignCase(t *testing.T, name string, sc signScenario, tc signCase, key cr
 	v.Write(body)
 	chain := v.Close()
 	results, arcResult := ownResults(header, tc.SrvID)
-	if arcResult != "" && string(chain.Result) != strings.ToLower(arcResult) {
-		t.Errorf("%s: our validation says %s (%s), the hop's A-R says arc=%s", name, chain.Result, chain.Reason, arcResult)
+	if arcResult != "" && string(chain.Status) != strings.ToLower(arcResult) {
+		t.Errorf("%s: our validation says %s (%s), the hop's A-R says arc=%s", name, chain.Status, chain.Reason, arcResult)
 		return false, false
 	}
 	s := &Sealer{
@@ -256,8 +256,8 @@ func verifyNewSet(r dnscache.Resolver, header []message.Field, body []byte) erro
 	if s.cv != "fail" {
 		v := NewValidator(ctx, r, header, nil)
 		v.Write(body)
-		if res := v.Close(); res.Result != verify.ResultPass {
-			return fmt.Errorf("validation: %s (%s)", res.Result, res.Reason)
+		if res := v.Close(); res.Status != verify.StatusPass {
+			return fmt.Errorf("validation: %s (%s)", res.Status, res.Reason)
 		}
 		return nil
 	}

@@ -47,10 +47,10 @@ type Set struct {
 
 // Result is the outcome of chain validation (RFC 8617 §5.2).
 type Result struct {
-	// Result is none, pass or fail; temperror when a temporary DNS failure
+	// Status is none, pass or fail; temperror when a temporary DNS failure
 	// (or the context's deadline) stopped validation. A structurally
 	// broken chain is fail, as RFC 8617 §5.2 says (ARC has no permerror).
-	Result     verify.Result
+	Status     verify.Status
 	Reason     string // why fail/temperror, short, e.g. "i=2 ARC-Seal signature invalid"
 	Err        error  // the underlying error, for logs and errors.Is
 	Instances  int    // number of ARC Sets found (the highest instance)
@@ -146,7 +146,7 @@ func NewValidatorWithBody(ctx context.Context, r dnscache.Resolver, header []mes
 		return v
 	}
 	if v.n == 0 {
-		v.early = &Result{Result: verify.ResultNone}
+		v.early = &Result{Status: verify.StatusNone}
 		return v
 	}
 	if err := v.checkStructure(); err != nil {
@@ -337,7 +337,7 @@ func highestInstance(header []message.Field) int {
 }
 
 func (v *Validator) failed(err error) *Result {
-	return &Result{Result: verify.ResultFail, Reason: reason(err), Err: err}
+	return &Result{Status: verify.StatusFail, Reason: reason(err), Err: err}
 }
 
 // reason is the short text of an error, without the package prefix.
@@ -378,13 +378,13 @@ func (v *Validator) validate() Result {
 		}
 	}
 	// Step 8.
-	return Result{Result: verify.ResultPass, OldestPass: oldest, Sets: v.sets(valid)}
+	return Result{Status: verify.StatusPass, OldestPass: oldest, Sets: v.sets(valid)}
 }
 
 func (v *Validator) errResult(err error, valid []bool) Result {
-	r := Result{Result: verify.ResultFail, Reason: reason(err), Err: err, Sets: v.sets(valid)}
+	r := Result{Status: verify.StatusFail, Reason: reason(err), Err: err, Sets: v.sets(valid)}
 	if errors.Is(err, ErrTemporary) {
-		r.Result = verify.ResultTemperror
+		r.Status = verify.StatusTemperror
 	}
 	return r
 }

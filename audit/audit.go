@@ -177,6 +177,13 @@ func ParseDomain(input string) (string, error) {
 	if n.Labels() < 2 {
 		return "", fmt.Errorf("%q is not a domain name with at least two labels", input)
 	}
+	// RFC 5321 §4.1.2: a mail domain's labels start and end with a letter
+	// or digit.
+	for l := range strings.SplitSeq(n.ASCII, ".") {
+		if strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return "", fmt.Errorf("%q is not a mail domain: label %q starts or ends with a hyphen", input, l)
+		}
+	}
 	return n.ASCII, nil
 }
 

@@ -41,23 +41,23 @@ func (g *gate) wait(ctx context.Context, name string) error {
 	}
 }
 
-func (g *gate) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (g *gate) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if err := g.wait(ctx, name); err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	return g.Resolver.LookupTXT(ctx, name)
 }
 
-func (g *gate) LookupMX(ctx context.Context, name string) ([]dnscache.MX, dnscache.Result, error) {
+func (g *gate) LookupMX(ctx context.Context, name string) ([]dnscache.MX, dnscache.AnswerInfo, error) {
 	if err := g.wait(ctx, name); err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	return g.Resolver.LookupMX(ctx, name)
 }
 
-func (g *gate) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (g *gate) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	if err := g.wait(ctx, name); err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	return g.Resolver.LookupA(ctx, name)
 }

@@ -40,23 +40,23 @@ func (f failing) fail(name string) error {
 	return nil
 }
 
-func (f failing) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (f failing) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if err := f.fail(name); err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	return f.Resolver.LookupTXT(ctx, name)
 }
 
-func (f failing) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (f failing) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	if err := f.fail(name); err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	return f.Resolver.LookupA(ctx, name)
 }
 
-func (f failing) LookupMX(ctx context.Context, name string) ([]dnscache.MX, dnscache.Result, error) {
+func (f failing) LookupMX(ctx context.Context, name string) ([]dnscache.MX, dnscache.AnswerInfo, error) {
 	if err := f.fail(name); err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	return f.Resolver.LookupMX(ctx, name)
 }

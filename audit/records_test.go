@@ -107,7 +107,7 @@ func TestReportShape(t *testing.T) {
 	if got := strings.Join(ids, " "); got != want {
 		t.Errorf("ids %s\nwant %s", got, want)
 	}
-	for _, bad := range []string{"", "localhost", "exa mple.com", "bücher.example", "a..example", "-a.example", "a@example.com", "a/b.example", strings.Repeat("a", 64) + ".example"} {
+	for _, bad := range []string{"", "localhost", "exa mple.com", "a..example", "-a.example", "a@example.com", "a/b.example", strings.Repeat("a", 64) + ".example"} {
 		rep := auditZone(t, bad, "example.com. TXT \"v=spf1 -all\"\n", nil)
 		if !rep.Failed() || len(rep.Checks) != 1 || rep.Checks[0].ID != "domain" {
 			t.Errorf("%q: %+v", bad, rep)

@@ -263,8 +263,8 @@ func TestInteropPeersVerify(t *testing.T) {
 		// Ours.
 		raw, _ := os.ReadFile(m.file)
 		for j, s := range verifyOwn(t, e.r, string(raw)) {
-			if string(s.Result) != want {
-				t.Errorf("%s (tampered %v): authmilter: signature %d %s (%s)", m.name, m.tampered, j, s.Result, s.Reason)
+			if string(s.Status) != want {
+				t.Errorf("%s (tampered %v): authmilter: signature %d %s (%s)", m.name, m.tampered, j, s.Status, s.Reason)
 			}
 		}
 		// dkimpy: one word per signature, in header order (ours).

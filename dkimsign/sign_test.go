@@ -43,8 +43,8 @@ func TestSignVerifies(t *testing.T) {
 				t.Fatalf("verifier saw %d signatures", len(got))
 			}
 			for i, s := range got {
-				if s.Result != verify.ResultPass {
-					t.Errorf("signature %d: %s (%s)", i, s.Result, s.Reason)
+				if s.Status != verify.StatusPass {
+					t.Errorf("signature %d: %s (%s)", i, s.Status, s.Reason)
 				}
 				if s.Algorithm != keys[i].Algorithm() || s.Selector != keys[i].Selector {
 					t.Errorf("signature %d: %+v", i, s)
@@ -59,15 +59,15 @@ func TestSignVerifies(t *testing.T) {
 				"altered body":    strings.Replace(signed, "lazy dog", "lazy cat", 1),
 			} {
 				for i, s := range verifyOwn(t, r, forged) {
-					if s.Result != verify.ResultFail {
-						t.Errorf("%s: signature %d: %s, want fail", what, i, s.Result)
+					if s.Status != verify.StatusFail {
+						t.Errorf("%s: signature %d: %s, want fail", what, i, s.Status)
 					}
 				}
 			}
 			// An unsigned field may be added (Received is not signed).
 			for i, s := range verifyOwn(t, r, "Received: from c by d; Sat, 05 Dec 2026 12:00:01 +0000\r\n"+signed) {
-				if s.Result != verify.ResultPass {
-					t.Errorf("added Received: signature %d: %s", i, s.Result)
+				if s.Status != verify.StatusPass {
+					t.Errorf("added Received: signature %d: %s", i, s.Status)
 				}
 			}
 		})
@@ -176,7 +176,7 @@ func TestIdentity(t *testing.T) {
 	if !strings.Contains(string(sigs[0].Field.Raw), "i=alice@mail.example.com;") {
 		t.Errorf("no i=:\n%s", sigs[0].Field.Raw)
 	}
-	if got := verifyOwn(t, resolverFor(t, []Key{k}), signed); got[0].Result != verify.ResultPass || got[0].Identifier != "alice@mail.example.com" {
+	if got := verifyOwn(t, resolverFor(t, []Key{k}), signed); got[0].Status != verify.StatusPass || got[0].Identifier != "alice@mail.example.com" {
 		t.Errorf("%+v", got[0])
 	}
 }

@@ -46,7 +46,7 @@ type Cache struct {
 
 	minTTL, maxTTL, negTTL, maxNegTTL, tempTTL time.Duration
 
-	hits, misses, queries, failures, probeMisses atomic.Uint64
+	hits, misses, queries, failures, cacheOnlyMisses atomic.Uint64
 }
 
 type cacheKey struct {
@@ -86,29 +86,29 @@ func NewCache(up Upstream, cfg Config) *Cache {
 
 // Stats are a Cache's counters since it was made.
 //
-// A lookup in probe mode (WithProbe) counts in Hits when the cache answers
-// it, and otherwise only in ProbeMisses: the caller then makes the lookup
-// again normally, and that one counts as the miss. (When a probe answered
-// some lookups before it missed one, the caller's second pass counts their
-// hits again.)
+// A lookup in cache-only mode (WithCacheOnly) counts in Hits when the
+// cache answers it, and otherwise only in CacheOnlyMisses: the caller then
+// makes the lookup again normally, and that one counts as the miss. (When
+// work in cache-only mode had some lookups answered before one missed, the
+// caller's second pass counts their hits again.)
 type Stats struct {
-	Hits        uint64 // lookups answered from the cache
-	Misses      uint64 // lookups that waited for an upstream query
-	Queries     uint64 // upstream queries made (Misses less the shared ones)
-	Errors      uint64 // upstream queries that failed temporarily
-	ProbeMisses uint64 // probe-mode lookups the cache could not answer
-	Entries     int    // answers held now, expired ones included
+	Hits            uint64 // lookups answered from the cache
+	Misses          uint64 // lookups that waited for an upstream query
+	Queries         uint64 // upstream queries made (Misses less the shared ones)
+	Errors          uint64 // upstream queries that failed temporarily
+	CacheOnlyMisses uint64 // cache-only lookups the cache could not answer
+	Entries         int    // answers held now, expired ones included
 }
 
 // Stats returns the counters of c.
 func (c *Cache) Stats() Stats {
 	return Stats{
-		Hits:        c.hits.Load(),
-		Misses:      c.misses.Load(),
-		Queries:     c.queries.Load(),
-		Errors:      c.failures.Load(),
-		ProbeMisses: c.probeMisses.Load(),
-		Entries:     c.entries.Len(),
+		Hits:            c.hits.Load(),
+		Misses:          c.misses.Load(),
+		Queries:         c.queries.Load(),
+		Errors:          c.failures.Load(),
+		CacheOnlyMisses: c.cacheOnlyMisses.Load(),
+		Entries:         c.entries.Len(),
 	}
 }
 
@@ -129,10 +129,10 @@ func (c *Cache) query(ctx context.Context, qtype uint16, name string) (*answer, 
 		c.hits.Add(1)
 		return e.result()
 	}
-	if p := probing(ctx); p != nil {
-		// Probe mode: never upstream. Not a miss: the caller asks again
+	if p := cacheOnlyOf(ctx); p != nil {
+		// Cache-only mode: never upstream. Not a miss: the caller asks again
 		// normally, and that lookup is the one counted.
-		c.probeMisses.Add(1)
+		c.cacheOnlyMisses.Add(1)
 		return nil, p.notCached(name)
 	}
 	c.misses.Add(1)
@@ -215,27 +215,27 @@ func (e *cacheEntry) result() (*answer, error) {
 }
 
 // LookupTXT implements Resolver.
-func (c *Cache) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+func (c *Cache) LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error) {
 	return lookupTXT(ctx, c, name)
 }
 
 // LookupA implements Resolver.
-func (c *Cache) LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Cache) LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupA(ctx, c, name)
 }
 
 // LookupAAAA implements Resolver.
-func (c *Cache) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Cache) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupAAAA(ctx, c, name)
 }
 
 // LookupMX implements Resolver.
-func (c *Cache) LookupMX(ctx context.Context, name string) ([]MX, Result, error) {
+func (c *Cache) LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error) {
 	return lookupMX(ctx, c, name)
 }
 
 // LookupPTR implements Resolver.
-func (c *Cache) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error) {
+func (c *Cache) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error) {
 	return lookupPTR(ctx, c, addr)
 }
 

@@ -86,8 +86,8 @@ func (c *Client) budget() time.Duration {
 
 // query implements querier.
 func (c *Client) query(ctx context.Context, qtype uint16, name string) (*answer, error) {
-	if p := probing(ctx); p != nil {
-		return nil, p.notCached(name) // probe mode: nothing is sent
+	if p := cacheOnlyOf(ctx); p != nil {
+		return nil, p.notCached(name) // cache-only mode: nothing is sent
 	}
 	var last error
 	for range c.attempts {
@@ -164,27 +164,27 @@ func contextError(name, server string, err error) error {
 }
 
 // LookupTXT implements Resolver.
-func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error) {
 	return lookupTXT(ctx, c, name)
 }
 
 // LookupA implements Resolver.
-func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Client) LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupA(ctx, c, name)
 }
 
 // LookupAAAA implements Resolver.
-func (c *Client) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (c *Client) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupAAAA(ctx, c, name)
 }
 
 // LookupMX implements Resolver.
-func (c *Client) LookupMX(ctx context.Context, name string) ([]MX, Result, error) {
+func (c *Client) LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error) {
 	return lookupMX(ctx, c, name)
 }
 
 // LookupPTR implements Resolver.
-func (c *Client) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error) {
+func (c *Client) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error) {
 	return lookupPTR(ctx, c, addr)
 }
 

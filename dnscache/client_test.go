@@ -324,7 +324,7 @@ func TestClientCNAME(t *testing.T) {
 	wantErr(t, err, ErrNoData, false)
 }
 
-// The AD bit sets Result.Authentic only with TrustAD.
+// The AD bit sets AnswerInfo.Authentic only with TrustAD.
 func TestClientAuthenticData(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, func(w dns.ResponseWriter, r *dns.Msg) {

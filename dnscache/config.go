@@ -23,7 +23,7 @@ type Config struct {
 	Attempts int
 	// TrustAD marks the upstream servers as validating resolvers reached
 	// over a trusted path (typically a local resolver on loopback), so that
-	// the AD bit of their answers sets Result.Authentic (RFC 6840 §5.8).
+	// the AD bit of their answers sets AnswerInfo.Authentic (RFC 6840 §5.8).
 	TrustAD bool
 	// MaxAnswerBytes bounds the size of one reply, in octets on the wire
 	// (UDP datagram or TCP message). A larger reply is not unpacked: the

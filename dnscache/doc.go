@@ -22,11 +22,11 @@
 //   - New wires the three as the daemon runs them; TXTFunc adapts a
 //     Resolver to go-msgauth.
 //
-// A context from WithProbe puts these resolvers in probe mode: they answer
-// only from memory (cache entries, the zone) and fail at once, recording
+// A context from WithCacheOnly puts these resolvers in cache-only mode: they
+// answer only from memory (cache entries, the zone) and fail at once, recording
 // the miss, where they would ask the network. Callers use it to do work
-// synchronously when the cache is warm, and to start a goroutine only
-// when a lookup must wait for a server.
+// synchronously when the cache is warm, and to start a goroutine only when a
+// lookup must wait for a server.
 //
 // Names are checked before any query: lower-cased, and refused with an
 // NXDOMAIN error (nothing is sent) when they cannot be DNS names (an empty

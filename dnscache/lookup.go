@@ -17,19 +17,19 @@ type querier interface {
 	query(ctx context.Context, qtype uint16, name string) (*answer, error)
 }
 
-func ask(ctx context.Context, q querier, qtype uint16, name string) (*answer, Result, error) {
+func ask(ctx context.Context, q querier, qtype uint16, name string) (*answer, AnswerInfo, error) {
 	n, err := normalize(name)
 	if err != nil {
-		return nil, Result{}, err
+		return nil, AnswerInfo{}, err
 	}
 	a, err := q.query(ctx, qtype, n)
 	if err != nil {
-		return nil, Result{}, err
+		return nil, AnswerInfo{}, err
 	}
-	return a, Result{Authentic: a.authentic}, nil
+	return a, AnswerInfo{Authentic: a.authentic}, nil
 }
 
-func lookupTXT(ctx context.Context, q querier, name string) ([]string, Result, error) {
+func lookupTXT(ctx context.Context, q querier, name string) ([]string, AnswerInfo, error) {
 	a, res, err := ask(ctx, q, dns.TypeTXT, name)
 	if err != nil {
 		return nil, res, err
@@ -37,7 +37,7 @@ func lookupTXT(ctx context.Context, q querier, name string) ([]string, Result, e
 	return slices.Clone(a.txt), res, nil
 }
 
-func lookupA(ctx context.Context, q querier, name string) ([]netip.Addr, Result, error) {
+func lookupA(ctx context.Context, q querier, name string) ([]netip.Addr, AnswerInfo, error) {
 	a, res, err := ask(ctx, q, dns.TypeA, name)
 	if err != nil {
 		return nil, res, err
@@ -45,7 +45,7 @@ func lookupA(ctx context.Context, q querier, name string) ([]netip.Addr, Result,
 	return slices.Clone(a.addrs), res, nil
 }
 
-func lookupAAAA(ctx context.Context, q querier, name string) ([]netip.Addr, Result, error) {
+func lookupAAAA(ctx context.Context, q querier, name string) ([]netip.Addr, AnswerInfo, error) {
 	a, res, err := ask(ctx, q, dns.TypeAAAA, name)
 	if err != nil {
 		return nil, res, err
@@ -53,7 +53,7 @@ func lookupAAAA(ctx context.Context, q querier, name string) ([]netip.Addr, Resu
 	return slices.Clone(a.addrs), res, nil
 }
 
-func lookupMX(ctx context.Context, q querier, name string) ([]MX, Result, error) {
+func lookupMX(ctx context.Context, q querier, name string) ([]MX, AnswerInfo, error) {
 	a, res, err := ask(ctx, q, dns.TypeMX, name)
 	if err != nil {
 		return nil, res, err
@@ -61,16 +61,16 @@ func lookupMX(ctx context.Context, q querier, name string) ([]MX, Result, error)
 	return slices.Clone(a.mx), res, nil
 }
 
-func lookupPTR(ctx context.Context, q querier, addr netip.Addr) ([]string, Result, error) {
+func lookupPTR(ctx context.Context, q querier, addr netip.Addr) ([]string, AnswerInfo, error) {
 	if !addr.IsValid() {
-		return nil, Result{}, NewError(ErrNXDomain, "", "", "invalid IP address", false)
+		return nil, AnswerInfo{}, NewError(ErrNXDomain, "", "", "invalid IP address", false)
 	}
 	name := ReverseName(addr)
 	a, err := q.query(ctx, dns.TypePTR, name)
 	if err != nil {
-		return nil, Result{}, err
+		return nil, AnswerInfo{}, err
 	}
-	return slices.Clone(a.ptr), Result{Authentic: a.authentic}, nil
+	return slices.Clone(a.ptr), AnswerInfo{Authentic: a.authentic}, nil
 }
 
 // typeName returns the mnemonic of a query type, for messages.

@@ -27,32 +27,13 @@ func normalize(name string) (string, error) {
 	return n, nil
 }
 
-// lowerASCII lower-cases the ASCII letters of s, without allocating when
-// there are none in upper case (RFC 4343: DNS names compare without case).
-func lowerASCII(s string) string {
-	i := 0
-	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
-		i++
-	}
-	if i == len(s) {
-		return s
-	}
-	b := []byte(s)
-	for ; i < len(b); i++ {
-		if c := b[i]; c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
 // canonical returns a name taken from a DNS message or a zone file in the
 // internal form: lower-case, without the trailing dot (the root is "").
 func canonical(name string) string {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
-	return lowerASCII(name)
+	return domain.LowerASCII(name)
 }
 
 // isAtOrUnder reports whether name is origin or a name below it; both are

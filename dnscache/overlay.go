@@ -52,27 +52,27 @@ func (o *overlay) Stats() Stats {
 }
 
 // LookupTXT implements Resolver.
-func (o *overlay) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+func (o *overlay) LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error) {
 	return lookupTXT(ctx, o, name)
 }
 
 // LookupA implements Resolver.
-func (o *overlay) LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (o *overlay) LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupA(ctx, o, name)
 }
 
 // LookupAAAA implements Resolver.
-func (o *overlay) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (o *overlay) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupAAAA(ctx, o, name)
 }
 
 // LookupMX implements Resolver.
-func (o *overlay) LookupMX(ctx context.Context, name string) ([]MX, Result, error) {
+func (o *overlay) LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error) {
 	return lookupMX(ctx, o, name)
 }
 
 // LookupPTR implements Resolver.
-func (o *overlay) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error) {
+func (o *overlay) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error) {
 	return lookupPTR(ctx, o, addr)
 }
 
@@ -82,7 +82,7 @@ type resolverQuerier struct{ r Resolver }
 func (rq resolverQuerier) query(ctx context.Context, qtype uint16, name string) (*answer, error) {
 	var (
 		a   = &answer{}
-		res Result
+		res AnswerInfo
 		err error
 	)
 	switch qtype {

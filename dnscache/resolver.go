@@ -23,15 +23,15 @@ import (
 type Resolver interface {
 	// LookupTXT returns the TXT records at name, the character-strings of
 	// each record joined without separator (RFC 7208 §3.3, RFC 6376 §3.6.2.2).
-	LookupTXT(ctx context.Context, name string) ([]string, Result, error)
+	LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error)
 	// LookupA returns the IPv4 addresses of name.
-	LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error)
+	LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error)
 	// LookupAAAA returns the IPv6 addresses of name.
-	LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error)
+	LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error)
 	// LookupMX returns the MX records of name in the order received.
-	LookupMX(ctx context.Context, name string) ([]MX, Result, error)
+	LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error)
 	// LookupPTR returns the names of addr's reverse (PTR) records.
-	LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error)
+	LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error)
 }
 
 // MX is one mail exchanger record.
@@ -40,8 +40,8 @@ type MX struct {
 	Pref uint16
 }
 
-// Result carries the facts of a lookup beyond its records.
-type Result struct {
+// AnswerInfo carries the facts of a lookup beyond its records.
+type AnswerInfo struct {
 	// Authentic reports that the answer carried the AD bit from an upstream
 	// configured as a trusted, validating resolver (or came from a local zone
 	// file).

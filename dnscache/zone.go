@@ -259,27 +259,27 @@ func (z *Zone) query(_ context.Context, qtype uint16, name string) (*answer, err
 }
 
 // LookupTXT implements Resolver.
-func (z *Zone) LookupTXT(ctx context.Context, name string) ([]string, Result, error) {
+func (z *Zone) LookupTXT(ctx context.Context, name string) ([]string, AnswerInfo, error) {
 	return lookupTXT(ctx, z, name)
 }
 
 // LookupA implements Resolver.
-func (z *Zone) LookupA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (z *Zone) LookupA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupA(ctx, z, name)
 }
 
 // LookupAAAA implements Resolver.
-func (z *Zone) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, Result, error) {
+func (z *Zone) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, AnswerInfo, error) {
 	return lookupAAAA(ctx, z, name)
 }
 
 // LookupMX implements Resolver.
-func (z *Zone) LookupMX(ctx context.Context, name string) ([]MX, Result, error) {
+func (z *Zone) LookupMX(ctx context.Context, name string) ([]MX, AnswerInfo, error) {
 	return lookupMX(ctx, z, name)
 }
 
 // LookupPTR implements Resolver.
-func (z *Zone) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, Result, error) {
+func (z *Zone) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, AnswerInfo, error) {
 	return lookupPTR(ctx, z, addr)
 }
 

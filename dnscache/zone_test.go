@@ -30,7 +30,7 @@ func TestZoneAnswers(t *testing.T) {
 	z := loadTestZone(t)
 	ctx := context.Background()
 
-	check := func(what string, got any, res Result, err error, want any) {
+	check := func(what string, got any, res AnswerInfo, err error, want any) {
 		t.Helper()
 		if err != nil || !reflect.DeepEqual(got, want) || !res.Authentic {
 			t.Errorf("%s = %v (authentic %v), %v; want %v, authentic", what, got, res.Authentic, err, want)

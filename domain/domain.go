@@ -67,7 +67,7 @@ func Parse(s string) (Name, error) {
 		if err := checkASCII(n, true); err != nil {
 			return Name{}, invalid(s, "%s", err)
 		}
-		a := lowerASCII(n)
+		a := LowerASCII(n)
 		return Name{ASCII: a, Unicode: a}, nil
 	}
 	return parseIDN(s, n)
@@ -206,9 +206,10 @@ func firstInvalidUTF8(s string) int {
 	return len(s)
 }
 
-// lowerASCII lower-cases the ASCII letters of s, without allocating when
+// LowerASCII lower-cases the ASCII letters of s, without allocating when
 // there are none in upper case (RFC 4343: names compare without case).
-func lowerASCII(s string) string {
+// Other bytes are left as they are.
+func LowerASCII(s string) string {
 	i := 0
 	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
 		i++

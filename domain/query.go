@@ -48,5 +48,5 @@ func QueryName(s string) (string, error) {
 		}
 		start = i + 1
 	}
-	return lowerASCII(n), nil
+	return LowerASCII(n), nil
 }

@@ -18,9 +18,9 @@ import (
 // formats and sanitises them; what each says is decided here.
 
 // orNone gives none for the zero result.
-func orNone(v verify.Result) verify.Result {
+func orNone(v verify.Status) verify.Status {
 	if v == "" {
-		return verify.ResultNone
+		return verify.StatusNone
 	}
 	return v
 }
@@ -37,7 +37,7 @@ func orNone(v verify.Result) verify.Result {
 func spfAuthRes(r spf.Result) authres.Result {
 	out := authres.Result{
 		Method:  "spf",
-		Value:   orNone(r.Result),
+		Value:   orNone(r.Status),
 		Comment: spfSentence(r),
 		Reason:  spfReason(r),
 	}
@@ -84,20 +84,20 @@ func spfSentence(r spf.Result) string {
 	if r.IP.IsValid() {
 		ip = r.IP.String()
 	}
-	switch orNone(r.Result) {
-	case verify.ResultPass:
+	switch orNone(r.Status) {
+	case verify.StatusPass:
 		return "domain of " + who + " designates " + ip + " as permitted sender"
-	case verify.ResultFail:
+	case verify.StatusFail:
 		return "domain of " + who + " does not designate " + ip + " as permitted sender"
-	case verify.ResultSoftfail:
+	case verify.StatusSoftfail:
 		return "domain of transitioning " + who + " does not designate " + ip + " as permitted sender"
-	case verify.ResultNeutral:
+	case verify.StatusNeutral:
 		return ip + " is neither permitted nor denied by domain of " + who
-	case verify.ResultNone:
+	case verify.StatusNone:
 		return "domain of " + who + " does not designate permitted sender hosts"
-	case verify.ResultTemperror:
+	case verify.StatusTemperror:
 		return "temporary error in processing during lookup of " + who
-	case verify.ResultPermerror:
+	case verify.StatusPermerror:
 		return "permanent error in processing during lookup of " + who
 	}
 	return ""
@@ -124,7 +124,7 @@ func spfReason(r spf.Result) string {
 // the term that decided ("default" when none matched).
 func receivedSPF(r spf.Result, receiver string) string {
 	f := authres.ReceivedSPF{
-		Result:       r.Result,
+		Status:       r.Status,
 		Comment:      spfSentence(r),
 		EnvelopeFrom: r.Sender,
 		HELO:         r.HELO,
@@ -155,7 +155,7 @@ func receivedSPF(r spf.Result, receiver string) string {
 func dmarcAuthRes(r dmarc.Result) authres.Result {
 	out := authres.Result{
 		Method: "dmarc",
-		Value:  orNone(r.Result),
+		Value:  orNone(r.Status),
 		Reason: r.Reason,
 	}
 	if r.RecordNote != "" {
@@ -206,8 +206,8 @@ func dmarcAuthRes(r dmarc.Result) authres.Result {
 // that tells this signature from the others on the message, whose b= values
 // are all.
 func dkimAuthRes(s dkim.Signature, all []string) authres.Result {
-	out := authres.Result{Method: "dkim", Value: orNone(s.Result)}
-	if s.Result != verify.ResultPass {
+	out := authres.Result{Method: "dkim", Value: orNone(s.Status)}
+	if s.Status != verify.StatusPass {
 		out.Reason = s.Reason
 	}
 	var c string
@@ -246,15 +246,15 @@ func dkimAuthRes(s dkim.Signature, all []string) authres.Result {
 // smtp.remote-ip records the client the chain arrived from, which later hops
 // weigh when they decide whether to trust this one.
 func arcAuthRes(r arc.Result, client netip.Addr) authres.Result {
-	out := authres.Result{Method: "arc", Value: orNone(r.Result)}
-	if r.Result != verify.ResultPass && r.Result != verify.ResultNone {
+	out := authres.Result{Method: "arc", Value: orNone(r.Status)}
+	if r.Status != verify.StatusPass && r.Status != verify.StatusNone {
 		out.Reason = r.Reason
 	}
 	if r.Instances > 0 && len(r.Sets) > 0 {
 		last := r.Sets[len(r.Sets)-1]
 		out.Comment = "i=" + strconv.Itoa(last.Instance) + " " + last.Domain
 	}
-	if r.Result == verify.ResultPass && r.OldestPass > 0 {
+	if r.Status == verify.StatusPass && r.OldestPass > 0 {
 		out.Props = append(out.Props, authres.Property{Type: "header", Name: "oldest-pass", Value: strconv.Itoa(r.OldestPass)})
 	}
 	if client.IsValid() && r.Instances > 0 {

@@ -20,29 +20,29 @@ func TestSPFAuthRes(t *testing.T) {
 		in   spf.Result
 		want authres.Result
 	}{
-		{"pass", spf.Result{Result: verify.ResultPass, Identity: spf.IdentityMailFrom, Sender: "a@example.com", Domain: "example.com", IP: ip, Mechanism: "mx"},
-			authres.Result{Method: "spf", Value: verify.ResultPass, Comment: "domain of a@example.com designates 192.0.2.1 as permitted sender",
+		{"pass", spf.Result{Status: verify.StatusPass, Identity: spf.IdentityMailFrom, Sender: "a@example.com", Domain: "example.com", IP: ip, Mechanism: "mx"},
+			authres.Result{Method: "spf", Value: verify.StatusPass, Comment: "domain of a@example.com designates 192.0.2.1 as permitted sender",
 				Reason: "mechanism mx matched", Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "a@example.com"}}}},
-		{"fail default", spf.Result{Result: verify.ResultFail, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "default", Explanation: "go away\r\nX: y"},
-			authres.Result{Method: "spf", Value: verify.ResultFail, Comment: "domain of a@example.com does not designate 192.0.2.1 as permitted sender",
+		{"fail default", spf.Result{Status: verify.StatusFail, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "default", Explanation: "go away\r\nX: y"},
+			authres.Result{Method: "spf", Value: verify.StatusFail, Comment: "domain of a@example.com does not designate 192.0.2.1 as permitted sender",
 				Reason: "no mechanism matched", Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "a@example.com"}}}},
-		{"softfail", spf.Result{Result: verify.ResultSoftfail, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "~all"},
-			authres.Result{Method: "spf", Value: verify.ResultSoftfail, Comment: "domain of transitioning a@example.com does not designate 192.0.2.1 as permitted sender",
+		{"softfail", spf.Result{Status: verify.StatusSoftfail, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "~all"},
+			authres.Result{Method: "spf", Value: verify.StatusSoftfail, Comment: "domain of transitioning a@example.com does not designate 192.0.2.1 as permitted sender",
 				Reason: "mechanism ~all matched", Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "a@example.com"}}}},
-		{"neutral", spf.Result{Result: verify.ResultNeutral, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "?all"},
-			authres.Result{Method: "spf", Value: verify.ResultNeutral, Comment: "192.0.2.1 is neither permitted nor denied by domain of a@example.com",
+		{"neutral", spf.Result{Status: verify.StatusNeutral, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "?all"},
+			authres.Result{Method: "spf", Value: verify.StatusNeutral, Comment: "192.0.2.1 is neither permitted nor denied by domain of a@example.com",
 				Reason: "mechanism ?all matched", Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "a@example.com"}}}},
-		{"none", spf.Result{Result: verify.ResultNone, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Err: spf.ErrNoRecord},
-			authres.Result{Method: "spf", Value: verify.ResultNone, Comment: "domain of a@example.com does not designate permitted sender hosts",
+		{"none", spf.Result{Status: verify.StatusNone, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Err: spf.ErrNoRecord},
+			authres.Result{Method: "spf", Value: verify.StatusNone, Comment: "domain of a@example.com does not designate permitted sender hosts",
 				Reason: "no SPF record", Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "a@example.com"}}}},
-		{"temperror", spf.Result{Result: verify.ResultTemperror, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "a:x.example", Err: fmt.Errorf("%w: a:x.example: SERVFAIL", spf.ErrDNS)},
-			authres.Result{Method: "spf", Value: verify.ResultTemperror, Comment: "temporary error in processing during lookup of a@example.com",
+		{"temperror", spf.Result{Status: verify.StatusTemperror, Identity: spf.IdentityMailFrom, Sender: "a@example.com", IP: ip, Mechanism: "a:x.example", Err: fmt.Errorf("%w: a:x.example: SERVFAIL", spf.ErrDNS)},
+			authres.Result{Method: "spf", Value: verify.StatusTemperror, Comment: "temporary error in processing during lookup of a@example.com",
 				Reason: "DNS lookup failed: a:x.example: SERVFAIL (at a:x.example)", Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "a@example.com"}}}},
-		{"helo", spf.Result{Result: verify.ResultPass, Identity: spf.IdentityHELO, Sender: "postmaster@mail.example.com", HELO: "mail.example.com", IP: ip, Mechanism: "a"},
-			authres.Result{Method: "spf", Value: verify.ResultPass, Comment: "domain of mail.example.com designates 192.0.2.1 as permitted sender",
+		{"helo", spf.Result{Status: verify.StatusPass, Identity: spf.IdentityHELO, Sender: "postmaster@mail.example.com", HELO: "mail.example.com", IP: ip, Mechanism: "a"},
+			authres.Result{Method: "spf", Value: verify.StatusPass, Comment: "domain of mail.example.com designates 192.0.2.1 as permitted sender",
 				Reason: "mechanism a matched", Props: []authres.Property{{Type: "smtp", Name: "helo", Value: "mail.example.com"}}}},
 		{"zero", spf.Result{},
-			authres.Result{Method: "spf", Value: verify.ResultNone, Comment: "domain of unknown does not designate permitted sender hosts",
+			authres.Result{Method: "spf", Value: verify.StatusNone, Comment: "domain of unknown does not designate permitted sender hosts",
 				Props: []authres.Property{{Type: "smtp", Name: "mailfrom", Value: ""}}}},
 	}
 	for _, tc := range tests {
@@ -62,24 +62,24 @@ func TestDMARCAuthRes(t *testing.T) {
 		in   dmarc.Result
 		want authres.Result
 	}{
-		{"pass", dmarc.Result{Result: verify.ResultPass, Reason: "SPF example.com aligned", AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyReject},
-			authres.Result{Method: "dmarc", Value: verify.ResultPass, Reason: "SPF example.com aligned", Comment: "p=reject",
+		{"pass", dmarc.Result{Status: verify.StatusPass, Reason: "SPF example.com aligned", AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyReject},
+			authres.Result{Method: "dmarc", Value: verify.StatusPass, Reason: "SPF example.com aligned", Comment: "p=reject",
 				Props: []authres.Property{{Type: "header", Name: "from", Value: "example.com"}, {Type: "policy", Name: "dmarc", Value: "reject"}}}},
-		{"fail reject", dmarc.Result{Result: verify.ResultFail, Reason: "no aligned SPF or DKIM pass for example.com", AuthorDomain: "example.com", Applied: dmarc.TagNP, Policy: dmarc.PolicyReject, Disposition: dmarc.PolicyReject},
-			authres.Result{Method: "dmarc", Value: verify.ResultFail, Reason: "no aligned SPF or DKIM pass for example.com", Comment: "np=reject dis=reject",
+		{"fail reject", dmarc.Result{Status: verify.StatusFail, Reason: "no aligned SPF or DKIM pass for example.com", AuthorDomain: "example.com", Applied: dmarc.TagNP, Policy: dmarc.PolicyReject, Disposition: dmarc.PolicyReject},
+			authres.Result{Method: "dmarc", Value: verify.StatusFail, Reason: "no aligned SPF or DKIM pass for example.com", Comment: "np=reject dis=reject",
 				Props: []authres.Property{{Type: "header", Name: "from", Value: "example.com"}, {Type: "policy", Name: "dmarc", Value: "reject"}}}},
-		{"fail sampled", dmarc.Result{Result: verify.ResultFail, AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyQuarantine, Disposition: dmarc.PolicyNone, Reduced: dmarc.ReducedSampling, Sampled: true},
-			authres.Result{Method: "dmarc", Value: verify.ResultFail, Comment: "p=quarantine dis=none, lowered by pct",
+		{"fail sampled", dmarc.Result{Status: verify.StatusFail, AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyQuarantine, Disposition: dmarc.PolicyNone, Reduced: dmarc.ReducedSampling, Sampled: true},
+			authres.Result{Method: "dmarc", Value: verify.StatusFail, Comment: "p=quarantine dis=none, lowered by pct",
 				Props: []authres.Property{{Type: "header", Name: "from", Value: "example.com"}, {Type: "policy", Name: "dmarc", Value: "quarantine"}}}},
-		{"record note", dmarc.Result{Result: verify.ResultPass, Reason: "DKIM aligned", RecordNote: "_dmarc.example.com has no valid p tag and a valid rua: treated as p=none", AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyNone},
-			authres.Result{Method: "dmarc", Value: verify.ResultPass, Reason: "DKIM aligned; _dmarc.example.com has no valid p tag and a valid rua: treated as p=none", Comment: "p=none",
+		{"record note", dmarc.Result{Status: verify.StatusPass, Reason: "DKIM aligned", RecordNote: "_dmarc.example.com has no valid p tag and a valid rua: treated as p=none", AuthorDomain: "example.com", Applied: dmarc.TagP, Policy: dmarc.PolicyNone},
+			authres.Result{Method: "dmarc", Value: verify.StatusPass, Reason: "DKIM aligned; _dmarc.example.com has no valid p tag and a valid rua: treated as p=none", Comment: "p=none",
 				Props: []authres.Property{{Type: "header", Name: "from", Value: "example.com"}, {Type: "policy", Name: "dmarc", Value: "none"}}}},
-		{"none", dmarc.Result{Result: verify.ResultNone, Reason: "no DMARC policy record for example.com", AuthorDomain: "example.com"},
-			authres.Result{Method: "dmarc", Value: verify.ResultNone, Reason: "no DMARC policy record for example.com",
+		{"none", dmarc.Result{Status: verify.StatusNone, Reason: "no DMARC policy record for example.com", AuthorDomain: "example.com"},
+			authres.Result{Method: "dmarc", Value: verify.StatusNone, Reason: "no DMARC policy record for example.com",
 				Props: []authres.Property{{Type: "header", Name: "from", Value: "example.com"}}}},
-		{"permerror no from", dmarc.Result{Result: verify.ResultPermerror, Reason: "dmarc: no From header field", Err: dmarc.ErrNoFrom},
-			authres.Result{Method: "dmarc", Value: verify.ResultPermerror, Reason: "dmarc: no From header field"}},
-		{"zero", dmarc.Result{}, authres.Result{Method: "dmarc", Value: verify.ResultNone}},
+		{"permerror no from", dmarc.Result{Status: verify.StatusPermerror, Reason: "dmarc: no From header field", Err: dmarc.ErrNoFrom},
+			authres.Result{Method: "dmarc", Value: verify.StatusPermerror, Reason: "dmarc: no From header field"}},
+		{"zero", dmarc.Result{}, authres.Result{Method: "dmarc", Value: verify.StatusNone}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,7 +100,7 @@ func TestReceivedSPF(t *testing.T) {
 		want     string
 	}{
 		{"pass (RFC 7208 §9.1 example)", spf.Result{
-			Result: verify.ResultPass, Identity: spf.IdentityMailFrom, Sender: "myname@example.com",
+			Status: verify.StatusPass, Identity: spf.IdentityMailFrom, Sender: "myname@example.com",
 			IP: netip.MustParseAddr("192.0.2.1"), HELO: "foo.example.com", Mechanism: "ip4:192.0.2.0/24",
 		}, "mybox.example.org",
 			"pass (mybox.example.org: domain of myname@example.com designates\r\n" +
@@ -109,7 +109,7 @@ func TestReceivedSPF(t *testing.T) {
 				"\treceiver=mybox.example.org; identity=mailfrom;\r\n" +
 				"\tmechanism=\"ip4:192.0.2.0/24\""},
 		{"permerror, IPv6, HELO", spf.Result{
-			Result: verify.ResultPermerror, Identity: spf.IdentityHELO, Sender: "postmaster@h.example",
+			Status: verify.StatusPermerror, Identity: spf.IdentityHELO, Sender: "postmaster@h.example",
 			IP: netip.MustParseAddr("2001:db8::1"), HELO: "h.example",
 			Err: fmt.Errorf("%w: unknown mechanism foo", spf.ErrSyntax),
 		}, "mx.example.org",
@@ -118,10 +118,10 @@ func TestReceivedSPF(t *testing.T) {
 				"\tenvelope-from=\"postmaster@h.example\"; helo=h.example;\r\n" +
 				"\tproblem=\"record syntax error: unknown mechanism foo\";\r\n" +
 				"\treceiver=mx.example.org; identity=helo"},
-		{"no receiver, no IP", spf.Result{Result: verify.ResultNone, Sender: "a@b.example"}, "",
+		{"no receiver, no IP", spf.Result{Status: verify.StatusNone, Sender: "a@b.example"}, "",
 			"none (domain of a@b.example does not designate permitted sender\r\n" +
 				"\thosts) envelope-from=\"a@b.example\""},
-		{"invalid result", spf.Result{Result: verify.ResultPolicy, Sender: "a@b.example"}, "",
+		{"invalid result", spf.Result{Status: verify.StatusPolicy, Sender: "a@b.example"}, "",
 			"none envelope-from=\"a@b.example\""},
 	}
 	for _, tc := range tests {

@@ -298,8 +298,8 @@ func BenchmarkBodySize(b *testing.B) {
 				for range sz.blocks {
 					m.Body(block)
 				}
-				if v := m.End(); v.DKIM[0].Result != "pass" {
-					b.Fatalf("dkim %s", v.DKIM[0].Result)
+				if v := m.End(); v.DKIM[0].Status != "pass" {
+					b.Fatalf("dkim %s", v.DKIM[0].Status)
 				}
 			}
 			b.ReportMetric(float64(live)/1024, "live-heap-KB")
@@ -324,8 +324,8 @@ func liveHeapMidBody(b *testing.B, e *engine.Engine, env engine.Envelope, fields
 			runtime.ReadMemStats(&ms)
 		}
 	}
-	if v := m.End(); v.DKIM[0].Result != "pass" {
-		b.Fatalf("dkim %s", v.DKIM[0].Result)
+	if v := m.End(); v.DKIM[0].Status != "pass" {
+		b.Fatalf("dkim %s", v.DKIM[0].Status)
 	}
 	return ms.HeapAlloc
 }

@@ -90,7 +90,7 @@ var faults = []struct {
 
 // want is the expected outcome of a cell; an empty field is not checked.
 type want struct {
-	spf, dkim, dmarc, arc verify.Result
+	spf, dkim, dmarc, arc verify.Status
 	action                Action
 	reply                 string // prefix of the SMTP reply
 	// alt is a second acceptable outcome where the RFC leaves the result
@@ -401,12 +401,12 @@ func faultKinds(fw *faultWorld) []lookupKind {
 	signed := func(fw *faultWorld) string { return fw.signed }
 	// SPF rows: the message is DKIM-signed and aligned, so DMARC passes
 	// whatever SPF says: an SPF temperror alone never rejects or defers.
-	spfRow := func(c class, r verify.Result) want {
-		return want{spf: r, dkim: verify.ResultPass, dmarc: verify.ResultPass, action: ActionAccept}
+	spfRow := func(c class, r verify.Status) want {
+		return want{spf: r, dkim: verify.StatusPass, dmarc: verify.StatusPass, action: ActionAccept}
 	}
-	spfExpect := func(temp, void, several, oversized, many verify.Result) func(class) want {
+	spfExpect := func(temp, void, several, oversized, many verify.Status) func(class) want {
 		return func(c class) want {
-			return spfRow(c, map[class]verify.Result{
+			return spfRow(c, map[class]verify.Status{
 				classTemp: temp, classNX: void, classNoData: void,
 				classSeveral: several, classOversized: oversized, classMany: many,
 			}[c])
@@ -419,13 +419,13 @@ func faultKinds(fw *faultWorld) []lookupKind {
 	dmarcExpect := func(c class) want {
 		switch c {
 		case classTemp:
-			return want{spf: verify.ResultFail, dmarc: verify.ResultTemperror, action: ActionTempfail, reply: "451 4.7.1 "}
+			return want{spf: verify.StatusFail, dmarc: verify.StatusTemperror, action: ActionTempfail, reply: "451 4.7.1 "}
 		case classNX, classNoData, classSeveral:
 			// RFC 9989 §4.10 step 2: several records are all discarded,
 			// so there is no policy at that name.
-			return want{spf: verify.ResultFail, dmarc: verify.ResultNone, action: ActionAccept}
+			return want{spf: verify.StatusFail, dmarc: verify.StatusNone, action: ActionAccept}
 		}
-		return want{spf: verify.ResultFail, dmarc: verify.ResultFail, action: ActionReject, reply: "550 5.7.1 "}
+		return want{spf: verify.StatusFail, dmarc: verify.StatusFail, action: ActionReject, reply: "550 5.7.1 "}
 	}
 	return []lookupKind{
 		{
@@ -442,7 +442,7 @@ func faultKinds(fw *faultWorld) []lookupKind {
 			msg: signed, client: "192.0.2.10", mailFrom: "alice@example.com",
 			// RFC 7208 §4.4: temperror; §4.3/§4.4: none without a record;
 			// §4.5: permerror for two records.
-			expect: spfExpect(verify.ResultTemperror, verify.ResultNone, verify.ResultPermerror, verify.ResultPass, verify.ResultPass),
+			expect: spfExpect(verify.StatusTemperror, verify.StatusNone, verify.StatusPermerror, verify.StatusPass, verify.StatusPass),
 		},
 		{
 			name: "spf-a", target: "a.example.com.", qtype: dns.TypeA, spf: "v=spf1 a:a.example.com -all",
@@ -454,7 +454,7 @@ func faultKinds(fw *faultWorld) []lookupKind {
 			msg:       signed, client: "192.0.2.10", mailFrom: "alice@example.com",
 			// §5: a DNS error gives temperror; NXDOMAIN/NODATA no match (a
 			// void lookup), so -all: fail.
-			expect: spfExpect(verify.ResultTemperror, verify.ResultFail, verify.ResultPass, verify.ResultPass, verify.ResultPass),
+			expect: spfExpect(verify.StatusTemperror, verify.StatusFail, verify.StatusPass, verify.StatusPass, verify.StatusPass),
 		},
 		{
 			name: "spf-mx", target: "mx.example.com.", qtype: dns.TypeMX, spf: "v=spf1 mx:mx.example.com -all",
@@ -465,7 +465,7 @@ func faultKinds(fw *faultWorld) []lookupKind {
 			many:      func() []dns.RR { return manyMX("mx.example.com", 1000) },
 			msg:       signed, client: "192.0.2.10", mailFrom: "alice@example.com",
 			// §4.6.4: more than 10 MX records is a permerror.
-			expect: spfExpect(verify.ResultTemperror, verify.ResultFail, verify.ResultPass, verify.ResultPermerror, verify.ResultPermerror),
+			expect: spfExpect(verify.StatusTemperror, verify.StatusFail, verify.StatusPass, verify.StatusPermerror, verify.StatusPermerror),
 		},
 		{
 			name: "spf-ptr", target: "10.2.0.192.in-addr.arpa.", qtype: dns.TypePTR, spf: "v=spf1 ptr:example.com -all",
@@ -479,7 +479,7 @@ func faultKinds(fw *faultWorld) []lookupKind {
 			msg:  signed, client: "192.0.2.10", mailFrom: "alice@example.com",
 			// §5.5: a DNS error in the PTR lookup makes ptr not match (no
 			// temperror), so -all: fail.
-			expect: spfExpect(verify.ResultFail, verify.ResultFail, verify.ResultPass, verify.ResultPass, verify.ResultFail),
+			expect: spfExpect(verify.StatusFail, verify.StatusFail, verify.StatusPass, verify.StatusPass, verify.StatusFail),
 		},
 		{
 			name: "spf-exists", target: "x.example.com.", qtype: dns.TypeA, spf: "v=spf1 exists:x.example.com -all",
@@ -488,7 +488,7 @@ func faultKinds(fw *faultWorld) []lookupKind {
 			many:      func() []dns.RR { return manyA("x.example.com", 1000) },
 			msg:       signed, client: "192.0.2.10", mailFrom: "alice@example.com",
 			// §5.7: any record matches; a DNS error is temperror.
-			expect: spfExpect(verify.ResultTemperror, verify.ResultFail, verify.ResultPass, verify.ResultPass, verify.ResultPass),
+			expect: spfExpect(verify.StatusTemperror, verify.StatusFail, verify.StatusPass, verify.StatusPass, verify.StatusPass),
 		},
 		{
 			name: "dkim-key", target: "sel._domainkey.example.com.", qtype: dns.TypeTXT,
@@ -508,17 +508,17 @@ func faultKinds(fw *faultWorld) []lookupKind {
 				case classTemp:
 					// RFC 6376 §6.1.2 TEMPFAIL; RFC 9989 §5.3.6: an
 					// identifier that would align failed temporarily.
-					return want{spf: verify.ResultFail, dkim: verify.ResultTemperror, dmarc: verify.ResultTemperror, action: ActionTempfail, reply: "451 4.7.1 "}
+					return want{spf: verify.StatusFail, dkim: verify.StatusTemperror, dmarc: verify.StatusTemperror, action: ActionTempfail, reply: "451 4.7.1 "}
 				case classOversized:
-					return want{spf: verify.ResultFail, dkim: verify.ResultPass, dmarc: verify.ResultPass, action: ActionAccept}
+					return want{spf: verify.StatusFail, dkim: verify.StatusPass, dmarc: verify.StatusPass, action: ActionAccept}
 				}
 				// §6.1.2 PERMFAIL: no key.
-				perm := want{spf: verify.ResultFail, dkim: verify.ResultPermerror, dmarc: verify.ResultFail, action: ActionReject, reply: "550 5.7.1 "}
+				perm := want{spf: verify.StatusFail, dkim: verify.StatusPermerror, dmarc: verify.StatusFail, action: ActionReject, reply: "550 5.7.1 "}
 				if c == classSeveral || c == classMany {
 					// §3.6.2.2: several key records give undefined
 					// results: refusing the set (go-msgauth) or using the
 					// first that parses (internal/dkimkey, as ARC does).
-					perm.alt = &want{spf: verify.ResultFail, dkim: verify.ResultPass, dmarc: verify.ResultPass, action: ActionAccept}
+					perm.alt = &want{spf: verify.StatusFail, dkim: verify.StatusPass, dmarc: verify.StatusPass, action: ActionAccept}
 				}
 				return perm
 			},
@@ -562,19 +562,19 @@ func faultKinds(fw *faultWorld) []lookupKind {
 			},
 			msg: func(fw *faultWorld) string { return fw.sealed }, client: "192.0.2.10", mailFrom: "alice@example.com",
 			expect: func(c class) want {
-				w := want{spf: verify.ResultPass, dkim: verify.ResultPass, dmarc: verify.ResultPass, action: ActionAccept}
+				w := want{spf: verify.StatusPass, dkim: verify.StatusPass, dmarc: verify.StatusPass, action: ActionAccept}
 				switch c {
 				case classTemp:
 					// A key that could not be fetched is temperror, not a
 					// broken chain (RFC 8617 §5.2 concerns signatures).
-					w.arc = verify.ResultTemperror
+					w.arc = verify.StatusTemperror
 				case classNX, classNoData:
-					w.arc = verify.ResultFail
+					w.arc = verify.StatusFail
 				default:
 					// Several records: the first that parses is used
 					// (internal/dkimkey); unlike DKIM's go-msgauth, which
 					// refuses the set.
-					w.arc = verify.ResultPass
+					w.arc = verify.StatusPass
 				}
 				return w
 			},
@@ -657,34 +657,34 @@ func TestDNSFaultMatrix(t *testing.T) {
 				t.Fatal(c.res.err)
 			}
 			v, w := c.res.v, c.kind.expect(c.c)
-			if w.alt != nil && len(v.DKIM) == 1 && v.DKIM[0].Result == w.alt.dkim {
+			if w.alt != nil && len(v.DKIM) == 1 && v.DKIM[0].Status == w.alt.dkim {
 				w = *w.alt
 			}
 			t.Logf("spf=%s dkim=%v dmarc=%s (%s) arc=%s action=%s %q end=%v",
-				v.SPF.Result, dkimResults(v), v.DMARC.Result, v.DMARC.Reason, v.ARC.Result, v.Action, v.Reply, c.res.end)
+				v.SPF.Status, dkimResults(v), v.DMARC.Status, v.DMARC.Reason, v.ARC.Status, v.Action, v.Reply, c.res.end)
 			if max := c.e.Timeout + faultSlack; c.res.end > max {
 				t.Errorf("End took %v, over Engine.Timeout %v + %v", c.res.end, c.e.Timeout, faultSlack)
 			}
-			if w.spf != "" && v.SPF.Result != w.spf {
-				t.Errorf("spf = %s (%v), want %s", v.SPF.Result, v.SPF.Err, w.spf)
+			if w.spf != "" && v.SPF.Status != w.spf {
+				t.Errorf("spf = %s (%v), want %s", v.SPF.Status, v.SPF.Err, w.spf)
 			}
 			if w.dkim != "" {
-				if len(v.DKIM) != 1 || v.DKIM[0].Result != w.dkim {
+				if len(v.DKIM) != 1 || v.DKIM[0].Status != w.dkim {
 					t.Errorf("dkim = %v, want %s", dkimResults(v), w.dkim)
 				}
 			} else if len(v.DKIM) != 0 {
 				t.Errorf("dkim = %v, want none", dkimResults(v))
 			}
-			if w.dmarc != "" && v.DMARC.Result != w.dmarc {
-				t.Errorf("dmarc = %s (%s), want %s", v.DMARC.Result, v.DMARC.Reason, w.dmarc)
+			if w.dmarc != "" && v.DMARC.Status != w.dmarc {
+				t.Errorf("dmarc = %s (%s), want %s", v.DMARC.Status, v.DMARC.Reason, w.dmarc)
 			}
-			if w.arc != "" && v.ARC.Result != w.arc {
-				t.Errorf("arc = %s (%s), want %s", v.ARC.Result, v.ARC.Reason, w.arc)
+			if w.arc != "" && v.ARC.Status != w.arc {
+				t.Errorf("arc = %s (%s), want %s", v.ARC.Status, v.ARC.Reason, w.arc)
 			}
 			if v.Action != w.action || !strings.HasPrefix(v.Reply, w.reply) {
 				t.Errorf("action = %s %q, want %s %q…", v.Action, v.Reply, w.action, w.reply)
 			}
-			if c.kind.name == "dmarc-treewalk" && v.DMARC.Result == verify.ResultFail && v.DMARC.PolicyDomain != "example.com" {
+			if c.kind.name == "dmarc-treewalk" && v.DMARC.Status == verify.StatusFail && v.DMARC.PolicyDomain != "example.com" {
 				t.Errorf("policy domain %q, want example.com (the Organizational Domain)", v.DMARC.PolicyDomain)
 			}
 			if c.f == faultSeveral && strings.HasPrefix(c.kind.name, "dmarc") && !strings.Contains(v.DMARC.Reason, "discarded") {
@@ -697,7 +697,7 @@ func TestDNSFaultMatrix(t *testing.T) {
 func dkimResults(v *Verdict) []string {
 	var out []string
 	for _, s := range v.DKIM {
-		out = append(out, string(s.Result)+" ("+s.Reason+")")
+		out = append(out, string(s.Status)+" ("+s.Reason+")")
 	}
 	return out
 }
@@ -773,14 +773,14 @@ func TestEngineTimeoutBoundsSilentResolver(t *testing.T) {
 			if res.total > tt.total {
 				t.Errorf("the message took %v, over %v", res.total, tt.total)
 			}
-			if v.SPF.Result != verify.ResultTemperror || v.DMARC.Result != verify.ResultTemperror {
-				t.Errorf("spf=%s dmarc=%s, want temperror", v.SPF.Result, v.DMARC.Result)
+			if v.SPF.Status != verify.StatusTemperror || v.DMARC.Status != verify.StatusTemperror {
+				t.Errorf("spf=%s dmarc=%s, want temperror", v.SPF.Status, v.DMARC.Status)
 			}
-			if tt.signed && (len(v.DKIM) != 1 || v.DKIM[0].Result != verify.ResultTemperror) {
+			if tt.signed && (len(v.DKIM) != 1 || v.DKIM[0].Status != verify.StatusTemperror) {
 				t.Errorf("dkim=%v, want temperror", dkimResults(v))
 			}
-			if tt.msg == fw.sealed && v.ARC.Result != verify.ResultTemperror {
-				t.Errorf("arc=%s, want temperror", v.ARC.Result)
+			if tt.msg == fw.sealed && v.ARC.Status != verify.StatusTemperror {
+				t.Errorf("arc=%s, want temperror", v.ARC.Status)
 			}
 			if v.Action != ActionTempfail || !strings.HasPrefix(v.Reply, "451 4.7.1 ") {
 				t.Errorf("action %s %q, want tempfail 451 4.7.1", v.Action, v.Reply)

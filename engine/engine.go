@@ -64,6 +64,10 @@ type Engine struct {
 	// ARC sets); it may be shared by engines (a reload keeps it).
 	Keys *dkimkey.Cache
 
+	// Sealers, when set, gathers evidence on ARC sealers (SealerStats);
+	// it may be shared by engines (a reload keeps it).
+	Sealers *SealerStats
+
 	Logger  *slog.Logger
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
@@ -89,6 +93,10 @@ type Envelope struct {
 	Rcpts      []string
 	QueueID    string
 	AuthUser   string // {auth_authen}: set for authenticated submissions
+	// IPRev is the client's iprev check started at connect
+	// (Engine.StartIPRev), shared by the connection's messages; when nil,
+	// Begin starts one for the message if the policy asks for it.
+	IPRev *ClientCheck
 }
 
 func (e *Engine) now() time.Time {
@@ -130,8 +138,11 @@ func (e *Engine) Begin(parent context.Context, env Envelope) *Evaluation {
 	m.internal = e.Policy.Internal(env.ClientIP, env.AuthUser)
 	// With SPF answered from memory the sender is known: its DMARC
 	// answers are most likely in memory too, and nothing is speculated.
-	if !m.internal && !m.startSPF() {
-		m.startSpeculation()
+	if !m.internal {
+		m.env.IPRev = m.ipRev()
+		if !m.startSPF() {
+			m.startSpeculation()
+		}
 	}
 	return m
 }

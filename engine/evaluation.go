@@ -17,6 +17,7 @@ import (
 	"github.com/authmilter/authmilter/verify/authres"
 	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/iprev"
 	"github.com/authmilter/authmilter/verify/spf"
 )
 
@@ -47,7 +48,7 @@ var ErrHeaderLimit = errors.New("header section over the configured limit")
 // SPF at Begin, with the DMARC discovery of the MAIL FROM domain that the
 // envelope predicts (speculate.go); DKIM and ARC key lookups and DMARC
 // policy discovery at EndOfHeaders; body hashes as chunks arrive. Work whose DNS answers the
-// resolver has in memory (a warm cache, dnscache.CanProbe) is done then and
+// resolver has in memory (a warm cache, dnscache.HonoursCacheOnly) is done then and
 // there, on the caller's goroutine: starting a goroutine would cost more.
 // Only work that needs the network runs in the background, hiding its
 // latency behind the rest of the message. An Evaluation is used by one
@@ -360,8 +361,9 @@ type Verdict struct {
 	Reply  string // for reject and tempfail
 	// QuarantineReason is given to the MTA with the quarantine action.
 	QuarantineReason string
-	// Override names the local policy that overrode DMARC, if any.
-	Override string
+	// Override says why Action differs from what the DMARC policy asked,
+	// if it does (the same words in A-R, the log line and check).
+	Override Override
 	// Internal: the message was not judged (internal network or
 	// authenticated submission).
 	Internal bool
@@ -384,8 +386,9 @@ type Verdict struct {
 	// time of the verdict.
 	Speculative int
 
-	SPF     *spf.Result // the MAIL FROM identity (nil when not judged)
-	HELO    *spf.Result // the HELO identity, when checked separately
+	IPRev   *iprev.Result // the client's iprev check (nil when off)
+	SPF     *spf.Result   // the MAIL FROM identity (nil when not judged)
+	HELO    *spf.Result   // the HELO identity, when checked separately
 	DKIM    []dkim.Signature
 	DMARC   *dmarc.Result
 	ARC     *arc.Result
@@ -446,17 +449,18 @@ func (m *Evaluation) End() *Verdict {
 	}
 
 	// SPF twice, DMARC, ARC, and DKIM: room for two signatures.
-	results := make([]authres.Result, 0, 6)
-	results = append(results, spfAuthRes(m.spfMail))
+	results := make([]authres.Result, 0, 7)
+	results = m.appendIPRev(v, results)
+	results = append(results, publicSPF(m.spfMail))
 	if v.HELO != nil {
-		results = append(results, spfAuthRes(*v.HELO))
+		results = append(results, publicSPF(*v.HELO))
 	}
 
 	var dr dmarc.Result
 	if m.limitErr != nil {
-		v.ARC = &arc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		dr = dmarc.Result{Result: verify.ResultPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
-		results = append(results, authres.Result{Method: "dkim", Value: verify.ResultPermerror, Reason: m.limitErr.Error()})
+		v.ARC = &arc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		dr = dmarc.Result{Status: verify.StatusPermerror, Reason: m.limitErr.Error(), Err: m.limitErr}
+		results = append(results, authres.Result{Method: "dkim", Value: verify.StatusPermerror, Reason: m.limitErr.Error()})
 	} else {
 		v.DKIM = m.dkimV.Close()
 		ar := m.arcV.Close()
@@ -466,10 +470,10 @@ func (m *Evaluation) End() *Verdict {
 			allB = append(allB, s.B)
 		}
 		if len(v.DKIM) == 0 {
-			results = append(results, authres.Result{Method: "dkim", Value: verify.ResultNone})
+			results = append(results, authres.Result{Method: "dkim", Value: verify.StatusNone})
 		}
 		for _, s := range v.DKIM {
-			results = append(results, dkimAuthRes(s, allB))
+			results = append(results, publicDKIM(s, allB))
 		}
 		opts := m.e.DMARC
 		if m.dmarcOpts != nil {
@@ -479,17 +483,13 @@ func (m *Evaluation) End() *Verdict {
 	}
 	v.DMARC = &dr
 
-	d := m.e.Policy.Decide(m.env.ClientIP, &dr, v.ARC)
+	d := m.e.Policy.DecideFacts(m.facts(v))
 	v.Action, v.Reply, v.Override = d.Action, d.Reply, d.Override
 	if v.Action == ActionQuarantine {
-		v.QuarantineReason = "DMARC policy of " + dr.PolicyDomain + " is quarantine"
+		v.QuarantineReason = quarantineReason(&dr, d.Override)
 	}
-	dres := dmarcAuthRes(dr)
-	if d.Override != "" {
-		dres.Comment = joinComment(dres.Comment, "override "+d.Override)
-	}
-	results = append(results, dres)
-	results = append(results, arcAuthRes(*v.ARC, m.env.ClientIP))
+	results = append(results, publicDMARC(dr, d.Override))
+	results = append(results, publicARC(*v.ARC, m.env.ClientIP))
 
 	v.AuthResults = authres.Format(m.e.AuthservID, results)
 	if v.Action != ActionReject && v.Action != ActionTempfail {
@@ -501,6 +501,7 @@ func (m *Evaluation) End() *Verdict {
 	}
 	v.Speculative = m.speculative()
 	v.Elapsed = m.e.now().Sub(m.start)
+	m.e.Sealers.Record(v)
 	m.finish(v)
 	return v
 }
@@ -515,12 +516,12 @@ func joinComment(a, b string) string {
 func (m *Evaluation) dmarcArgs(v *Verdict) dmarc.Args {
 	args := dmarc.Args{From: m.fieldValues("From"), Authors: m.authors}
 	s := m.spfMail
-	args.SPF = dmarc.SPF{Result: s.Result, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
+	args.SPF = dmarc.SPF{Status: s.Status, Domain: s.Domain, Identity: dmarc.IdentityMailFrom}
 	if s.Identity == spf.IdentityHELO || m.env.MailFrom == "" {
 		args.SPF.Identity = dmarc.IdentityHELO
 	}
 	for _, sig := range v.DKIM {
-		args.DKIM = append(args.DKIM, dmarc.DKIM{Result: sig.Result, Domain: sig.Domain, Selector: sig.Selector})
+		args.DKIM = append(args.DKIM, dmarc.DKIM{Status: sig.Status, Domain: sig.Domain, Selector: sig.Selector})
 	}
 	return args
 }
@@ -532,7 +533,7 @@ func (m *Evaluation) seal(v *Verdict, results []authres.Result) {
 	if s == nil || m.arcV == nil || v.ARC == nil {
 		return
 	}
-	if v.ARC.Result == verify.ResultTemperror {
+	if v.ARC.Status == verify.StatusTemperror {
 		v.SealErr = errors.New("arc: chain not sealed: its validation hit a temporary DNS failure")
 		return
 	}

@@ -47,9 +47,10 @@ func (h *Handler) NewSession(c *milter.Conn) milter.Milter {
 
 // clientFacts are what an SMTP connection tells about its client.
 type clientFacts struct {
-	ip   netip.Addr
-	name string
-	helo string
+	ip    netip.Addr
+	name  string
+	helo  string
+	iprev *ClientCheck // started at connect; nil when iprev is off
 }
 
 // session is the Milter of one connection: the SMTP client's facts, which
@@ -87,7 +88,9 @@ func (s *session) Connect(host string, family byte, port uint16, addr string, m 
 	if family != milter.FamilyInet && family != milter.FamilyInet6 {
 		addr = ""
 	}
-	s.client = clientFacts{ip: parseClientIP(addr, m.Get("{client_addr}")), name: host}
+	s.client.iprev.Stop()
+	ip := parseClientIP(addr, m.Get("{client_addr}"))
+	s.client = clientFacts{ip: ip, name: host, iprev: s.h.Engine().StartIPRev(s.ctx(), ip)}
 }
 
 func (s *session) Helo(name string, m *milter.Macros) { s.client.helo = name }
@@ -102,6 +105,7 @@ func (s *session) MailFrom(from string, m *milter.Macros) {
 		MailFrom:   strings.TrimSpace(from),
 		QueueID:    m.Get("i"),
 		AuthUser:   m.Get("{auth_authen}"),
+		IPRev:      s.client.iprev,
 	}
 	s.msg = eng.Begin(s.ctx(), env)
 }
@@ -165,7 +169,10 @@ func apply(v *Verdict, m *milter.Modifier) milter.Reply {
 
 func (s *session) Abort() { s.release() }
 
-func (s *session) Close() { s.release() }
+func (s *session) Close() {
+	s.release()
+	s.client.iprev.Stop()
+}
 
 // release aborts the message in progress, if any.
 func (s *session) release() {

@@ -9,7 +9,9 @@ import (
 	"github.com/authmilter/authmilter/domain"
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
+	"github.com/authmilter/authmilter/verify/dkim"
 	"github.com/authmilter/authmilter/verify/dmarc"
+	"github.com/authmilter/authmilter/verify/spf"
 )
 
 // Action is what the milter tells the MTA to do with a message.
@@ -68,6 +70,33 @@ type Policy struct {
 	// the chain validates and one of them recorded dmarc=pass, a local DMARC
 	// failure is overridden (RFC 8617 §7.2, RFC 9989 §5.3.7 local policy).
 	TrustedSealers []string
+
+	// AllowDKIM and AllowSPF are allowlist entries by authenticated
+	// identity: a message with a DKIM signature that verified with one of
+	// these d= domains, or an SPF pass for one of these MAIL FROM domains,
+	// is never rejected, quarantined or tempfailed for DMARC.
+	AllowDKIM []string
+	AllowSPF  []string
+	// IgnoreMailFrom: envelope senders in these domains (or subdomains)
+	// are never rejected, quarantined or tempfailed for DMARC.
+	IgnoreMailFrom []string
+	// IgnoreRcpt: addresses (postmaster@example.com), local parts at any
+	// domain (postmaster@) or domains (example.com and subdomains) whose
+	// mail is never rejected for DMARC. A message for some of them and
+	// other recipients too is quarantined instead of rejected: held, it is
+	// lost for no one and delivered to no one unseen.
+	IgnoreRcpt []string
+	// ListAction applies to a message with a List-Id field (RFC 2919) that
+	// fails DMARC with a reject disposition and that no trusted sealer
+	// vouches for. Empty means ListPolicy.
+	ListAction ListAction
+	// FromChecks: with FromChecksReject, a message with no From field,
+	// several, one with several addresses or without a parsable domain is
+	// rejected (550 5.7.1, saying which). Empty means off.
+	FromChecks FromChecks
+	// IPRev: IPRevHeader reports the client's iprev check (RFC 8601 §3)
+	// in Authentication-Results; it is never acted on. Empty means off.
+	IPRev IPRevMode
 }
 
 // DefaultPolicy is what runs without a config: DMARC enforced, quarantine to
@@ -108,25 +137,67 @@ type Decision struct {
 	Action Action
 	// Reply is the SMTP reply for reject and tempfail ("550 5.7.1 ...").
 	Reply string
-	// Override names a local policy that overrode the DMARC disposition
-	// (RFC 9989 / RFC 7489 §7.2.1.2 PolicyOverride vocabulary:
-	// trusted_forwarder, local_policy) with the facts, e.g.
-	// "trusted_forwarder: ARC sealer lists.example.org reported dmarc=pass";
-	// empty when none applied.
-	Override string
+	// Override says why Action differs from what the DMARC policy asked
+	// (a local rule, t=y, pct sampling, a temperror); zero when it does
+	// not.
+	Override Override
 }
 
-// Decide is the one place where verdicts become actions. It sees the client
-// address, the DMARC result and the ARC result of a message that is judged.
+// Facts are what Decide weighs: the client, the results, and the
+// envelope and header facts the local exemptions look at.
+type Facts struct {
+	ClientIP netip.Addr
+	MailFrom string   // without angle brackets; "" for the null reverse-path
+	Rcpts    []string // RCPT TO addresses
+	DMARC    *dmarc.Result
+	ARC      *arc.Result
+	SPF      *spf.Result // the MAIL FROM identity
+	DKIM     []dkim.Signature
+	// From holds the values of the From fields; FromKnown reports that
+	// the header section was kept (not over a limit), so From is complete.
+	From      []string
+	FromKnown bool
+	ListID    bool // the message has a List-Id field (RFC 2919)
+}
+
+// Decide is Decide for the client address and the DMARC and ARC results
+// alone.
 func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision {
+	return p.DecideFacts(Facts{ClientIP: ip, DMARC: d, ARC: a})
+}
+
+// DecideFacts is the one place where verdicts become actions, for a
+// message that is judged. Whenever the action is not what the DMARC
+// policy asked for, the Decision says why in its Override, and every
+// output (Authentication-Results, the log line, `authmilter check`, DMARC
+// reports) shows that same Override.
+func (p *Policy) DecideFacts(f Facts) Decision {
+	if p.FromChecks == FromChecksReject && f.FromKnown {
+		if problem := fromProblem(f.From); problem != "" {
+			return Decision{
+				Action:   ActionReject,
+				Reply:    "550 5.7.1 Message rejected: " + replySafe(problem) + "; RFC 5322 requires exactly one From address with a domain",
+				Override: Override{OverrideLocalPolicy, problem + ", policy.from_checks: reject"},
+			}
+		}
+	}
+	d := f.DMARC
+	if d == nil {
+		d = &dmarc.Result{Status: verify.StatusNone}
+		f.DMARC = d
+	}
 	accept := Decision{Action: ActionAccept}
-	switch d.Result {
-	case verify.ResultFail:
+	switch d.Status {
+	case verify.StatusFail:
 		if d.Disposition == dmarc.PolicyNone || d.Disposition == "" {
+			// t=y or pct lowered quarantine to none (RFC 9989 §4.7,
+			// RFC 7489 §6.6.4).
+			accept.Override = reduced(d)
 			return accept
 		}
-	case verify.ResultTemperror:
+	case verify.StatusTemperror:
 		if p.Temperror != TemperrorTempfail {
+			accept.Override = Override{OverrideLocalPolicy, "DMARC temperror accepted, policy.temperror: accept"}
 			return accept
 		}
 	default:
@@ -134,59 +205,75 @@ func (p *Policy) Decide(ip netip.Addr, d *dmarc.Result, a *arc.Result) Decision 
 	}
 	// From here the DMARC result would cost the message something: look
 	// for a local policy that says otherwise.
-	if inNetworks(p.AllowNetworks, ip) {
-		return Decision{Action: ActionAccept, Override: "local_policy: client " + ip.Unmap().String() + " is in allow_networks"}
+	if o := p.exempt(&f); !o.IsZero() {
+		return Decision{Action: ActionAccept, Override: o}
 	}
-	if dom := d.AuthorDomain; dom != "" {
-		for _, allowed := range p.AllowDomains {
-			if sameOrSub(dom, allowed) {
-				return Decision{Action: ActionAccept, Override: "local_policy: " + dom + " is in allow_domains"}
-			}
+	if d.Status == verify.StatusFail {
+		// RFC 8617 §7.2, RFC 9989 §5.3.7: local policy may weigh the
+		// word of a trusted intermediary.
+		if sealer := p.trustedPass(f.ARC); sealer != "" {
+			return Decision{Action: ActionAccept, Override: Override{OverrideTrustedForwarder, "ARC sealer " + sealer + " reported dmarc=pass"}}
 		}
 	}
-	if d.Result == verify.ResultFail {
-		if sealer := p.trustedPass(a); sealer != "" {
-			return Decision{Action: ActionAccept, Override: "trusted_forwarder: ARC sealer " + sealer + " reported dmarc=pass"}
-		}
+	if d.Status == verify.StatusFail && f.ListID && p.ListAction == ListAccept {
+		return Decision{Action: ActionAccept, Override: Override{OverrideMailingList, "List-Id field, dmarc.list_action: accept"}}
 	}
 	if !p.Enforce {
-		return accept
+		return Decision{Action: ActionAccept, Override: Override{OverrideLocalPolicy, "not enforced, policy.enforce: false"}}
 	}
 	// A trusted sealer's chain that could not be validated for a temporary
 	// DNS failure might have lifted the failure: treat it like a DMARC
 	// temperror rather than reject on half the facts.
-	if d.Result == verify.ResultFail && p.Temperror == TemperrorTempfail {
-		if sealer := p.trustedPending(a); sealer != "" {
+	if d.Status == verify.StatusFail && p.Temperror == TemperrorTempfail {
+		if sealer := p.trustedPending(f.ARC); sealer != "" {
 			return Decision{
-				Action: ActionTempfail,
-				Reply:  fmt.Sprintf("451 4.7.1 Temporary failure validating the ARC chain of %s; try again later", replySafe(sealer)),
+				Action:   ActionTempfail,
+				Reply:    fmt.Sprintf("451 4.7.1 Temporary failure validating the ARC chain of %s; try again later", replySafe(sealer)),
+				Override: Override{OverrideOther, "ARC chain of trusted sealer " + sealer + " not validated for a temporary DNS failure: deferred"},
 			}
 		}
 	}
-	if d.Result == verify.ResultTemperror {
+	if d.Status == verify.StatusTemperror {
 		return Decision{
-			Action: ActionTempfail,
-			Reply:  fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
+			Action:   ActionTempfail,
+			Reply:    fmt.Sprintf("451 4.7.1 Temporary failure evaluating the DMARC policy of %s; try again later", replySafe(d.AuthorDomain)),
+			Override: Override{OverrideOther, "DMARC temperror deferred, policy.temperror: tempfail"},
 		}
+	}
+	if action, o := p.lower(&f); !o.IsZero() {
+		return Decision{Action: action, Override: o}
 	}
 	switch d.Disposition {
 	case dmarc.PolicyReject:
 		return Decision{
 			Action: ActionReject,
-			Reply:  fmt.Sprintf("550 5.7.1 Message rejected: DMARC policy of %s is reject and the message failed DMARC (%s)", replySafe(d.PolicyDomain), replySafe(d.Reason)),
+			Reply:  fmt.Sprintf("550 5.7.1 Message rejected: DMARC policy of %s is reject and the message failed DMARC (%s)", replySafe(d.PolicyDomain), replySafe(publicDMARCReason(*d))),
 		}
 	case dmarc.PolicyQuarantine:
 		if p.Quarantine == QuarantineHold {
-			return Decision{Action: ActionQuarantine}
+			return Decision{Action: ActionQuarantine, Override: reduced(d)}
 		}
+		return Decision{Action: ActionAccept, Override: Override{OverrideLocalPolicy, "quarantine left to the recipient's filters, policy.quarantine: header"}}
 	}
 	return accept
+}
+
+// reduced is the override of a disposition that t=y or pct sampling made
+// less strict than the policy.
+func reduced(d *dmarc.Result) Override {
+	switch d.Reduced {
+	case dmarc.ReducedTesting:
+		return Override{OverrideTestMode, "t=y: " + string(d.Policy) + " lowered to " + dispositionWord(d)}
+	case dmarc.ReducedSampling:
+		return Override{OverrideSampledOut, "pct: " + string(d.Policy) + " lowered to " + dispositionWord(d)}
+	}
+	return Override{}
 }
 
 // trustedPass returns the first trusted sealer of a validated chain whose
 // ARC-Authentication-Results record dmarc=pass, or "".
 func (p *Policy) trustedPass(a *arc.Result) string {
-	if a == nil || a.Result != verify.ResultPass || len(p.TrustedSealers) == 0 {
+	if a == nil || a.Status != verify.StatusPass || len(p.TrustedSealers) == 0 {
 		return ""
 	}
 	// Newest first: the closest trusted hop is the most relevant.
@@ -207,7 +294,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 			continue
 		}
 		for _, r := range h.Results {
-			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.ResultPass {
+			if strings.EqualFold(r.Method, "dmarc") && r.Value == verify.StatusPass {
 				return s.Domain
 			}
 		}
@@ -218,7 +305,7 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 // trustedPending returns a trusted sealer of a chain whose validation
 // stopped on a temporary failure, or "".
 func (p *Policy) trustedPending(a *arc.Result) string {
-	if a == nil || a.Result != verify.ResultTemperror {
+	if a == nil || a.Status != verify.StatusTemperror {
 		return ""
 	}
 	for i := len(a.Sets) - 1; i >= 0; i-- {

@@ -75,8 +75,8 @@ func TestEngineWarmCacheStartsNoGoroutine(t *testing.T) {
 	msg := sealedMessage(t, w)
 	from := env("192.0.2.10", "helo.example.com", "alice@example.com")
 	want, _, _ := run(t, w.engine(), from, msg)
-	if want.Action != ActionAccept || want.DMARC.Result != verify.ResultPass || want.ARC.Result != verify.ResultPass ||
-		want.HELO == nil || len(want.DKIM) != 1 || want.DKIM[0].Result != verify.ResultPass {
+	if want.Action != ActionAccept || want.DMARC.Status != verify.StatusPass || want.ARC.Status != verify.StatusPass ||
+		want.HELO == nil || len(want.DKIM) != 1 || want.DKIM[0].Status != verify.StatusPass {
 		t.Fatalf("reference verdict: %s %s", want.Action, want.AuthResults)
 	}
 
@@ -109,7 +109,7 @@ type gatedResolver struct {
 	gate chan struct{}
 }
 
-func (g gatedResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (g gatedResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
@@ -117,7 +117,7 @@ func (g gatedResolver) LookupTXT(ctx context.Context, name string) ([]string, dn
 	return g.Resolver.LookupTXT(ctx, name)
 }
 
-func (g gatedResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (g gatedResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	select {
 	case <-g.gate:
 	case <-ctx.Done():

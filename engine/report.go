@@ -38,7 +38,7 @@ func (m *Evaluation) finish(v *Verdict) {
 	if mt := m.e.Metrics; mt != nil {
 		dres := "none"
 		if v.DMARC != nil {
-			dres = string(v.DMARC.Result)
+			dres = string(v.DMARC.Status)
 		}
 		if v.Internal {
 			dres = "internal"
@@ -46,16 +46,19 @@ func (m *Evaluation) finish(v *Verdict) {
 		mt.Messages.Inc(string(v.Action), dres)
 		mt.Latency.Observe(v.Elapsed.Seconds())
 		if v.SPF != nil {
-			mt.Results.Inc("spf", string(v.SPF.Result))
+			mt.Results.Inc("spf", string(v.SPF.Status))
+		}
+		if v.IPRev != nil {
+			mt.Results.Inc("iprev", string(v.IPRev.Status))
 		}
 		for _, s := range v.DKIM {
-			mt.Results.Inc("dkim", string(s.Result))
+			mt.Results.Inc("dkim", string(s.Status))
 		}
 		if v.DMARC != nil {
-			mt.Results.Inc("dmarc", string(v.DMARC.Result))
+			mt.Results.Inc("dmarc", string(v.DMARC.Status))
 		}
 		if v.ARC != nil {
-			mt.Results.Inc("arc", string(v.ARC.Result))
+			mt.Results.Inc("arc", string(v.ARC.Status))
 		}
 		if v.SealErr != nil {
 			mt.Errors.Inc("seal")
@@ -93,17 +96,32 @@ func (m *Evaluation) finish(v *Verdict) {
 	if v.Internal {
 		attrs = append(attrs, slog.Bool("internal", true))
 	}
+	if r := v.IPRev; r != nil {
+		attrs = append(attrs, slog.String("iprev", string(r.Status)))
+		if r.Name != "" {
+			attrs = append(attrs, slog.String("iprev_name", r.Name))
+		}
+		if r.Err != nil {
+			attrs = append(attrs, slog.String("iprev_reason", r.Err.Error()))
+		}
+	}
 	if v.SPF != nil {
-		attrs = append(attrs, slog.String("spf", string(v.SPF.Result)))
+		attrs = append(attrs, slog.String("spf", string(v.SPF.Status)))
+		if v.SPF.Err != nil {
+			attrs = append(attrs, slog.String("spf_reason", v.SPF.Err.Error()))
+		}
 	}
 	if v.HELO != nil {
-		attrs = append(attrs, slog.String("spf_helo", string(v.HELO.Result)))
+		attrs = append(attrs, slog.String("spf_helo", string(v.HELO.Status)))
+		if v.HELO.Err != nil {
+			attrs = append(attrs, slog.String("spf_helo_reason", v.HELO.Err.Error()))
+		}
 	}
 	if len(v.DKIM) > 0 {
 		parts := make([]string, 0, len(v.DKIM))
 		for _, s := range v.DKIM {
-			p := s.Domain + ":" + string(s.Result)
-			if s.Reason != "" && s.Result != "pass" {
+			p := s.Domain + ":" + string(s.Status)
+			if s.Reason != "" && s.Status != "pass" {
 				p += "(" + s.Reason + ")"
 			}
 			parts = append(parts, p)
@@ -111,14 +129,14 @@ func (m *Evaluation) finish(v *Verdict) {
 		attrs = append(attrs, slog.String("dkim", strings.Join(parts, " ")))
 	}
 	if d := v.DMARC; d != nil {
-		attrs = append(attrs, slog.String("from_domain", d.AuthorDomain), slog.String("dmarc", string(d.Result)))
+		attrs = append(attrs, slog.String("from_domain", d.AuthorDomain), slog.String("dmarc", string(d.Status)))
 		if d.Policy != "" {
 			attrs = append(attrs, slog.String("dmarc_policy", string(d.Policy)))
 		}
-		if d.Result == "fail" {
+		if d.Status == "fail" {
 			attrs = append(attrs, slog.String("dmarc_disposition", string(d.Disposition)))
 		}
-		if d.Reason != "" && d.Result != "pass" {
+		if d.Reason != "" && d.Status != "pass" {
 			attrs = append(attrs, slog.String("dmarc_reason", d.Reason))
 		}
 		if d.SkippedWalks > 0 {
@@ -127,14 +145,14 @@ func (m *Evaluation) finish(v *Verdict) {
 			attrs = append(attrs, slog.Int("dmarc_walks_skipped", d.SkippedWalks))
 		}
 	}
-	if a := v.ARC; a != nil && (a.Result != "none" || a.Instances > 0) {
-		attrs = append(attrs, slog.String("arc", string(a.Result)), slog.Int("arc_instances", a.Instances))
-		if a.Reason != "" && a.Result != "pass" {
+	if a := v.ARC; a != nil && (a.Status != "none" || a.Instances > 0) {
+		attrs = append(attrs, slog.String("arc", string(a.Status)), slog.Int("arc_instances", a.Instances))
+		if a.Reason != "" && a.Status != "pass" {
 			attrs = append(attrs, slog.String("arc_reason", a.Reason))
 		}
 	}
-	if v.Override != "" {
-		attrs = append(attrs, slog.String("override", v.Override))
+	if !v.Override.IsZero() {
+		attrs = append(attrs, slog.String("override", v.Override.String()))
 	}
 	if len(v.RemoveAR) > 0 {
 		attrs = append(attrs, slog.Int("forged_ar_removed", len(v.RemoveAR)))

@@ -77,11 +77,11 @@ func TestEngineSigns(t *testing.T) {
 			}
 			m.WriteString("\r\n" + body)
 			sigs, err := dkim.Verify(context.Background(), w.dns, bytes.NewReader(m.Bytes()), nil)
-			if err != nil || len(sigs) != 1 || sigs[0].Result != verify.ResultPass {
+			if err != nil || len(sigs) != 1 || sigs[0].Status != verify.StatusPass {
 				t.Fatalf("DKIM: %+v %v", sigs, err)
 			}
 			res, err := arc.Validate(context.Background(), w.dns, bytes.NewReader(m.Bytes()), nil)
-			if err != nil || res.Result != verify.ResultPass {
+			if err != nil || res.Status != verify.StatusPass {
 				t.Fatalf("ARC: %+v %v", res, err)
 			}
 		})

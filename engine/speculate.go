@@ -85,24 +85,24 @@ type specResolver struct {
 	n   atomic.Int64
 }
 
-// CanProbe implements dnscache.Prober for the resolver it wraps.
-func (s *specResolver) CanProbe() bool { return dnscache.CanProbe(s.Resolver) }
+// HonoursCacheOnly implements dnscache.CacheOnlyResolver for the resolver it wraps.
+func (s *specResolver) HonoursCacheOnly() bool { return dnscache.HonoursCacheOnly(s.Resolver) }
 
 // LookupTXT implements dnscache.Resolver.
-func (s *specResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
-	if dnscache.IsProbe(ctx) {
+func (s *specResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
+	if dnscache.IsCacheOnly(ctx) {
 		return s.Resolver.LookupTXT(ctx, name)
 	}
 	var (
 		txts []string
-		res  dnscache.Result
+		res  dnscache.AnswerInfo
 		err  error
 	)
 	if dnscache.FromMemory(ctx, s.Resolver, func(pctx context.Context) { txts, res, err = s.Resolver.LookupTXT(pctx, name) }) {
 		return txts, res, err
 	}
 	if s.n.Add(1) > s.max {
-		return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", errSpeculationBound.Error(), false)
+		return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", errSpeculationBound.Error(), false)
 	}
 	return s.Resolver.LookupTXT(ctx, name)
 }

@@ -104,8 +104,8 @@ func TestSpeculationLeavesNoDMARCQueryForEOM(t *testing.T) {
 	spec := dmarcQueries(r.Queries())
 	r.ResetQueries()
 	v := feed(t, m, unsignedFrom("example.com"))
-	if v.DMARC.Result != verify.ResultPass || v.SPF.Result != verify.ResultPass {
-		t.Fatalf("spf %s, dmarc %s (%s): want both pass", v.SPF.Result, v.DMARC.Result, v.DMARC.Reason)
+	if v.DMARC.Status != verify.StatusPass || v.SPF.Status != verify.StatusPass {
+		t.Fatalf("spf %s, dmarc %s (%s): want both pass", v.SPF.Status, v.DMARC.Status, v.DMARC.Reason)
 	}
 	if left := dmarcQueries(r.Queries()); len(left) != 0 {
 		t.Errorf("DMARC queries left for the end of message: %q", left)
@@ -122,8 +122,8 @@ func TestSpeculationLeavesNoDMARCQueryForEOM(t *testing.T) {
 		t.Error("speculation started with the record in the cache")
 	}
 	v = feed(t, m, unsignedFrom("example.com"))
-	if q := r.Queries(); len(q) != 0 || v.Speculative != 0 || v.DMARC.Result != verify.ResultPass {
-		t.Errorf("warm: queries %q, speculative %d, dmarc %s", q, v.Speculative, v.DMARC.Result)
+	if q := r.Queries(); len(q) != 0 || v.Speculative != 0 || v.DMARC.Status != verify.StatusPass {
+		t.Errorf("warm: queries %q, speculative %d, dmarc %s", q, v.Speculative, v.DMARC.Status)
 	}
 
 	// The control: no speculation, the queries come after the header.
@@ -134,8 +134,8 @@ func TestSpeculationLeavesNoDMARCQueryForEOM(t *testing.T) {
 		t.Fatal("speculation started with SpeculativeQueries -1")
 	}
 	r.ResetQueries()
-	if v := feed(t, m, unsignedFrom("example.com")); v.DMARC.Result != verify.ResultPass || len(dmarcQueries(r.Queries())) == 0 {
-		t.Errorf("without speculation: dmarc %s, DMARC queries after the header %q", v.DMARC.Result, dmarcQueries(r.Queries()))
+	if v := feed(t, m, unsignedFrom("example.com")); v.DMARC.Status != verify.StatusPass || len(dmarcQueries(r.Queries())) == 0 {
+		t.Errorf("without speculation: dmarc %s, DMARC queries after the header %q", v.DMARC.Status, dmarcQueries(r.Queries()))
 	}
 }
 

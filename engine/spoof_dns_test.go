@@ -112,13 +112,13 @@ func TestEngineSpoofersDNSCannotDecide(t *testing.T) {
 	t.Parallel()
 	type vector struct {
 		mailFrom, signer string
-		spf, dkim        verify.Result
+		spf, dkim        verify.Status
 	}
 	vectors := map[string]vector{
 		// Every SPF lookup of attacker.example fails temporarily.
-		"SPF temperror": {"x@attacker.example", "", verify.ResultTemperror, ""},
+		"SPF temperror": {"x@attacker.example", "", verify.StatusTemperror, ""},
 		// A valid signature of the attacker's own domain.
-		"attacker DKIM pass": {"x@bounces.attacker.example", "attacker.example", verify.ResultFail, verify.ResultPass},
+		"attacker DKIM pass": {"x@bounces.attacker.example", "attacker.example", verify.StatusFail, verify.StatusPass},
 	}
 	ways := map[string]dnstest.Failure{"SERVFAIL": dnstest.ServFail, "timeout": dnstest.Timeout, "NXDOMAIN": 0}
 	for vn, vec := range vectors {
@@ -132,14 +132,14 @@ func TestEngineSpoofersDNSCannotDecide(t *testing.T) {
 						w.dns.Fail["_dmarc.attacker.example"] = f
 					}
 					v := w.judge(t, mode, vec.mailFrom, w.spoofMessage(t, vec.signer))
-					if v.SPF == nil || v.SPF.Result != vec.spf {
+					if v.SPF == nil || v.SPF.Status != vec.spf {
 						t.Fatalf("spf %+v, want %s", v.SPF, vec.spf)
 					}
-					if vec.dkim != "" && (len(v.DKIM) != 1 || v.DKIM[0].Result != vec.dkim) {
+					if vec.dkim != "" && (len(v.DKIM) != 1 || v.DKIM[0].Status != vec.dkim) {
 						t.Fatalf("dkim %+v, want %s", v.DKIM, vec.dkim)
 					}
-					if v.DMARC.Result != verify.ResultFail || v.Action != ActionReject || !strings.HasPrefix(v.Reply, "550 5.7.1") {
-						t.Fatalf("dmarc %s (%s), action %s %q; want fail, reject, 550", v.DMARC.Result, v.DMARC.Reason, v.Action, v.Reply)
+					if v.DMARC.Status != verify.StatusFail || v.Action != ActionReject || !strings.HasPrefix(v.Reply, "550 5.7.1") {
+						t.Fatalf("dmarc %s (%s), action %s %q; want fail, reject, 550", v.DMARC.Status, v.DMARC.Reason, v.Action, v.Reply)
 					}
 					if v.DMARC.SkippedWalks != 1 {
 						t.Errorf("SkippedWalks %d, want 1", v.DMARC.SkippedWalks)
@@ -173,11 +173,11 @@ func TestEngineOwnDNSStillTemperror(t *testing.T) {
 				w := newSpoofWorld(t)
 				w.dns.Fail[tc.fail] = dnstest.ServFail
 				v := w.judge(t, mode, "x@bounces.attacker.example", w.spoofMessage(t, tc.signer))
-				if len(v.DKIM) != 1 || v.DKIM[0].Result != verify.ResultPass {
+				if len(v.DKIM) != 1 || v.DKIM[0].Status != verify.StatusPass {
 					t.Fatalf("dkim %+v, want pass", v.DKIM)
 				}
-				if v.DMARC.Result != verify.ResultTemperror {
-					t.Fatalf("dmarc %s (%s), want temperror", v.DMARC.Result, v.DMARC.Reason)
+				if v.DMARC.Status != verify.StatusTemperror {
+					t.Fatalf("dmarc %s (%s), want temperror", v.DMARC.Status, v.DMARC.Reason)
 				}
 				wantAction, wantReply := ActionTempfail, "451 4.7.1"
 				if mode == TemperrorAccept {

@@ -143,6 +143,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 
 // report is the JSON form of a verdict.
 type report struct {
+	IPRev                 *iprevReport  `json:"iprev,omitempty"`
 	SPF                   *spfReport    `json:"spf,omitempty"`
 	SPFHELO               *spfReport    `json:"spf_helo,omitempty"`
 	DKIM                  []dkimReport  `json:"dkim"`
@@ -152,6 +153,7 @@ type report struct {
 	Action                engine.Action `json:"action"`
 	Reply                 string        `json:"reply"`
 	Override              string        `json:"override,omitempty"`
+	OverrideType          string        `json:"override_type,omitempty"`
 	Internal              bool          `json:"internal,omitempty"`
 	Sealed                bool          `json:"sealed"`
 	SealError             string        `json:"seal_error,omitempty"`
@@ -159,6 +161,13 @@ type report struct {
 	Signed        []dkimsign.Signature `json:"signed"`
 	SignError     string               `json:"sign_error,omitempty"`
 	ForgedRemoved int                  `json:"forged_authentication_results_removed"`
+}
+
+type iprevReport struct {
+	Result string `json:"result"`
+	IP     string `json:"ip"`
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 type spfReport struct {
@@ -206,7 +215,8 @@ func checkReport(v *engine.Verdict) report {
 		AuthenticationResults: v.AuthResults,
 		Action:                v.Action,
 		Reply:                 v.Reply,
-		Override:              v.Override,
+		Override:              v.Override.String(),
+		OverrideType:          string(v.Override.Type),
 		Internal:              v.Internal,
 		Sealed:                v.Sealed,
 		ForgedRemoved:         len(v.RemoveAR),
@@ -222,16 +232,22 @@ func checkReport(v *engine.Verdict) report {
 		if s == nil {
 			return nil
 		}
-		r := &spfReport{Result: string(s.Result), Identity: string(s.Identity), Domain: s.Domain, Mechanism: s.Mechanism}
+		r := &spfReport{Result: string(s.Status), Identity: string(s.Identity), Domain: s.Domain, Mechanism: s.Mechanism}
 		if s.Err != nil {
 			r.Reason = s.Err.Error()
 		}
 		return r
 	}
 	rep.SPF, rep.SPFHELO = spfRep(v.SPF), spfRep(v.HELO)
+	if r := v.IPRev; r != nil {
+		rep.IPRev = &iprevReport{Result: string(r.Status), IP: r.IP.String(), Name: r.Name}
+		if r.Err != nil {
+			rep.IPRev.Reason = r.Err.Error()
+		}
+	}
 	for _, s := range v.DKIM {
 		rep.DKIM = append(rep.DKIM, dkimReport{
-			Result: string(s.Result), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
+			Result: string(s.Status), Domain: s.Domain, Selector: s.Selector, Identifier: s.Identifier,
 			Algorithm: s.Algorithm, KeyBits: s.KeyBits, Reason: s.Reason,
 		})
 	}
@@ -241,13 +257,13 @@ func checkReport(v *engine.Verdict) report {
 			disp = string(d.Disposition)
 		}
 		rep.DMARC = &dmarcReport{
-			Result: string(d.Result), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
+			Result: string(d.Status), Domain: d.AuthorDomain, PolicyDomain: d.PolicyDomain,
 			Policy: string(d.Policy), Applied: string(d.Applied), Disposition: disp, Reason: d.Reason,
 			WalksSkipped: d.SkippedWalks,
 		}
 	}
 	if a := v.ARC; a != nil {
-		r := &arcReport{Result: string(a.Result), Instances: a.Instances, OldestPass: a.OldestPass, Reason: a.Reason}
+		r := &arcReport{Result: string(a.Status), Instances: a.Instances, OldestPass: a.OldestPass, Reason: a.Reason}
 		for _, s := range a.Sets {
 			r.Sealers = append(r.Sealers, fmt.Sprintf("i=%d %s", s.Instance, s.Domain))
 		}
@@ -264,6 +280,9 @@ func writeText(w io.Writer, v *engine.Verdict) error {
 	}
 	if rep.Internal {
 		line("judged", "no: internal network or authenticated submission")
+	}
+	if r := rep.IPRev; r != nil {
+		line("iprev", "%s (%s%s%s)", r.Result, r.IP, suffix(" ", r.Name), suffix(", ", r.Reason))
 	}
 	for _, s := range []*spfReport{rep.SPF, rep.SPFHELO} {
 		if s != nil {

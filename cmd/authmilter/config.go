@@ -101,12 +101,28 @@ type DKIMSignConfig struct {
 // DMARCConfig configures DMARC evaluation.
 type DMARCConfig struct {
 	OrgDomain string `yaml:"org_domain"` // treewalk (RFC 9989) or psl (RFC 7489)
+	// ListAction is for messages with a List-Id field that fail DMARC
+	// with a reject disposition and that no trusted sealer vouches for:
+	// policy (apply it), quarantine or accept.
+	ListAction string `yaml:"list_action"`
 }
 
 // ARCConfig configures ARC sealing and trust.
 type ARCConfig struct {
 	Seal           SealConfig `yaml:"seal"`
 	TrustedSealers []string   `yaml:"trusted_sealers"`
+	// SealerStats: evidence on the sealers seen, for choosing
+	// trusted_sealers (authmilter sealers).
+	SealerStats SealerStatsConfig `yaml:"sealer_stats"`
+}
+
+// SealerStatsConfig says where the daemon keeps its evidence on ARC
+// sealers and for how many sealing domains.
+type SealerStatsConfig struct {
+	// File is written every 5 minutes and at shutdown, and read at start;
+	// empty: kept in memory (and metrics) only.
+	File       string `yaml:"file"`
+	MaxSealers int    `yaml:"max_sealers"`
 }
 
 // SealConfig holds the ARC sealing key; sealing is on when KeyFile is set.
@@ -131,7 +147,22 @@ type PolicyConfig struct {
 	AllowNetworks []string `yaml:"allow_networks"`
 	// AllowDomains: messages whose RFC5322.From domain is listed are never
 	// rejected or quarantined by DMARC (the header is still written).
+	// "dkim:DOMAIN" allows a message with a valid DKIM signature with
+	// d=DOMAIN, "spf:DOMAIN" one with an SPF pass for MAIL FROM DOMAIN.
 	AllowDomains []string `yaml:"allow_domains"`
+	// IgnoreMailFrom: envelope-sender domains (and their subdomains)
+	// never rejected or quarantined for DMARC.
+	IgnoreMailFrom []string `yaml:"ignore_mail_from"`
+	// IgnoreRcpt: recipient addresses, local parts (postmaster@) or
+	// domains whose mail is never rejected for DMARC; a message for
+	// these and other recipients too is quarantined instead.
+	IgnoreRcpt []string `yaml:"ignore_rcpt"`
+	// FromChecks: off, or reject (550 5.7.1) a message with no From
+	// field, several, several addresses or no parsable domain.
+	FromChecks string `yaml:"from_checks"`
+	// IPRev: header (the default: the client's forward-confirmed reverse
+	// DNS, RFC 8601 §3, in Authentication-Results, never acted on) or off.
+	IPRev string `yaml:"iprev"`
 	// InternalNetworks and authenticated submissions are not judged.
 	InternalNetworks []string `yaml:"internal_networks"`
 	// SealInternal: also ARC-seal mail from internal networks and
@@ -176,11 +207,14 @@ func DefaultConfig() *Config {
 		Log:        LogConfig{Level: "info", Format: "text"},
 		DNS:        DNSConfig{Timeout: 2 * time.Second, Attempts: 2, CacheSize: 10000},
 		DKIM:       DKIMConfig{MaxSignatures: 5},
-		DMARC:      DMARCConfig{OrgDomain: "treewalk"},
+		DMARC:      DMARCConfig{OrgDomain: "treewalk", ListAction: "policy"},
+		ARC:        ARCConfig{SealerStats: SealerStatsConfig{File: "/var/lib/authmilter/sealers.json", MaxSealers: 500}},
 		Policy: PolicyConfig{
 			Enforce:          &enforce,
 			Quarantine:       "hold",
 			Temperror:        "tempfail",
+			FromChecks:       "off",
+			IPRev:            "header",
 			InternalNetworks: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Limits: LimitsConfig{
@@ -276,6 +310,40 @@ func (c *Config) validate() error {
 	default:
 		add("dmarc.org_domain %q: want treewalk (RFC 9989) or psl (RFC 7489)", c.DMARC.OrgDomain)
 	}
+	switch c.DMARC.ListAction {
+	case "policy", "quarantine", "accept":
+	default:
+		add("dmarc.list_action %q: want policy, quarantine or accept", c.DMARC.ListAction)
+	}
+	switch c.Policy.IPRev {
+	case "off", "header":
+	default:
+		add("policy.iprev %q: want off or header", c.Policy.IPRev)
+	}
+	switch c.Policy.FromChecks {
+	case "off", "reject":
+	default:
+		add("policy.from_checks %q: want off or reject", c.Policy.FromChecks)
+	}
+	for _, e := range c.Policy.AllowDomains {
+		if _, _, err := allowEntry(e); err != nil {
+			add("policy.allow_domains: %v", err)
+		}
+	}
+	for _, d := range c.Policy.IgnoreMailFrom {
+		if !plausibleDomain(d) {
+			add("policy.ignore_mail_from: %q is not a domain name", d)
+		}
+	}
+	for _, r := range c.Policy.IgnoreRcpt {
+		local, dom, at := strings.Cut(r, "@")
+		if !at {
+			local, dom = "x", r
+		}
+		if local == "" || (dom != "" && !plausibleDomain(dom)) || (!at && dom == "") {
+			add("policy.ignore_rcpt: %q is not an address, local part (postmaster@) or domain", r)
+		}
+	}
 	switch c.Policy.Quarantine {
 	case "hold", "header":
 	default:
@@ -318,7 +386,7 @@ func (c *Config) validate() error {
 	for _, field := range []struct {
 		name string
 		list []string
-	}{{"policy.allow_domains", c.Policy.AllowDomains}, {"arc.trusted_sealers", c.ARC.TrustedSealers}} {
+	}{{"arc.trusted_sealers", c.ARC.TrustedSealers}} { // allow_domains: allowEntry
 		for _, d := range field.list {
 			if _, err := domain.Parse(strings.TrimSpace(d)); err != nil {
 				add("%s: %v", field.name, err)
@@ -334,6 +402,9 @@ func (c *Config) validate() error {
 				add("arc.seal.%s: %v", v.name, err)
 			}
 		}
+	}
+	if n := c.ARC.SealerStats.MaxSealers; n < 1 || n > 100000 {
+		add("arc.sealer_stats.max_sealers %d: want 1 to 100000", n)
 	}
 	if c.Metrics.Pprof {
 		if c.Metrics.Listen == "" {
@@ -396,3 +467,32 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// allowEntry splits an allow_domains entry: "example.com" (the From
+// domain), "dkim:example.com" or "spf:example.com".
+func allowEntry(e string) (kind, domain string, err error) {
+	kind, domain = "from", e
+	if k, d, ok := strings.Cut(e, ":"); ok {
+		kind, domain = strings.ToLower(strings.TrimSpace(k)), d
+		if kind != "dkim" && kind != "spf" {
+			return "", "", fmt.Errorf("%q: want DOMAIN, dkim:DOMAIN or spf:DOMAIN", e)
+		}
+	}
+	domain = strings.TrimSpace(domain)
+	if _, err := parseDomain(domain); err != nil {
+		if kind == "from" {
+			return "", "", err
+		}
+		return "", "", fmt.Errorf("%q: %w", e, err)
+	}
+	return kind, domain, nil
+}
+
+// plausibleDomain reports whether s is a domain name (U-labels or
+// A-labels, domain.Parse).
+func plausibleDomain(s string) bool {
+	_, err := parseDomain(s)
+	return err == nil
+}
+
+func parseDomain(s string) (domain.Name, error) { return domain.Parse(strings.TrimSpace(s)) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -53,6 +54,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pprof on a public address", "metrics:\n  listen: \"192.0.2.1:9895\"\n  pprof: true\n", "not a loopback address"},
 		{"threads zero", "threads: 0\n", `threads "0": must be auto or a number from 1 to 1024`},
 		{"threads word", "threads: many\n", `threads "many"`},
+		{"bad list action", "dmarc:\n  list_action: drop\n", `dmarc.list_action "drop"`},
+		{"bad from checks", "policy:\n  from_checks: yes\n", `policy.from_checks "yes"`},
+		{"bad allow kind", "policy:\n  allow_domains: [\"arc:example.com\"]\n", `want DOMAIN, dkim:DOMAIN or spf:DOMAIN`},
+		{"bad allow domain", "policy:\n  allow_domains: [\"dkim:\"]\n", `policy.allow_domains: "dkim:": not a valid domain name`},
+		{"bad ignore_mail_from", "policy:\n  ignore_mail_from: [\"a b\"]\n", `policy.ignore_mail_from`},
+		{"bad ignore_rcpt", "policy:\n  ignore_rcpt: [\"@example.com\"]\n", `policy.ignore_rcpt`},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(tt.text), "cfg.yaml")
@@ -107,5 +114,34 @@ func TestSetThreads(t *testing.T) {
 	runtime.GOMAXPROCS(orig)
 	if got := setThreads(DefaultConfig()); got != "auto" || runtime.GOMAXPROCS(0) != orig {
 		t.Errorf("default: %q, GOMAXPROCS %d; want auto, %d", got, runtime.GOMAXPROCS(0), orig)
+	}
+}
+
+// TestPolicyConfigToEngine: the exemption keys reach the engine's policy,
+// allow_domains split by kind.
+func TestPolicyConfigToEngine(t *testing.T) {
+	t.Parallel()
+	cfg, err := ParseConfig([]byte(`
+dmarc:
+  list_action: quarantine
+policy:
+  allow_domains: [Example.org, "dkim:Lists.Example.net", "spf:bounce.example.com."]
+  ignore_mail_from: [list.example]
+  ignore_rcpt: [postmaster@, dmarc@example.net, example.org]
+  from_checks: reject
+`), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg, nil, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.Policy
+	got := strings.Join([]string{strings.Join(p.AllowDomains, ","), strings.Join(p.AllowDKIM, ","), strings.Join(p.AllowSPF, ","),
+		strings.Join(p.IgnoreMailFrom, ","), strings.Join(p.IgnoreRcpt, ","), string(p.ListAction), string(p.FromChecks)}, "|")
+	want := "example.org|lists.example.net|bounce.example.com|list.example|postmaster@,dmarc@example.net,example.org|quarantine|reject"
+	if got != want {
+		t.Errorf("policy %s, want %s", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	msgauthdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/authmilter/authmilter/arc"
+	"github.com/authmilter/authmilter/dnscache"
 	"github.com/authmilter/authmilter/dnscache/dnstest"
 	"github.com/authmilter/authmilter/internal/testsupport/postfixtest"
 	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
@@ -71,7 +73,9 @@ func newE2E(t testing.TB) *e2e {
 			"mx.xn--bcher-kva.example":             {"v=spf1 ip4:192.0.2.0/24 -all"},
 			"_dmarc.xn--bcher-kva.example":         {"v=DMARC1; p=reject"},
 			"sel._domainkey.xn--bcher-kva.example": {pub(dk)},
-		}, A: map[string][]string{"mail.example.com": {"192.0.2.10"}}},
+		}, A: map[string][]string{"mail.example.com": {"192.0.2.10"}},
+			// iprev: mail.example.com is 192.0.2.10 both ways.
+			PTR: map[string][]string{dnscache.ReverseName(netip.MustParseAddr("192.0.2.10")): {"mail.example.com."}}},
 	}
 	dnsAddr := dnstest.Serve(t, x.dns)
 	x.cfgPath = filepath.Join(dir, "authmilter.yaml")
@@ -198,7 +202,7 @@ func TestPostfixEndToEnd(t *testing.T) {
 		// The delivered message, minus what virtual(8) and smtpd added,
 		// carries a valid chain.
 		res, err := arc.Validate(context.Background(), x.dns, bytes.NewReader(d.Raw), nil)
-		if err != nil || res.Result != verify.ResultPass {
+		if err != nil || res.Status != verify.StatusPass {
 			t.Errorf("delivered ARC chain: %+v %v", res, err)
 		}
 	})

@@ -37,9 +37,28 @@ func newEngine(cfg *Config, r dnscache.Resolver, logger *slog.Logger, m *engine.
 		Enforce:        cfg.Policy.Enforce == nil || *cfg.Policy.Enforce,
 		Quarantine:     engine.QuarantineMode(cfg.Policy.Quarantine),
 		Temperror:      engine.TemperrorMode(cfg.Policy.Temperror),
-		AllowDomains:   aLabels(cfg.Policy.AllowDomains),
 		SealInternal:   cfg.Policy.SealInternal,
 		TrustedSealers: aLabels(cfg.ARC.TrustedSealers),
+		IgnoreMailFrom: aLabels(cfg.Policy.IgnoreMailFrom),
+		IgnoreRcpt:     rcptEntries(cfg.Policy.IgnoreRcpt),
+		ListAction:     engine.ListAction(cfg.DMARC.ListAction),
+		FromChecks:     engine.FromChecks(cfg.Policy.FromChecks),
+		IPRev:          engine.IPRevMode(cfg.Policy.IPRev),
+	}
+	for _, entry := range cfg.Policy.AllowDomains {
+		kind, dom, err := allowEntry(entry)
+		if err != nil {
+			return nil, fmt.Errorf("policy.allow_domains: %w", err)
+		}
+		dom = aLabel(dom)
+		switch kind {
+		case "dkim":
+			pol.AllowDKIM = append(pol.AllowDKIM, dom)
+		case "spf":
+			pol.AllowSPF = append(pol.AllowSPF, dom)
+		default:
+			pol.AllowDomains = append(pol.AllowDomains, dom)
+		}
 	}
 	var err error
 	if pol.AllowNetworks, err = prefixes(cfg.Policy.AllowNetworks); err != nil {
@@ -137,6 +156,24 @@ func aLabels(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
 		out[i] = aLabel(s)
+	}
+	return out
+}
+
+// rcptEntries normalises policy.ignore_rcpt: the domain of an address or
+// a domain entry as A-labels, a local part in lower case.
+func rcptEntries(list []string) []string {
+	out := make([]string, len(list))
+	for i, e := range list {
+		e = strings.TrimSpace(e)
+		if local, dom, ok := strings.Cut(e, "@"); ok {
+			if dom != "" {
+				dom = aLabel(dom)
+			}
+			out[i] = strings.ToLower(local) + "@" + dom
+		} else {
+			out[i] = aLabel(e)
+		}
 	}
 	return out
 }

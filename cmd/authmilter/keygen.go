@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/authmilter/authmilter/domain"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	alg := fs.String("algorithm", "rsa", "key algorithm: rsa or ed25519")
 	bits := fs.Int("bits", 2048, "RSA key size in bits (2048 or more)")
-	domain := fs.String("domain", "", "signing domain (d=)")
+	domainArg := fs.String("domain", "", "signing domain (d=)")
 	selector := fs.String("selector", "", "selector (s=)")
 	out := fs.String("out", "", "private key file to write (default SELECTOR.DOMAIN.key)")
 	if err := fs.Parse(args); err != nil {
@@ -34,15 +35,23 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("keygen: unexpected argument %q", fs.Arg(0))}
 	}
-	if *domain == "" || *selector == "" {
+	if *domainArg == "" || *selector == "" {
 		return usageError{errors.New("keygen: --domain and --selector are required")}
 	}
-	if strings.ContainsAny(*domain+*selector, " \t\r\n;/\\") {
-		return usageError{errors.New("keygen: --domain and --selector must be DNS names")}
+	// RFC 8616 §4: the key record lives under the A-label form of the
+	// domain (and selector); a U-label name is converted here, so the
+	// printed record is what zone files and DNS providers take.
+	dom, err := domain.Parse(*domainArg)
+	if err != nil {
+		return usageError{fmt.Errorf("keygen: --domain: %w", err)}
+	}
+	sel, err := domain.Parse(*selector)
+	if err != nil {
+		return usageError{fmt.Errorf("keygen: --selector: %w", err)}
 	}
 	path := *out
 	if path == "" {
-		path = *selector + "." + strings.TrimSuffix(*domain, ".") + ".key"
+		path = sel.ASCII + "." + dom.ASCII + ".key"
 	}
 	priv, record, err := generateKey(*alg, *bits)
 	if err != nil {
@@ -63,17 +72,17 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("keygen: writing %s: %w", path, err)
 	}
-	name := *selector + "._domainkey." + strings.TrimSuffix(*domain, ".") + "."
+	name := sel.ASCII + "._domainkey." + dom.ASCII + "."
 	fmt.Fprintf(stderr, "wrote private key to %s (mode 0600); publish this record:\n", path)
 	fmt.Fprintf(stdout, "%s IN TXT ( %s )\n", name, quoteTXT(record))
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
 	}
-	d := strings.TrimSuffix(*domain, ".")
+	d := dom.ASCII
 	fmt.Fprintf(stderr, "then, to DKIM-sign mail from %s with it, add to the configuration and reload (SIGHUP):\n"+
 		"  dkim:\n    sign:\n      keys:\n        - {domain: %s, selector: %s, key_file: %s}\n"+
-		"or, to ARC-seal with it:\n  arc:\n    seal: {domain: %s, selector: %s, key_file: %s}\n", d, d, *selector, abs, d, *selector, abs)
+		"or, to ARC-seal with it:\n  arc:\n    seal: {domain: %s, selector: %s, key_file: %s}\n", d, d, sel.ASCII, abs, d, sel.ASCII, abs)
 	return nil
 }
 

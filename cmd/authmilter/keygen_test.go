@@ -65,3 +65,28 @@ func TestKeygenUsage(t *testing.T) {
 		t.Fatalf("exit %d, want 2", code)
 	}
 }
+
+// RFC 8616 §4: a domain given in U-labels is published, named in the key
+// file and configured in its A-label form; a name that is no domain is a
+// usage error.
+func TestKeygenIDN(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k.pem")
+	var out, errb bytes.Buffer
+	if code := run([]string{"keygen", "--algorithm", "ed25519", "--domain", "Bücher.example", "--selector", "s1", "--out", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if line := out.String(); !strings.HasPrefix(line, "s1._domainkey.xn--bcher-kva.example. IN TXT (") {
+		t.Errorf("record line %q", line)
+	}
+	if !strings.Contains(errb.String(), "{domain: xn--bcher-kva.example, selector: s1,") {
+		t.Errorf("config lines:\n%s", errb.String())
+	}
+	for _, bad := range [][]string{{"--domain", "a b.example", "--selector", "s1"}, {"--domain", "example.com", "--selector", "s;1"}} {
+		args := append([]string{"keygen", "--out", filepath.Join(dir, "x.pem")}, bad...)
+		if code := run(args, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+}

@@ -4,6 +4,8 @@
 //	authmilter serve [--config FILE]     run the milter
 //	authmilter check [options] [FILE|-]  evaluate one message offline
 //	authmilter keygen --domain D --selector S [--algorithm rsa|ed25519]
+//	authmilter sealers [--config FILE]   evidence on ARC sealers seen
+//	authmilter migrate [--opendkim F] [--opendmarc F] [--openarc F]
 //	authmilter audit [options] DOMAIN...  check a domain's DNS records
 //	authmilter version                   print the version (also --version)
 package main
@@ -26,6 +28,8 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"serve":   runServe,
 	"check":   runCheck,
 	"audit":   runAudit,
+	"sealers": runSealers,
+	"migrate": runMigrate,
 	"version": runVersion,
 }
 
@@ -75,6 +79,10 @@ const usage = `usage:
         [--ca-file FILE] [--format text|json] DOMAIN...
         check the SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT and BIMI records of
         each domain; exit 1 when a check failed
+  authmilter sealers [--config FILE] [--file FILE] [--format text|json]
+        the evidence the daemon kept on ARC sealers, to choose arc.trusted_sealers
+  authmilter migrate [--opendkim FILE] [--opendmarc FILE] [--openarc FILE]
+        print an authmilter configuration equivalent to those files
   authmilter version
         print the version, commit and Go version of this binary (also --version)
 `

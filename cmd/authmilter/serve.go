@@ -88,6 +88,10 @@ type daemon struct {
 	level   *slog.LevelVar
 	logger  atomic.Pointer[slog.Logger]
 	metrics *engine.Metrics
+	// sealers gathers ARC sealer evidence across reloads; sealerFile is
+	// where it is kept ("" for nowhere).
+	sealers    *engine.SealerStats
+	sealerFile string
 
 	mu       sync.Mutex // serialises reloads
 	cfg      *Config
@@ -113,9 +117,17 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 	log.SetOutput(libLog{d})
 	reg := metrics.NewRegistry()
 	d.metrics = engine.NewMetrics(reg)
+	d.startSealers(cfg, reg)
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
+	sealersCtx, stopSealers := context.WithCancel(context.Background())
+	sealersDone := make(chan struct{})
+	go func() { defer close(sealersDone); d.keepSealers(sealersCtx, sealerInterval) }()
+	defer func() {
+		stopSealers()
+		<-sealersDone // writes the file one last time
+	}()
 	registerDNSMetrics(reg, func() dnscache.Resolver {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -243,6 +255,7 @@ func (d *daemon) apply(cfg *Config) error {
 		d.keys = dkimkey.NewCache(0)
 	}
 	e.Keys = d.keys
+	e.Sealers = d.sealers
 	d.cfg, d.resolver = cfg, r
 	d.engine.Store(e)
 	return nil

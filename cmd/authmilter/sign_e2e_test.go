@@ -120,7 +120,7 @@ func TestPostfixSASLSubmissionSigned(t *testing.T) {
 		t.Fatalf("submission: want one DKIM-Signature and no Authentication-Results:\n%s", sub.Raw)
 	}
 	sigs, err := dkim.Verify(ctx, x.dns, bytes.NewReader(sub.Raw), nil)
-	if err != nil || len(sigs) != 1 || sigs[0].Result != verify.ResultPass || sigs[0].Selector != "out" {
+	if err != nil || len(sigs) != 1 || sigs[0].Status != verify.StatusPass || sigs[0].Selector != "out" {
 		t.Fatalf("delivered signature: %+v %v\n%s", sigs, err, sub.Raw)
 	}
 	t.Logf("submitted, as delivered:\n%s", sub.Raw)

@@ -68,7 +68,7 @@ func TestCheckAuthUserSigns(t *testing.T) {
 	}
 	passed := false
 	for _, s := range sigs {
-		passed = passed || s.Selector == "out" && s.Result == verify.ResultPass
+		passed = passed || s.Selector == "out" && s.Status == verify.StatusPass
 	}
 	if !passed {
 		t.Errorf("signed message does not verify: %+v", sigs)

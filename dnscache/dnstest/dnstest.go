@@ -39,7 +39,7 @@ type Resolver struct {
 	// FailEmpty makes every lookup at a name fail with the given failure
 	// when it has no record of the asked type (instead of NODATA).
 	FailEmpty map[string]Failure
-	// Authentic sets Result.Authentic on every answer.
+	// Authentic sets AnswerInfo.Authentic on every answer.
 	Authentic bool
 
 	mu      sync.Mutex
@@ -153,19 +153,19 @@ func hasKey[T any](m map[string][]T) func(string) bool {
 }
 
 // LookupTXT implements dnscache.Resolver.
-func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	n, err := r.resolve(ctx, "TXT", name, hasKey(r.TXT))
 	if err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	v, _ := lookupMap(r.TXT, n)
-	return append([]string(nil), v...), dnscache.Result{Authentic: r.Authentic}, nil
+	return append([]string(nil), v...), dnscache.AnswerInfo{Authentic: r.Authentic}, nil
 }
 
-func (r *Resolver) addrs(ctx context.Context, qtype string, m map[string][]string, name string) ([]netip.Addr, dnscache.Result, error) {
+func (r *Resolver) addrs(ctx context.Context, qtype string, m map[string][]string, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	n, err := r.resolve(ctx, qtype, name, hasKey(m))
 	if err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	v, _ := lookupMap(m, n)
 	out := make([]netip.Addr, 0, len(v))
@@ -176,37 +176,37 @@ func (r *Resolver) addrs(ctx context.Context, qtype string, m map[string][]strin
 		}
 		out = append(out, a)
 	}
-	return out, dnscache.Result{Authentic: r.Authentic}, nil
+	return out, dnscache.AnswerInfo{Authentic: r.Authentic}, nil
 }
 
 // LookupA implements dnscache.Resolver.
-func (r *Resolver) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (r *Resolver) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	return r.addrs(ctx, "A", r.A, name)
 }
 
 // LookupAAAA implements dnscache.Resolver.
-func (r *Resolver) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (r *Resolver) LookupAAAA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	return r.addrs(ctx, "AAAA", r.AAAA, name)
 }
 
 // LookupMX implements dnscache.Resolver.
-func (r *Resolver) LookupMX(ctx context.Context, name string) ([]dnscache.MX, dnscache.Result, error) {
+func (r *Resolver) LookupMX(ctx context.Context, name string) ([]dnscache.MX, dnscache.AnswerInfo, error) {
 	n, err := r.resolve(ctx, "MX", name, hasKey(r.MX))
 	if err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	v, _ := lookupMap(r.MX, n)
-	return append([]dnscache.MX(nil), v...), dnscache.Result{Authentic: r.Authentic}, nil
+	return append([]dnscache.MX(nil), v...), dnscache.AnswerInfo{Authentic: r.Authentic}, nil
 }
 
 // LookupPTR implements dnscache.Resolver.
-func (r *Resolver) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, dnscache.Result, error) {
+func (r *Resolver) LookupPTR(ctx context.Context, addr netip.Addr) ([]string, dnscache.AnswerInfo, error) {
 	n, err := r.resolve(ctx, "PTR", dnscache.ReverseName(addr), hasKey(r.PTR))
 	if err != nil {
-		return nil, dnscache.Result{}, err
+		return nil, dnscache.AnswerInfo{}, err
 	}
 	v, _ := lookupMap(r.PTR, n)
-	return append([]string(nil), v...), dnscache.Result{Authentic: r.Authentic}, nil
+	return append([]string(nil), v...), dnscache.AnswerInfo{Authentic: r.Authentic}, nil
 }
 
 var _ dnscache.Resolver = (*Resolver)(nil)

@@ -326,10 +326,11 @@ type KeyResolver struct {
 	Keys *Cache
 }
 
-// CanProbe implements dnscache.Prober: a KeyResolver honours probe mode
-// (dnscache.WithProbe) exactly when the Resolver it wraps does.
-func (kr KeyResolver) CanProbe() bool {
-	return kr.Resolver != nil && dnscache.CanProbe(kr.Resolver)
+// HonoursCacheOnly implements dnscache.CacheOnlyResolver: a KeyResolver honours
+// cache-only mode (dnscache.WithCacheOnly) exactly when the Resolver it wraps
+// does.
+func (kr KeyResolver) HonoursCacheOnly() bool {
+	return kr.Resolver != nil && dnscache.HonoursCacheOnly(kr.Resolver)
 }
 
-var _ dnscache.Prober = KeyResolver{}
+var _ dnscache.CacheOnlyResolver = KeyResolver{}

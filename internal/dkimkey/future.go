@@ -16,12 +16,12 @@ type Future struct {
 	err  error
 }
 
-// Start looks up the key for selector and domain (see Lookup), so that
-// the lookup runs while the message is read. When r honours probe mode
-// (dnscache.CanProbe) and answers from memory, as a warm cache does, the
-// lookup completes here, on the caller's goroutine, and no goroutine is
-// started; otherwise it runs in a new goroutine on ctx, which wg (if not
-// nil) counts until it ends.
+// Start looks up the key for selector and domain (see Lookup), so that the
+// lookup runs while the message is read. When r honours cache-only mode
+// (dnscache.HonoursCacheOnly) and answers from memory, as a warm cache does,
+// the lookup completes here, on the caller's goroutine, and no goroutine is
+// started; otherwise it runs in a new goroutine on ctx, which wg (if not nil)
+// counts until it ends.
 func Start(ctx context.Context, r dnscache.Resolver, selector, domain string, wg *sync.WaitGroup) *Future {
 	f := &Future{}
 	if dnscache.FromMemory(ctx, r, func(ctx context.Context) { f.key, f.err = Lookup(ctx, r, selector, domain) }) {

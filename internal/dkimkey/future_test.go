@@ -16,9 +16,9 @@ const futureZone = `$ORIGIN example.com.
 sel._domainkey  TXT   "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 `
 
-// TestKeyResolverCanProbe: a KeyResolver honours probe mode exactly when
-// the resolver it wraps does.
-func TestKeyResolverCanProbe(t *testing.T) {
+// TestKeyResolverHonoursCacheOnly: a KeyResolver honours cache-only mode
+// exactly when the resolver it wraps does.
+func TestKeyResolverHonoursCacheOnly(t *testing.T) {
 	t.Parallel()
 	zone, err := dnscache.LoadZone(strings.NewReader(futureZone), "", "future.zone")
 	if err != nil {
@@ -34,8 +34,8 @@ func TestKeyResolverCanProbe(t *testing.T) {
 		{"fake resolver", &KeyResolver{Resolver: &dnstest.Resolver{}}, false},
 		{"nothing wrapped", &KeyResolver{}, false},
 	} {
-		if got := dnscache.CanProbe(tc.r); got != tc.want {
-			t.Errorf("%s: CanProbe = %v, want %v", tc.name, got, tc.want)
+		if got := dnscache.HonoursCacheOnly(tc.r); got != tc.want {
+			t.Errorf("%s: HonoursCacheOnly = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
@@ -54,14 +54,14 @@ func TestStart(t *testing.T) {
 	}}
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name  string
-		r     dnscache.Resolver
-		probe bool
+		name      string
+		r         dnscache.Resolver
+		cacheOnly bool
 	}{{"zone", &KeyResolver{Resolver: zone}, true}, {"fake resolver", fake, false}} {
 		var wg sync.WaitGroup
 		f := Start(ctx, tc.r, "sel", "example.com", &wg)
-		if (f.done == nil) != tc.probe {
-			t.Errorf("%s: complete at Start = %v, want %v", tc.name, f.done == nil, tc.probe)
+		if (f.done == nil) != tc.cacheOnly {
+			t.Errorf("%s: complete at Start = %v, want %v", tc.name, f.done == nil, tc.cacheOnly)
 		}
 		wg.Wait()
 		if !f.Wait(ctx) {

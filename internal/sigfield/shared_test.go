@@ -69,7 +69,7 @@ func arcRefuses(t *testing.T, tags string) bool {
 		"ARC-Message-Signature: i=1; " + tags + "\r\n" +
 		"ARC-Authentication-Results: i=1; mx.example.com; none\r\n"
 	res, err := arc.Validate(context.Background(), &dnstest.Resolver{}, strings.NewReader(set+message), nil)
-	if err != nil || res.Result != "fail" {
+	if err != nil || res.Status != "fail" {
 		t.Fatalf("arc.Validate: %v, %+v", err, res)
 	}
 	return errors.Is(res.Err, arc.ErrSyntax)

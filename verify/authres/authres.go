@@ -18,10 +18,14 @@ type Property struct {
 // Result is one resinfo of an Authentication-Results field (RFC 8601 §2.2).
 type Result struct {
 	Method  string        // "spf", "dkim", "dmarc", "arc", "iprev", ...
-	Value   verify.Result // pass, fail, ...; empty is written as none
+	Value   verify.Status // pass, fail, ...; empty is written as none
 	Reason  string        // reason="..." (RFC 8601 §2.2), optional
 	Comment string        // an RFC 5322 comment after the result, optional
 	Props   []Property
+	// PropsComment is a comment after the properties, optional: iprev
+	// writes the name it checked there (policy.iprev=192.0.2.1
+	// (mail.example.com), RFC 8601 §2.7.3).
+	PropsComment string
 }
 
 // Header is a parsed Authentication-Results field value.

@@ -9,16 +9,16 @@ import (
 )
 
 func ExampleFormat() {
-	spf := authres.Result{Method: "spf", Value: verify.ResultPass,
+	spf := authres.Result{Method: "spf", Value: verify.StatusPass,
 		Comment: "domain of alice@example.com designates 192.0.2.1 as permitted sender",
 		Reason:  "mechanism ip4:192.0.2.0/24 matched",
 		Props:   []authres.Property{{Type: "smtp", Name: "mailfrom", Value: "alice@example.com"}},
 	}
-	dmarc := authres.Result{Method: "dmarc", Value: verify.ResultPass, Comment: "p=reject", Props: []authres.Property{
+	dmarc := authres.Result{Method: "dmarc", Value: verify.StatusPass, Comment: "p=reject", Props: []authres.Property{
 		{Type: "header", Name: "from", Value: "example.com"},
 		{Type: "policy", Name: "dmarc", Value: "reject"},
 	}}
-	dkim := authres.Result{Method: "dkim", Value: verify.ResultPass, Props: []authres.Property{
+	dkim := authres.Result{Method: "dkim", Value: verify.StatusPass, Props: []authres.Property{
 		{Type: "header", Name: "d", Value: "example.com"},
 		{Type: "header", Name: "b", Value: authres.HeaderB("Kx9vQ3mBzT1Yc0p+eW==", nil)},
 	}}
@@ -62,7 +62,7 @@ func ExampleAuthServID() {
 
 func ExampleFormatReceivedSPF() {
 	f := authres.ReceivedSPF{
-		Result:   verify.ResultFail,
+		Status:   verify.StatusFail,
 		Comment:  "domain of bob@example.com does not designate 198.51.100.9 as permitted sender",
 		Receiver: "mx.example.org", ClientIP: "198.51.100.9", EnvelopeFrom: "bob@example.com",
 		HELO: "host.example.net", Identity: "mailfrom", Mechanism: "-all",

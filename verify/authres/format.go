@@ -126,7 +126,7 @@ func (w *words) resinfo(r Result) bool {
 	method := strings.ToLower(r.Method)
 	res := strings.ToLower(string(r.Value))
 	if res == "" {
-		res = string(verify.ResultNone)
+		res = string(verify.StatusNone)
 	}
 	if !isKeyword(method) || !isKeyword(res) {
 		return false
@@ -147,6 +147,7 @@ func (w *words) resinfo(r Result) bool {
 		w.b = appendPValue(w.b, p.Value)
 		w.mark()
 	}
+	w.comment(r.PropsComment)
 	return true
 }
 

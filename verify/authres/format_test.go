@@ -22,36 +22,36 @@ var goldenCases = []struct {
 	{"none", "mx.example.org", nil},
 	// What the engine writes for an SPF pass, an SPF HELO permerror and a
 	// DMARC fail lowered by t=y.
-	{"spf_pass", "mx.example.org", []Result{{Method: "spf", Value: verify.ResultPass,
+	{"spf_pass", "mx.example.org", []Result{{Method: "spf", Value: verify.StatusPass,
 		Reason:  "mechanism ip4:192.0.2.0/24 matched",
 		Comment: "domain of user@example.com designates 192.0.2.1 as permitted sender",
 		Props:   []Property{{"smtp", "mailfrom", "user@example.com"}}}}},
-	{"spf_helo_permerror", "mx.example.org", []Result{{Method: "spf", Value: verify.ResultPermerror,
+	{"spf_helo_permerror", "mx.example.org", []Result{{Method: "spf", Value: verify.StatusPermerror,
 		Reason:  "too many DNS-querying terms (at include:_spf.example.net)",
 		Comment: "permanent error in processing during lookup of mail.example.com",
 		Props:   []Property{{"smtp", "helo", "mail.example.com"}}}}},
-	{"dmarc_fail_testing", "mx.example.org", []Result{{Method: "dmarc", Value: verify.ResultFail,
+	{"dmarc_fail_testing", "mx.example.org", []Result{{Method: "dmarc", Value: verify.StatusFail,
 		Reason:  "no aligned SPF or DKIM pass for example.com",
 		Comment: "sp=reject dis=quarantine, lowered by t=y",
 		Props:   []Property{{"header", "from", "example.com"}, {"policy", "dmarc", "reject"}}}}},
 	{"full", "mx.example.org", []Result{
-		{Method: "spf", Value: verify.ResultSoftfail, Reason: "mechanism ~all matched",
+		{Method: "spf", Value: verify.StatusSoftfail, Reason: "mechanism ~all matched",
 			Comment: "domain of transitioning SRS0=abcd=XY=example.com=user@forwarder.example does not designate 198.51.100.7 as permitted sender",
 			Props:   []Property{{"smtp", "mailfrom", "SRS0=abcd=XY=example.com=user@forwarder.example"}}},
-		{Method: "dkim", Value: verify.ResultPass, Comment: "2048-bit rsa key", Props: []Property{
+		{Method: "dkim", Value: verify.StatusPass, Comment: "2048-bit rsa key", Props: []Property{
 			{"header", "d", "example.com"}, {"header", "s", "sel2026"}, {"header", "a", "rsa-sha256"},
 			{"header", "b", HeaderB("dGhpcyBpcyBub3QgYSBzaWduYXR1cmU=", nil)},
 		}},
-		{Method: "dkim", Value: verify.ResultFail, Reason: "signature did not verify", Props: []Property{
+		{Method: "dkim", Value: verify.StatusFail, Reason: "signature did not verify", Props: []Property{
 			{"header", "d", "example.net"}, {"header", "i", "@example.net"},
 		}},
-		{Method: "dmarc", Value: verify.ResultPass, Reason: "DKIM d=example.com aligned", Comment: "p=none",
+		{Method: "dmarc", Value: verify.StatusPass, Reason: "DKIM d=example.com aligned", Comment: "p=none",
 			Props: []Property{{"header", "from", "example.com"}, {"policy", "dmarc", "none"}}},
-		{Method: "arc", Value: verify.ResultNone},
-		{Method: "iprev", Value: verify.ResultPass, Props: []Property{{"policy", "iprev", "198.51.100.7"}}},
+		{Method: "arc", Value: verify.StatusNone},
+		{Method: "iprev", Value: verify.StatusPass, Props: []Property{{"policy", "iprev", "198.51.100.7"}}},
 	}},
 	{"hostile", "mx.example.org", []Result{{
-		Method: "spf", Value: verify.ResultFail,
+		Method: "spf", Value: verify.StatusFail,
 		Reason:  "x\r\nX-Injected: yes",
 		Comment: "a) b (c\\",
 		Props: []Property{
@@ -105,13 +105,13 @@ func TestFormat(t *testing.T) {
 		want    string
 	}{
 		{"none", nil, "example.com; none"},
-		{"only invalid", []Result{{Method: "bad method", Value: verify.ResultPass}}, "example.com; none"},
+		{"only invalid", []Result{{Method: "bad method", Value: verify.StatusPass}}, "example.com; none"},
 		{"zero value is none", []Result{{Method: "dkim"}}, "example.com;\r\n\tdkim=none"},
 		{"lower case", []Result{{Method: "DKIM", Value: "Pass", Props: []Property{{"Header", "D", "Example.COM"}}}},
 			"example.com;\r\n\tdkim=pass header.d=Example.COM"},
-		{"invalid property skipped", []Result{{Method: "spf", Value: verify.ResultPass, Props: []Property{{"smtp", "mail from", "x"}, {"", "action", "none"}, {"smtp", "mailfrom", "a@example.com"}}}},
+		{"invalid property skipped", []Result{{Method: "spf", Value: verify.StatusPass, Props: []Property{{"smtp", "mail from", "x"}, {"", "action", "none"}, {"smtp", "mailfrom", "a@example.com"}}}},
 			"example.com;\r\n\tspf=pass smtp.mailfrom=a@example.com"},
-		{"quoting", []Result{{Method: "x", Value: verify.ResultPass, Props: []Property{
+		{"quoting", []Result{{Method: "x", Value: verify.StatusPass, Props: []Property{
 			{"a", "token", "abc.def_1"},
 			{"a", "addr", "first.last+tag@example.com"},
 			{"a", "at", "@example.com"},
@@ -123,7 +123,7 @@ func TestFormat(t *testing.T) {
 		}}}, "example.com;\r\n\tx=pass a.token=abc.def_1 a.addr=first.last+tag@example.com\r\n\t" +
 			`a.at=@example.com a.slash="abc/def" a.space="a b" a.empty=""` + "\r\n\t" +
 			`a.quote="say \"hi\" \\o/" a.nonascii="bjørn@example.com"`},
-		{"reason token", []Result{{Method: "compauth", Value: verify.ResultPass, Reason: "100"}},
+		{"reason token", []Result{{Method: "compauth", Value: verify.StatusPass, Reason: "100"}},
 			"example.com;\r\n\tcompauth=pass reason=100"},
 	}
 	for _, tc := range tests {
@@ -157,8 +157,8 @@ func TestFormatResults(t *testing.T) {
 		t.Errorf("FormatResults(nil) = %q, want none", got)
 	}
 	rs := []Result{
-		{Method: "spf", Value: verify.ResultPass, Comment: "a long comment that would be folded in an Authentication-Results field", Props: []Property{{"smtp", "mailfrom", "a@example.com"}}},
-		{Method: "arc", Value: verify.ResultNone},
+		{Method: "spf", Value: verify.StatusPass, Comment: "a long comment that would be folded in an Authentication-Results field", Props: []Property{{"smtp", "mailfrom", "a@example.com"}}},
+		{Method: "arc", Value: verify.StatusNone},
 	}
 	want := "spf=pass (a long comment that would be folded in an Authentication-Results field) smtp.mailfrom=a@example.com; arc=none"
 	if got := FormatResults(rs); got != want {
@@ -181,7 +181,7 @@ func TestFormatLongValues(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("a", 5000)
 	got := Format(strings.Repeat("b", 2000), []Result{{
-		Method: "spf", Value: verify.ResultPass,
+		Method: "spf", Value: verify.StatusPass,
 		Reason: long, Comment: strings.Repeat("word ", 1000),
 		Props: []Property{{"smtp", "mailfrom", long + "@example.com"}, {"header", "b", "é" + long}},
 	}})

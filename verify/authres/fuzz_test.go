@@ -60,9 +60,9 @@ func FuzzFormat(f *testing.F) {
 	f.Add("\\", "arc", "none", "\\", "\\", "policy", "x", "\xff\x00")
 	f.Fuzz(func(t *testing.T, id, method, value, reason, comment, ptype, name, pval string) {
 		rs := []Result{
-			{Method: method, Value: verify.Result(value), Reason: reason, Comment: comment,
+			{Method: method, Value: verify.Status(value), Reason: reason, Comment: comment,
 				Props: []Property{{ptype, name, pval}, {"header", "from", pval}}},
-			{Method: "spf", Value: verify.ResultPass, Comment: pval, Props: []Property{{"smtp", "helo", id}}},
+			{Method: "spf", Value: verify.StatusPass, Comment: pval, Props: []Property{{"smtp", "helo", id}}},
 		}
 		out := Format(id, rs)
 		if err := checkFieldText(out, 998); err != nil {

@@ -31,7 +31,7 @@ func TestInjection(t *testing.T) {
 	t.Parallel()
 	for _, h := range hostile {
 		rs := []Result{{
-			Method: "spf", Value: verify.ResultFail, Reason: h, Comment: h,
+			Method: "spf", Value: verify.StatusFail, Reason: h, Comment: h,
 			Props: []Property{{"smtp", "mailfrom", h}, {"header", "from", h}},
 		}}
 		for name, out := range map[string]string{
@@ -54,7 +54,7 @@ func TestInjection(t *testing.T) {
 		}
 		// The structure survives: one result, two properties, and the
 		// authserv-id is what was given (sanitised), never a part of it.
-		if len(hdr.Results) != 1 || len(hdr.Results[0].Props) != 2 || hdr.Results[0].Method != "spf" || hdr.Results[0].Value != verify.ResultFail {
+		if len(hdr.Results) != 1 || len(hdr.Results[0].Props) != 2 || hdr.Results[0].Method != "spf" || hdr.Results[0].Value != verify.StatusFail {
 			t.Errorf("with %.40q the structure changed: %+v", h, hdr)
 		}
 		if id, err := AuthServID(out); err != nil || id != keptValue(h) {
@@ -73,7 +73,7 @@ func TestInjection(t *testing.T) {
 // with CRLF must not start a header field of its own.
 func TestInjectionNoNewField(t *testing.T) {
 	t.Parallel()
-	rs := []Result{{Method: "spf", Value: verify.ResultPass, Props: []Property{
+	rs := []Result{{Method: "spf", Value: verify.StatusPass, Props: []Property{
 		{"smtp", "mailfrom", "a@example.com\r\nAuthentication-Results: mx.example.org; dmarc=pass"},
 	}}}
 	raw := string(Field("mx.example.org", rs).Raw)

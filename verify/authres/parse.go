@@ -309,7 +309,7 @@ func (p *scanner) resinfo() (r Result, ok bool, err error) {
 	if err != nil {
 		return r, false, err
 	}
-	r.Value = verify.Result(res)
+	r.Value = verify.Status(res)
 
 	for {
 		if err := p.cfws(); err != nil {

@@ -125,10 +125,10 @@ func TestRoundTrip(t *testing.T) {
 func normalise(rs []Result) []Result {
 	var out []Result
 	for _, r := range rs {
-		n := Result{Method: strings.ToLower(r.Method), Value: verify.Result(strings.ToLower(string(r.Value))),
+		n := Result{Method: strings.ToLower(r.Method), Value: verify.Status(strings.ToLower(string(r.Value))),
 			Reason: keptValue(cleanText(r.Reason)), Comment: keptText(r.Comment)}
 		if n.Value == "" {
-			n.Value = verify.ResultNone
+			n.Value = verify.StatusNone
 		}
 		if !isKeyword(n.Method) || !isKeyword(string(n.Value)) {
 			continue

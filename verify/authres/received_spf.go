@@ -12,9 +12,9 @@ const ReceivedSPFName = "Received-SPF"
 // ReceivedSPF is what a Received-SPF header field says (RFC 7208 §9.1).
 // Empty fields are left out of the field.
 type ReceivedSPF struct {
-	// Result is one of the seven results of RFC 7208 §2.6; any other
+	// Status is one of the seven results of RFC 7208 §2.6; any other
 	// (the zero value too) is written as none.
-	Result verify.Result
+	Status verify.Status
 	// Comment says what the result means ("domain of a@example.com
 	// designates 192.0.2.1 as permitted sender").
 	Comment string
@@ -45,12 +45,12 @@ type ReceivedSPF struct {
 // Values are dot-atoms or quoted-strings (§9.1 key-value-pair), sanitised
 // like every value of this package.
 func FormatReceivedSPF(f ReceivedSPF) string {
-	res := f.Result
+	res := f.Status
 	switch res {
-	case verify.ResultPass, verify.ResultFail, verify.ResultSoftfail, verify.ResultNeutral,
-		verify.ResultNone, verify.ResultTemperror, verify.ResultPermerror:
+	case verify.StatusPass, verify.StatusFail, verify.StatusSoftfail, verify.StatusNeutral,
+		verify.StatusNone, verify.StatusTemperror, verify.StatusPermerror:
 	default:
-		res = verify.ResultNone
+		res = verify.StatusNone
 	}
 	out := folder{col: len(ReceivedSPFName) + 2}
 	out.raw(string(res))

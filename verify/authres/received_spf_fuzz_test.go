@@ -20,7 +20,7 @@ func FuzzReceivedSPF(f *testing.F) {
 		// expl, text from the sender's DNS, stands in for the comment;
 		// domain for the identity.
 		r := ReceivedSPF{
-			Result: verify.Result(result), Comment: expl, Receiver: receiver, ClientIP: "192.0.2.1",
+			Status: verify.Status(result), Comment: expl, Receiver: receiver, ClientIP: "192.0.2.1",
 			EnvelopeFrom: sender, HELO: helo, Problem: problem, Identity: domain, Mechanism: mech,
 		}
 		out := FormatReceivedSPF(r)
@@ -30,9 +30,9 @@ func FuzzReceivedSPF(f *testing.F) {
 		// The result word ends at a space or at a fold (a long comment
 		// may start on the next line).
 		word := out[:strings.IndexAny(out+" ", " \r")]
-		switch verify.Result(word) {
-		case verify.ResultPass, verify.ResultFail, verify.ResultSoftfail, verify.ResultNeutral,
-			verify.ResultNone, verify.ResultTemperror, verify.ResultPermerror:
+		switch verify.Status(word) {
+		case verify.StatusPass, verify.StatusFail, verify.StatusSoftfail, verify.StatusNeutral,
+			verify.StatusNone, verify.StatusTemperror, verify.StatusPermerror:
 		default:
 			t.Fatalf("result word %q in %q", word, out)
 		}

@@ -17,7 +17,7 @@ func TestFormatReceivedSPF(t *testing.T) {
 		want string
 	}{
 		{"pass (RFC 7208 §9.1 example)", ReceivedSPF{
-			Result: verify.ResultPass, Comment: "domain of myname@example.com designates 192.0.2.1 as permitted sender",
+			Status: verify.StatusPass, Comment: "domain of myname@example.com designates 192.0.2.1 as permitted sender",
 			Receiver: "mybox.example.org", ClientIP: "192.0.2.1", EnvelopeFrom: "myname@example.com",
 			HELO: "foo.example.com", Identity: "mailfrom", Mechanism: "ip4:192.0.2.0/24",
 		},
@@ -27,7 +27,7 @@ func TestFormatReceivedSPF(t *testing.T) {
 				"\treceiver=mybox.example.org; identity=mailfrom;\r\n" +
 				"\tmechanism=\"ip4:192.0.2.0/24\""},
 		{"permerror, IPv6, problem", ReceivedSPF{
-			Result: verify.ResultPermerror, Comment: "permanent error in processing during lookup of h.example",
+			Status: verify.StatusPermerror, Comment: "permanent error in processing during lookup of h.example",
 			Receiver: "mx.example.org", ClientIP: "2001:db8::1", EnvelopeFrom: "postmaster@h.example",
 			HELO: "h.example", Problem: "record syntax error: unknown mechanism foo", Identity: "helo",
 		},
@@ -36,10 +36,10 @@ func TestFormatReceivedSPF(t *testing.T) {
 				"\tenvelope-from=\"postmaster@h.example\"; helo=h.example;\r\n" +
 				"\tproblem=\"record syntax error: unknown mechanism foo\";\r\n" +
 				"\treceiver=mx.example.org; identity=helo"},
-		{"no receiver, no IP", ReceivedSPF{Result: verify.ResultNone, Comment: "domain of a@b.example does not designate permitted sender hosts", EnvelopeFrom: "a@b.example"},
+		{"no receiver, no IP", ReceivedSPF{Status: verify.StatusNone, Comment: "domain of a@b.example does not designate permitted sender hosts", EnvelopeFrom: "a@b.example"},
 			"none (domain of a@b.example does not designate permitted sender\r\n" +
 				"\thosts) envelope-from=\"a@b.example\""},
-		{"invalid result", ReceivedSPF{Result: verify.ResultPolicy, EnvelopeFrom: "a@b.example"},
+		{"invalid result", ReceivedSPF{Status: verify.StatusPolicy, EnvelopeFrom: "a@b.example"},
 			"none envelope-from=\"a@b.example\""},
 		{"zero", ReceivedSPF{}, "none"},
 	}
@@ -60,7 +60,7 @@ func TestFormatReceivedSPF(t *testing.T) {
 func TestReceivedSPFHostile(t *testing.T) {
 	t.Parallel()
 	for _, h := range hostile {
-		r := ReceivedSPF{Result: verify.ResultFail, Comment: "domain of " + h + " does not designate 192.0.2.1 as permitted sender",
+		r := ReceivedSPF{Status: verify.StatusFail, Comment: "domain of " + h + " does not designate 192.0.2.1 as permitted sender",
 			Receiver: h, EnvelopeFrom: h, HELO: h, Problem: h, Identity: h, Mechanism: h}
 		got := FormatReceivedSPF(r)
 		if err := checkFieldText(got, 998); err != nil {

@@ -30,35 +30,35 @@ func TestRFC8601AppendixB(t *testing.T) {
 			"Authentication-Results: example.com;",
 			"                  spf=pass smtp.mailfrom=example.net"),
 			Header{AuthServID: "example.com", Results: []Result{
-				{Method: "spf", Value: verify.ResultPass, Props: []Property{{"smtp", "mailfrom", "example.net"}}},
+				{Method: "spf", Value: verify.StatusPass, Props: []Property{{"smtp", "mailfrom", "example.net"}}},
 			}}},
 		{"B.4 several authentications, single MTA (1)", rfcField(
 			"Authentication-Results: example.com;",
 			"          auth=pass (cram-md5) smtp.auth=sender@example.net;",
 			"          spf=pass smtp.mailfrom=example.net"),
 			Header{AuthServID: "example.com", Results: []Result{
-				{Method: "auth", Value: verify.ResultPass, Comment: "cram-md5", Props: []Property{{"smtp", "auth", "sender@example.net"}}},
-				{Method: "spf", Value: verify.ResultPass, Props: []Property{{"smtp", "mailfrom", "example.net"}}},
+				{Method: "auth", Value: verify.StatusPass, Comment: "cram-md5", Props: []Property{{"smtp", "auth", "sender@example.net"}}},
+				{Method: "spf", Value: verify.StatusPass, Props: []Property{{"smtp", "mailfrom", "example.net"}}},
 			}}},
 		{"B.4 several authentications, single MTA (2)", rfcField(
 			"Authentication-Results: example.com; iprev=pass",
 			"          policy.iprev=192.0.2.200"),
 			Header{AuthServID: "example.com", Results: []Result{
-				{Method: "iprev", Value: verify.ResultPass, Props: []Property{{"policy", "iprev", "192.0.2.200"}}},
+				{Method: "iprev", Value: verify.StatusPass, Props: []Property{{"policy", "iprev", "192.0.2.200"}}},
 			}}},
 		{"B.5 different MTAs (1)", rfcField(
 			"Authentication-Results: example.com;",
 			"          dkim=pass (good signature) header.d=example.com"),
 			Header{AuthServID: "example.com", Results: []Result{
-				{Method: "dkim", Value: verify.ResultPass, Comment: "good signature", Props: []Property{{"header", "d", "example.com"}}},
+				{Method: "dkim", Value: verify.StatusPass, Comment: "good signature", Props: []Property{{"header", "d", "example.com"}}},
 			}}},
 		{"B.5 different MTAs (2)", rfcField(
 			"Authentication-Results: example.com;",
 			"          auth=pass (cram-md5) smtp.auth=sender@example.com;",
 			"          spf=fail smtp.mailfrom=example.com"),
 			Header{AuthServID: "example.com", Results: []Result{
-				{Method: "auth", Value: verify.ResultPass, Comment: "cram-md5", Props: []Property{{"smtp", "auth", "sender@example.com"}}},
-				{Method: "spf", Value: verify.ResultFail, Props: []Property{{"smtp", "mailfrom", "example.com"}}},
+				{Method: "auth", Value: verify.StatusPass, Comment: "cram-md5", Props: []Property{{"smtp", "auth", "sender@example.com"}}},
+				{Method: "spf", Value: verify.StatusFail, Props: []Property{{"smtp", "mailfrom", "example.com"}}},
 			}}},
 		{"B.6 multi-tiered (1)", rfcField(
 			"Authentication-Results: example.com;",
@@ -67,14 +67,14 @@ func TestRFC8601AppendixB(t *testing.T) {
 			"    dkim=fail reason=\"bad signature\"",
 			"      header.i=@newyork.example.com"),
 			Header{AuthServID: "example.com", Results: []Result{
-				{Method: "dkim", Value: verify.ResultPass, Reason: "good signature", Props: []Property{{"header", "i", "@mail-router.example.net"}}},
-				{Method: "dkim", Value: verify.ResultFail, Reason: "bad signature", Props: []Property{{"header", "i", "@newyork.example.com"}}},
+				{Method: "dkim", Value: verify.StatusPass, Reason: "good signature", Props: []Property{{"header", "i", "@mail-router.example.net"}}},
+				{Method: "dkim", Value: verify.StatusFail, Reason: "bad signature", Props: []Property{{"header", "i", "@newyork.example.com"}}},
 			}}},
 		{"B.6 multi-tiered (2)", rfcField(
 			"Authentication-Results: example.net;",
 			"    dkim=pass (good signature) header.i=@newyork.example.com"),
 			Header{AuthServID: "example.net", Results: []Result{
-				{Method: "dkim", Value: verify.ResultPass, Comment: "good signature", Props: []Property{{"header", "i", "@newyork.example.com"}}},
+				{Method: "dkim", Value: verify.StatusPass, Comment: "good signature", Props: []Property{{"header", "i", "@newyork.example.com"}}},
 			}}},
 		{"B.7 comment-heavy", rfcField(
 			"Authentication-Results: foo.example.net (foobar) 1 (baz);",
@@ -82,7 +82,7 @@ func TestRFC8601AppendixB(t *testing.T) {
 			"      policy (A dot can go here) . (like that) expired",
 			"      (this surprised me) = (as I wasn't expecting it) 1362471462"),
 			Header{AuthServID: "foo.example.net", Version: 1, Results: []Result{
-				{Method: "dkim", Value: verify.ResultFail,
+				{Method: "dkim", Value: verify.StatusFail,
 					Comment: "Because I like it One yay wait for it A dot can go here like that this surprised me as I wasn't expecting it",
 					Props:   []Property{{"policy", "expired", "1362471462"}}},
 			}}},

@@ -30,7 +30,7 @@ func BenchmarkVerify(b *testing.B) {
 			ctx := context.Background()
 			for b.Loop() {
 				sigs, err := Verify(ctx, r, strings.NewReader(msg), nil)
-				if err != nil || len(sigs) != 2 || sigs[0].Result != verify.ResultPass || sigs[1].Result != verify.ResultPass {
+				if err != nil || len(sigs) != 2 || sigs[0].Status != verify.StatusPass || sigs[1].Status != verify.StatusPass {
 					b.Fatalf("%v %+v", err, sigs)
 				}
 			}

@@ -22,32 +22,32 @@ func TestSignatureChecks(t *testing.T) {
 		name   string
 		msg    string
 		extra  string // key record tags
-		result verify.Result
+		result verify.Status
 		reason string
 		err    error
 	}{
 		{"From not in h=", testSign(t, testMessage(500), signSpec{key: k.rsa2048, headers: "To:Subject"}),
-			"", verify.ResultPermerror, "From not signed", ErrFromNotSigned},
+			"", verify.StatusPermerror, "From not signed", ErrFromNotSigned},
 		{"i= outside d=", testSign(t, testMessage(500), signSpec{key: k.rsa2048, identifier: "a@example.org"}),
-			"", verify.ResultPermerror, "i= not within d=", ErrDomainMismatch},
+			"", verify.StatusPermerror, "i= not within d=", ErrDomainMismatch},
 		{"i= without @", testSign(t, testMessage(500), signSpec{key: k.rsa2048, identifier: "example.com"}),
-			"", verify.ResultPermerror, "i= not within d=", ErrDomainMismatch},
+			"", verify.StatusPermerror, "i= not within d=", ErrDomainMismatch},
 		{"i= in a subdomain, any case", testSign(t, testMessage(500), signSpec{key: k.rsa2048, identifier: "a@Mail.EXAMPLE.com"}),
-			"", verify.ResultPass, "", nil},
+			"", verify.StatusPass, "", nil},
 		{"q= without dns/txt", testSign(t, testMessage(500), signSpec{key: k.rsa2048, extra: "q=x-other; "}),
-			"", verify.ResultPermerror, "unsupported q= method", ErrQueryMethod},
+			"", verify.StatusPermerror, "unsupported q= method", ErrQueryMethod},
 		{"q= with dns/txt", testSign(t, testMessage(500), signSpec{key: k.rsa2048, extra: "q=x-other:dns/txt; "}),
-			"", verify.ResultPass, "", nil},
+			"", verify.StatusPass, "", nil},
 		{"unknown c=", strings.Replace(good, "c=simple/simple", "c=simple/bogus", 1),
-			"", verify.ResultPermerror, "unsupported canonicalization", ErrCanonicalization},
+			"", verify.StatusPermerror, "unsupported canonicalization", ErrCanonicalization},
 		{"unknown a=", strings.Replace(good, "a=rsa-sha256", "a=rsa-sha512", 1),
-			"", verify.ResultPermerror, "unsupported algorithm", ErrAlgorithm},
-		{"key h= without the hash", good, "h=sha1; ", verify.ResultPermerror, "hash not allowed by key h=", ErrAlgorithm},
-		{"key h= with the hash", good, "h=sha1:sha256; ", verify.ResultPass, "", nil},
-		{"key s= not email", good, "s=other; ", verify.ResultPermerror, "key not for email (s=)", nil},
-		{"key k= unknown", good, "k=dsa; ", verify.ResultPermerror, "unsupported key type", nil},
+			"", verify.StatusPermerror, "unsupported algorithm", ErrAlgorithm},
+		{"key h= without the hash", good, "h=sha1; ", verify.StatusPermerror, "hash not allowed by key h=", ErrAlgorithm},
+		{"key h= with the hash", good, "h=sha1:sha256; ", verify.StatusPass, "", nil},
+		{"key s= not email", good, "s=other; ", verify.StatusPermerror, "key not for email (s=)", nil},
+		{"key k= unknown", good, "k=dsa; ", verify.StatusPermerror, "unsupported key type", nil},
 		{"b= not base64", strings.Replace(good, "\r\n\tb=", "\r\n\tb=*", 1),
-			"", verify.ResultPermerror, "malformed signature", ErrMalformed},
+			"", verify.StatusPermerror, "malformed signature", ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -69,7 +69,7 @@ type countingResolver struct {
 	n atomic.Int32
 }
 
-func (c *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (c *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	c.n.Add(1)
 	return c.Resolver.LookupTXT(ctx, name)
 }
@@ -86,7 +86,7 @@ func TestKeyLookupShared(t *testing.T) {
 	v := NewVerifier(context.Background(), r, header, nil)
 	v.Write([]byte(body))
 	sigs := v.Close()
-	if len(sigs) != 2 || sigs[0].Result != verify.ResultPass || sigs[1].Result != verify.ResultPass {
+	if len(sigs) != 2 || sigs[0].Status != verify.StatusPass || sigs[1].Status != verify.StatusPass {
 		t.Fatalf("%+v", sigs)
 	}
 	if n := r.n.Load(); n != 1 {

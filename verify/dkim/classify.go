@@ -38,14 +38,14 @@ func classify(in outcome, max int, now time.Time) Signature {
 		out.KeyTesting = key.Testing()
 		out.KeyStrict = key.Strict()
 	}
-	set := func(r verify.Result, reason string, err error) Signature {
-		out.Result, out.Reason = r, reason
+	set := func(r verify.Status, reason string, err error) Signature {
+		out.Status, out.Reason = r, reason
 		if err != nil {
 			out.Err = fmt.Errorf("dkim: d=%s s=%s: %w", out.Domain, out.Selector, err)
 		}
 		return out
 	}
-	perm := func(err error) Signature { return set(verify.ResultPermerror, reasonOf(err), err) }
+	perm := func(err error) Signature { return set(verify.StatusPermerror, reasonOf(err), err) }
 
 	// §6.1.1: the signature field.
 	switch {
@@ -57,42 +57,42 @@ func classify(in outcome, max int, now time.Time) Signature {
 		// §6.1: a verifier MAY limit the signatures it checks; the
 		// others are reported, not dropped.
 		reason := fmt.Sprintf("not checked: more than %d signatures", max)
-		return set(verify.ResultPolicy, reason, fmt.Errorf("%w: more than %d signatures", ErrNotChecked, max))
+		return set(verify.StatusPolicy, reason, fmt.Errorf("%w: more than %d signatures", ErrNotChecked, max))
 	case s.checkErr != nil:
 		return perm(s.checkErr)
 	case st.expired(now):
 		// §6.1.1: "Verifiers MAY ignore the DKIM-Signature header field
 		// and return PERMFAIL (signature expired)".
-		return set(verify.ResultPermerror, "signature expired", fmt.Errorf("%w: x=%d", ErrExpired, st.expiry))
+		return set(verify.StatusPermerror, "signature expired", fmt.Errorf("%w: x=%d", ErrExpired, st.expiry))
 	}
 
 	// §6.1.2: the key.
 	switch {
 	case !in.keyDone:
-		return set(verify.ResultTemperror, "verification not finished in time", ErrUnfinished)
+		return set(verify.StatusTemperror, "verification not finished in time", ErrUnfinished)
 	case dnscache.IsTemporary(keyErr):
 		// Step 2: the query timed out or failed temporarily: TEMPFAIL.
-		return set(verify.ResultTemperror, "key lookup failed temporarily", keyErr)
+		return set(verify.StatusTemperror, "key lookup failed temporarily", keyErr)
 	case keyErr != nil:
 		// Steps 3, 4 and 6: no key, a key record that does not parse, a
 		// revoked key; and RFC 8301 §3.2's minimum RSA size.
-		return set(verify.ResultPermerror, keyReason(keyErr), keyErr)
+		return set(verify.StatusPermerror, keyReason(keyErr), keyErr)
 	}
 	keyAlg, hashAlg := st.algorithms()
 	switch {
 	case !key.AllowsHash(hashAlg):
 		// Step 5: the key's h= does not list the hash of a=.
-		return set(verify.ResultPermerror, "hash not allowed by key h=",
+		return set(verify.StatusPermerror, "hash not allowed by key h=",
 			fmt.Errorf("%w: %w", ErrAlgorithm, dkimkey.ErrHashNotAllowed))
 	case hashAlg == "sha1" && keyAlg == "rsa":
 		// RFC 8301 §3.1: rsa-sha1 MUST NOT be considered valid.
 		return perm(ErrWeakAlgorithm)
 	case hashAlg != "sha256" || keyAlg != "rsa" && keyAlg != "ed25519":
-		return set(verify.ResultPermerror, "unsupported algorithm", fmt.Errorf("%w: a=%s", ErrAlgorithm, st.algorithm))
+		return set(verify.StatusPermerror, "unsupported algorithm", fmt.Errorf("%w: a=%s", ErrAlgorithm, st.algorithm))
 	case keyAlg != key.Type:
 		// Step 7: the key is not for the algorithm of a= (RFC 8463 §4.1
 		// for ed25519).
-		return set(verify.ResultPermerror, "a= does not match key type",
+		return set(verify.StatusPermerror, "a= does not match key type",
 			fmt.Errorf("%w: a=%s with a k=%s key", ErrAlgorithm, st.algorithm, key.Type))
 	case st.canonErr != nil:
 		return perm(fmt.Errorf("%w: %v", ErrCanonicalization, st.canonErr))
@@ -100,26 +100,26 @@ func classify(in outcome, max int, now time.Time) Signature {
 		// RFC 6376 §8.2: content can be appended past l=; we do not
 		// accept such a signature, and say so with policy rather than
 		// fail (the signature may well be valid for what it covers).
-		return set(verify.ResultPolicy, ErrBodyLength.Error(), ErrBodyLength)
+		return set(verify.StatusPolicy, ErrBodyLength.Error(), ErrBodyLength)
 	}
 	bh, sig := st.bodyHash, st.sig // decoded by parseSignature
 
 	// §6.1.3: the hashes.
 	if !bytes.Equal(s.body.Sum(), bh) {
-		return set(verify.ResultFail, "body hash mismatch", ErrBodyHash)
+		return set(verify.StatusFail, "body hash mismatch", ErrBodyHash)
 	}
 	// RSASSA-PKCS1-v1_5 over the SHA-256 of the header data (RFC 6376
 	// §3.3.1), or for an ed25519 key, Ed25519 over that SHA-256 digest
 	// (RFC 8463 §3): the key type decides.
 	if err := key.Verify(crypto.SHA256, s.digest[:], sig); err != nil {
-		return set(verify.ResultFail, "signature mismatch", ErrSignature)
+		return set(verify.StatusFail, "signature mismatch", ErrSignature)
 	}
 	// RFC 6376 §3.6.1 t=s: the i= domain MUST be d= itself, not a
 	// subdomain. Only a signature that verifies is judged on it.
 	if key.Strict() && !st.idName.Equal(st.name) {
-		return set(verify.ResultPermerror, "i= not in d= itself (key t=s)", ErrStrictIdentity)
+		return set(verify.StatusPermerror, "i= not in d= itself (key t=s)", ErrStrictIdentity)
 	}
-	return set(verify.ResultPass, "", nil)
+	return set(verify.StatusPass, "", nil)
 }
 
 // keyReason names a key problem (RFC 6376 §6.1.2, RFC 8301 §3.2).

@@ -84,23 +84,23 @@ func weak(a, key string) bool {
 //	fail    → fail, or any non-pass under RFC 8301 (the key or algorithm
 //	          is refused before the hashes are compared)
 //	invalid → permerror or temperror (temperror for the DNS error cases)
-func wantMailDKIM(upstream string, weakSig, dnsError bool, got verify.Result) bool {
+func wantMailDKIM(upstream string, weakSig, dnsError bool, got verify.Status) bool {
 	switch upstream {
 	case "pass":
 		if weakSig {
-			return got == verify.ResultPermerror
+			return got == verify.StatusPermerror
 		}
-		return got == verify.ResultPass
+		return got == verify.StatusPass
 	case "fail":
 		if weakSig {
-			return got != verify.ResultPass
+			return got != verify.StatusPass
 		}
-		return got == verify.ResultFail
+		return got == verify.StatusFail
 	case "invalid":
 		if dnsError {
-			return got == verify.ResultTemperror
+			return got == verify.StatusTemperror
 		}
-		return got == verify.ResultPermerror || got == verify.ResultTemperror
+		return got == verify.StatusPermerror || got == verify.StatusTemperror
 	case "(not asserted)":
 		return true
 	}
@@ -110,13 +110,13 @@ func wantMailDKIM(upstream string, weakSig, dnsError bool, got verify.Result) bo
 // mailDKIMDeviations are the cases where RFC 6376 overrides Mail::DKIM's
 // verdict (beyond the RFC 8301 mapping), with the verdict asserted instead.
 var mailDKIMDeviations = map[string]struct {
-	want verify.Result
+	want verify.Status
 	why  string
 }{
 	// Pre-standard (draft-ietf-dkim-base-01) signatures without v=, which
 	// Mail::DKIM still accepts.
-	"corpus/mine_ietf01_3.txt": {verify.ResultPermerror, "no v= tag: RFC 6376 §3.5 makes v= required and §6.1.1 requires PERMFAIL"},
-	"corpus/mine_ietf01_4.txt": {verify.ResultPermerror, "no v= tag: RFC 6376 §3.5 makes v= required and §6.1.1 requires PERMFAIL"},
+	"corpus/mine_ietf01_3.txt": {verify.StatusPermerror, "no v= tag: RFC 6376 §3.5 makes v= required and §6.1.1 requires PERMFAIL"},
+	"corpus/mine_ietf01_4.txt": {verify.StatusPermerror, "no v= tag: RFC 6376 §3.5 makes v= required and §6.1.1 requires PERMFAIL"},
 }
 
 func TestConformanceMailDKIM(t *testing.T) {
@@ -162,18 +162,18 @@ func TestConformanceMailDKIM(t *testing.T) {
 				}
 				if dev, ok := mailDKIMDeviations[c.File]; ok {
 					t.Logf("asserting %s instead of upstream %s: %s", dev.want, upstream, dev.why)
-					if s.Result != dev.want {
-						t.Errorf("signature %d: got %s (%s), want %s", i+1, s.Result, s.Reason, dev.want)
+					if s.Status != dev.want {
+						t.Errorf("signature %d: got %s (%s), want %s", i+1, s.Status, s.Reason, dev.want)
 					}
 					continue
 				}
 				dnsErr := strings.HasPrefix(meta.Key, "DNS error")
-				if !wantMailDKIM(upstream, weak(meta.A, meta.Key), dnsErr, s.Result) {
+				if !wantMailDKIM(upstream, weak(meta.A, meta.Key), dnsErr, s.Status) {
 					t.Errorf("signature %d (a=%s key %s): got %s (%s; %v), upstream %s",
-						i+1, meta.A, meta.Key, s.Result, s.Reason, s.Err, upstream)
+						i+1, meta.A, meta.Key, s.Status, s.Reason, s.Err, upstream)
 				}
-				if s.Reason == "" && s.Result != verify.ResultPass {
-					t.Errorf("signature %d: %s without a reason", i+1, s.Result)
+				if s.Reason == "" && s.Status != verify.StatusPass {
+					t.Errorf("signature %d: %s without a reason", i+1, s.Status)
 				}
 			}
 		})
@@ -225,8 +225,8 @@ func TestConformanceStalwartExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range sigs {
-		if s.Result != verify.ResultPermerror || s.Reason != "signature expired" {
-			t.Errorf("%s: %s %q, want permerror \"signature expired\"", s.Selector, s.Result, s.Reason)
+		if s.Status != verify.StatusPermerror || s.Reason != "signature expired" {
+			t.Errorf("%s: %s %q, want permerror \"signature expired\"", s.Selector, s.Status, s.Reason)
 		}
 	}
 }
@@ -251,10 +251,10 @@ func TestConformanceStalwart(t *testing.T) {
 			for j, s := range sigs {
 				// 005 has x=1667930064, one day after the vector's clock:
 				// it passes at that clock (Options.Now) as upstream says.
-				want := verify.ResultPass
-				if s.Result != want {
+				want := verify.StatusPass
+				if s.Status != want {
 					t.Errorf("signature %d (d=%s s=%s a=%s): %s (%s; %v), want %s",
-						j+1, s.Domain, s.Selector, s.Algorithm, s.Result, s.Reason, s.Err, want)
+						j+1, s.Domain, s.Selector, s.Algorithm, s.Status, s.Reason, s.Err, want)
 				}
 			}
 		})

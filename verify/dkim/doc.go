@@ -18,7 +18,7 @@
 //     the caller's goroutine and never waits for DNS, since the key lookups
 //     start at NewVerifier (one per distinct key, at most
 //     Options.MaxSignatures): answered at once by a resolver that has the
-//     key in memory (dnscache.CanProbe), in the background otherwise;
+//     key in memory (dnscache.HonoursCacheOnly), in the background otherwise;
 //   - the facts of each signature at hand: d=, i=, s=, a=, the full b=
 //     value, the key size and the key's t=y and t=s flags, as an
 //     Authentication-Results header needs them (RFC 8601 §2.7.1), and a

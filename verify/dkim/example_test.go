@@ -44,7 +44,7 @@ Joe.
 	}
 	for _, s := range sigs {
 		fmt.Printf("dkim=%s header.d=%s header.s=%s header.a=%s header.b=%s key=%d bits\n",
-			s.Result, s.Domain, s.Selector, s.Algorithm, s.B[:8], s.KeyBits)
+			s.Status, s.Domain, s.Selector, s.Algorithm, s.B[:8], s.KeyBits)
 	}
 	// Output:
 	// dkim=pass header.d=football.example.com header.s=brisbane header.a=ed25519-sha256 header.b=/gCrinpc key=256 bits

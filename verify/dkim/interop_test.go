@@ -61,7 +61,7 @@ func runPeer(t *testing.T, stdin string, name string, args ...string) string {
 // checkSigned verifies a peer's signed message (want for the intact
 // message), then the message with the Subject (a signed field) changed and
 // with the body changed (wantAltered for both).
-func checkSigned(t *testing.T, signed string, key crypto.Signer, want, wantAltered verify.Result, wantReason string) {
+func checkSigned(t *testing.T, signed string, key crypto.Signer, want, wantAltered verify.Status, wantReason string) {
 	t.Helper()
 	r := oneKey(key, "")
 	s := wantOne(t, verifyString(t, r, signed, nil), want, wantReason)
@@ -76,7 +76,7 @@ func checkSigned(t *testing.T, signed string, key crypto.Signer, want, wantAlter
 			t.Fatalf("%s alteration did not apply", what)
 		}
 		sigs := verifyString(t, r, altered, nil)
-		if len(sigs) != 1 || sigs[0].Result != wantAltered {
+		if len(sigs) != 1 || sigs[0].Status != wantAltered {
 			t.Errorf("%s altered: got %+v, want %s", what, sigs, wantAltered)
 		}
 	}
@@ -119,7 +119,7 @@ func TestInteropDkimpy(t *testing.T) {
 				if !strings.Contains(signed, "c="+canon+"/"+canon) {
 					t.Fatalf("not signed with c=%s/%s:\n%s", canon, canon, signed)
 				}
-				checkSigned(t, signed, tc.key, verify.ResultPass, verify.ResultFail, "")
+				checkSigned(t, signed, tc.key, verify.StatusPass, verify.StatusFail, "")
 			})
 		}
 	}
@@ -151,7 +151,7 @@ func TestInteropMailDKIM(t *testing.T) {
 			if !strings.Contains(signed, "c="+method+";") {
 				t.Fatalf("not signed with c=%s:\n%s", method, signed)
 			}
-			checkSigned(t, signed, k.rsa2048, verify.ResultPass, verify.ResultFail, "")
+			checkSigned(t, signed, k.rsa2048, verify.StatusPass, verify.StatusFail, "")
 		})
 	}
 }
@@ -174,7 +174,7 @@ func TestInteropOpenDKIMTestmsg(t *testing.T) {
 	if !strings.Contains(signed, "a=rsa-sha1") {
 		t.Fatalf("opendkim-testmsg no longer signs rsa-sha1; update this test:\n%s", signed)
 	}
-	checkSigned(t, signed, k.rsa2048, verify.ResultPermerror, verify.ResultPermerror, "rsa-sha1 not accepted")
+	checkSigned(t, signed, k.rsa2048, verify.StatusPermerror, verify.StatusPermerror, "rsa-sha1 not accepted")
 
 	if got := dkimpyVerify(t, signed, k.rsa2048); got != "pass" {
 		t.Errorf("dkimpy says the OpenDKIM signature is %s", got)
@@ -236,7 +236,7 @@ func TestInteropOpenDKIMMilter(t *testing.T) {
 				if tc.alg == "ed25519-sha256" && canon == "simple" {
 					signed = refoldOpenDKIMEd25519(t, signed, tc.key)
 				}
-				checkSigned(t, signed, tc.key, verify.ResultPass, verify.ResultFail, "")
+				checkSigned(t, signed, tc.key, verify.StatusPass, verify.StatusFail, "")
 			})
 		}
 	}
@@ -254,7 +254,7 @@ func TestInteropOpenDKIMMilter(t *testing.T) {
 func refoldOpenDKIMEd25519(t *testing.T, signed string, key crypto.Signer) string {
 	t.Helper()
 	r := oneKey(key, "")
-	wantOne(t, verifyString(t, r, signed, nil), verify.ResultFail, "signature")
+	wantOne(t, verifyString(t, r, signed, nil), verify.StatusFail, "signature")
 	if got := dkimpyVerify(t, signed, key); got != "fail" {
 		t.Fatalf("dkimpy says %s for OpenDKIM's ed25519/simple signature, which fails here", got)
 	}
@@ -264,7 +264,7 @@ func refoldOpenDKIMEd25519(t *testing.T, signed string, key crypto.Signer) strin
 		t.Fatalf("OpenDKIM's ed25519/simple signature is not folded before b=:\n%s", field)
 	}
 	refolded := unfolded + "\r\nReceived:" + rest
-	wantOne(t, verifyString(t, r, refolded, nil), verify.ResultPass, "")
+	wantOne(t, verifyString(t, r, refolded, nil), verify.StatusPass, "")
 	if got := dkimpyVerify(t, refolded, key); got != "pass" {
 		t.Fatalf("dkimpy says %s for the unfolded OpenDKIM ed25519/simple signature", got)
 	}

@@ -168,8 +168,8 @@ func oracleVerdicts(t testing.TB, msg string, records map[string]string) (ours, 
 	if err != nil || len(verifs) != 1 {
 		t.Fatalf("go-msgauth Verify: %v, %d verifications", err, len(verifs))
 	}
-	detail = fmt.Sprintf("ours %s (%s), go-msgauth %v", sigs[0].Result, sigs[0].Reason, verifs[0].Err)
-	return sigs[0].Result == verify.ResultPass, verifs[0].Err == nil, detail
+	detail = fmt.Sprintf("ours %s (%s), go-msgauth %v", sigs[0].Status, sigs[0].Reason, verifs[0].Err)
+	return sigs[0].Status == verify.StatusPass, verifs[0].Err == nil, detail
 }
 
 var oracleCanons = [...]struct{ h, b msgauth.Canonicalization }{

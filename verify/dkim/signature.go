@@ -16,7 +16,7 @@ import (
 // facts an Authentication-Results header (RFC 8601 §2.7.1, RFC 6008) or a
 // log line needs.
 type Signature struct {
-	Result     verify.Result
+	Status     verify.Status
 	Domain     string // d= (SDID), FWS removed; in A-labels when it has U-labels or A-labels (RFC 8616 §5)
 	Identifier string // i= (AUID) as given, FWS removed, its domain in A-labels like d=; empty when absent
 	Selector   string // s=, FWS removed, in A-labels like d=

@@ -56,7 +56,7 @@ const (
 // body is canonicalised and hashed as it is written, on the caller's
 // goroutine, and never held in memory; key lookups start at NewVerifier,
 // in the background unless the resolver has the keys in memory
-// (dnscache.CanProbe: a warm Cache starts no goroutine). Write, Close and Abort may be called from different
+// (dnscache.HonoursCacheOnly: a warm Cache starts no goroutine). Write, Close and Abort may be called from different
 // goroutines, but Write calls must not overlap one another.
 type Verifier struct {
 	ctx    context.Context

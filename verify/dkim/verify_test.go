@@ -22,20 +22,20 @@ func oneKey(key crypto.Signer, extra string) *dnstest.Resolver {
 	return resolverFor(map[string]string{keyName: keyRecord(key, extra)})
 }
 
-func wantOne(t *testing.T, sigs []Signature, result verify.Result, reasonPart string) Signature {
+func wantOne(t *testing.T, sigs []Signature, result verify.Status, reasonPart string) Signature {
 	t.Helper()
 	if len(sigs) != 1 {
 		t.Fatalf("got %d signatures, want 1: %+v", len(sigs), sigs)
 	}
 	s := sigs[0]
-	if s.Result != result {
-		t.Fatalf("result %s (%s: %v), want %s", s.Result, s.Reason, s.Err, result)
+	if s.Status != result {
+		t.Fatalf("result %s (%s: %v), want %s", s.Status, s.Reason, s.Err, result)
 	}
 	if !strings.Contains(s.Reason, reasonPart) {
 		t.Errorf("reason %q does not mention %q", s.Reason, reasonPart)
 	}
-	if (result == verify.ResultPass) != (s.Err == nil) {
-		t.Errorf("result %s with Err %v", s.Result, s.Err)
+	if (result == verify.StatusPass) != (s.Err == nil) {
+		t.Errorf("result %s with Err %v", s.Status, s.Err)
 	}
 	return s
 }
@@ -59,7 +59,7 @@ func TestPass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			msg := testSign(t, testMessage(2000), signSpec{key: tc.key, relaxed: tc.relaxed, identifier: "alice@mail.example.com"})
-			s := wantOne(t, verifyString(t, oneKey(tc.key, ""), msg, nil), verify.ResultPass, "")
+			s := wantOne(t, verifyString(t, oneKey(tc.key, ""), msg, nil), verify.StatusPass, "")
 			if s.Domain != "example.com" || s.Selector != "sel" || s.Algorithm != tc.alg ||
 				s.Identifier != "alice@mail.example.com" || s.KeyBits != tc.bits || s.KeyTesting || s.KeyStrict {
 				t.Errorf("facts: %+v", s)
@@ -86,16 +86,16 @@ func TestFail(t *testing.T) {
 		r := oneKey(key, "")
 		t.Run(fmt.Sprintf("%T/body", key), func(t *testing.T) {
 			bad := strings.Replace(msg, "quick brown", "quick green", 1)
-			wantOne(t, verifyString(t, r, bad, nil), verify.ResultFail, "body hash mismatch")
+			wantOne(t, verifyString(t, r, bad, nil), verify.StatusFail, "body hash mismatch")
 		})
 		t.Run(fmt.Sprintf("%T/signed-header", key), func(t *testing.T) {
 			bad := strings.Replace(msg, "Subject: Lunch", "Subject: Dinner", 1)
-			wantOne(t, verifyString(t, r, bad, nil), verify.ResultFail, "signature mismatch")
+			wantOne(t, verifyString(t, r, bad, nil), verify.StatusFail, "signature mismatch")
 		})
 		t.Run(fmt.Sprintf("%T/unsigned-header-added", key), func(t *testing.T) {
 			// Message-ID is not in h=: changing it does not matter.
 			ok := strings.Replace(msg, "<1234@", "<5678@", 1)
-			wantOne(t, verifyString(t, r, ok, nil), verify.ResultPass, "")
+			wantOne(t, verifyString(t, r, ok, nil), verify.StatusPass, "")
 		})
 	}
 }
@@ -107,22 +107,22 @@ func TestKeyProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		r      *dnstest.Resolver
-		result verify.Result
+		result verify.Status
 		reason string
 	}{
-		{"missing", resolverFor(nil), verify.ResultPermerror, "key not found"},
-		{"nodata", &dnstest.Resolver{A: map[string][]string{keyName: {"192.0.2.1"}}}, verify.ResultPermerror, "key not found"},
-		{"revoked", resolverFor(map[string]string{keyName: "v=DKIM1; k=rsa; p="}), verify.ResultPermerror, "key revoked"},
-		{"garbage", resolverFor(map[string]string{keyName: "v=DKIM1; k=rsa; p=bm90IGEga2V5"}), verify.ResultPermerror, "invalid key record"},
-		{"wrong-key", oneKey(k.rsa1024, ""), verify.ResultFail, "signature mismatch"},
-		{"key-type", oneKey(k.ed, ""), verify.ResultPermerror, "a= does not match key type"},
-		{"servfail", &dnstest.Resolver{Fail: map[string]dnstest.Failure{keyName: dnstest.ServFail}}, verify.ResultTemperror, "temporarily"},
-		{"timeout", &dnstest.Resolver{Fail: map[string]dnstest.Failure{keyName: dnstest.Timeout}}, verify.ResultTemperror, "temporarily"},
+		{"missing", resolverFor(nil), verify.StatusPermerror, "key not found"},
+		{"nodata", &dnstest.Resolver{A: map[string][]string{keyName: {"192.0.2.1"}}}, verify.StatusPermerror, "key not found"},
+		{"revoked", resolverFor(map[string]string{keyName: "v=DKIM1; k=rsa; p="}), verify.StatusPermerror, "key revoked"},
+		{"garbage", resolverFor(map[string]string{keyName: "v=DKIM1; k=rsa; p=bm90IGEga2V5"}), verify.StatusPermerror, "invalid key record"},
+		{"wrong-key", oneKey(k.rsa1024, ""), verify.StatusFail, "signature mismatch"},
+		{"key-type", oneKey(k.ed, ""), verify.StatusPermerror, "a= does not match key type"},
+		{"servfail", &dnstest.Resolver{Fail: map[string]dnstest.Failure{keyName: dnstest.ServFail}}, verify.StatusTemperror, "temporarily"},
+		{"timeout", &dnstest.Resolver{Fail: map[string]dnstest.Failure{keyName: dnstest.Timeout}}, verify.StatusTemperror, "temporarily"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := wantOne(t, verifyString(t, tc.r, msg, nil), tc.result, tc.reason)
-			if tc.result == verify.ResultTemperror && !dnscache.IsTemporary(s.Err) {
+			if tc.result == verify.StatusTemperror && !dnscache.IsTemporary(s.Err) {
 				t.Errorf("Err %v does not unwrap to dnscache.ErrTemporary", s.Err)
 			}
 		})
@@ -135,18 +135,18 @@ func TestRFC8301(t *testing.T) {
 	k := testKeys()
 	t.Run("rsa-sha1", func(t *testing.T) {
 		msg := testSign(t, testMessage(500), signSpec{key: k.rsa2048, hash: "sha1"})
-		s := wantOne(t, verifyString(t, oneKey(k.rsa2048, ""), msg, nil), verify.ResultPermerror, "rsa-sha1 not accepted")
+		s := wantOne(t, verifyString(t, oneKey(k.rsa2048, ""), msg, nil), verify.StatusPermerror, "rsa-sha1 not accepted")
 		if s.Algorithm != "rsa-sha1" || s.KeyBits != 2048 {
 			t.Errorf("facts: %+v", s)
 		}
 	})
 	t.Run("rsa-512", func(t *testing.T) {
 		msg := testSign(t, testMessage(500), signSpec{key: k.rsa512})
-		wantOne(t, verifyString(t, oneKey(k.rsa512, ""), msg, nil), verify.ResultPermerror, "shorter than 1024 bits: 512 bits")
+		wantOne(t, verifyString(t, oneKey(k.rsa512, ""), msg, nil), verify.StatusPermerror, "shorter than 1024 bits: 512 bits")
 	})
 	t.Run("rsa-1024", func(t *testing.T) {
 		msg := testSign(t, testMessage(500), signSpec{key: k.rsa1024})
-		wantOne(t, verifyString(t, oneKey(k.rsa1024, ""), msg, nil), verify.ResultPass, "")
+		wantOne(t, verifyString(t, oneKey(k.rsa1024, ""), msg, nil), verify.StatusPass, "")
 	})
 }
 
@@ -156,21 +156,21 @@ func TestKeyFlags(t *testing.T) {
 	k := testKeys()
 	t.Run("t=y", func(t *testing.T) {
 		msg := testSign(t, testMessage(500), signSpec{key: k.ed})
-		s := wantOne(t, verifyString(t, oneKey(k.ed, "t=y; "), msg, nil), verify.ResultPass, "")
+		s := wantOne(t, verifyString(t, oneKey(k.ed, "t=y; "), msg, nil), verify.StatusPass, "")
 		if !s.KeyTesting || s.KeyStrict {
 			t.Errorf("flags: testing %v strict %v", s.KeyTesting, s.KeyStrict)
 		}
 	})
 	t.Run("t=s/i-in-d", func(t *testing.T) {
 		msg := testSign(t, testMessage(500), signSpec{key: k.ed, identifier: "alice@example.com"})
-		s := wantOne(t, verifyString(t, oneKey(k.ed, "t=y:s; "), msg, nil), verify.ResultPass, "")
+		s := wantOne(t, verifyString(t, oneKey(k.ed, "t=y:s; "), msg, nil), verify.StatusPass, "")
 		if !s.KeyTesting || !s.KeyStrict {
 			t.Errorf("flags: testing %v strict %v", s.KeyTesting, s.KeyStrict)
 		}
 	})
 	t.Run("t=s/i-in-subdomain", func(t *testing.T) {
 		msg := testSign(t, testMessage(500), signSpec{key: k.ed, identifier: "alice@sub.example.com"})
-		s := wantOne(t, verifyString(t, oneKey(k.ed, "t=s; "), msg, nil), verify.ResultPermerror, "t=s")
+		s := wantOne(t, verifyString(t, oneKey(k.ed, "t=s; "), msg, nil), verify.StatusPermerror, "t=s")
 		if !errors.Is(s.Err, ErrStrictIdentity) {
 			t.Errorf("Err %v", s.Err)
 		}
@@ -182,14 +182,14 @@ func TestBodyLength(t *testing.T) {
 	t.Parallel()
 	k := testKeys()
 	msg := testSign(t, testMessage(2000), signSpec{key: k.rsa2048, length: 100})
-	s := wantOne(t, verifyString(t, oneKey(k.rsa2048, ""), msg, nil), verify.ResultPolicy, "l= body length limit not accepted")
+	s := wantOne(t, verifyString(t, oneKey(k.rsa2048, ""), msg, nil), verify.StatusPolicy, "l= body length limit not accepted")
 	if !errors.Is(s.Err, ErrBodyLength) {
 		t.Errorf("Err %v", s.Err)
 	}
 	// Content appended after l= is exactly what the choice guards against.
-	wantOne(t, verifyString(t, oneKey(k.rsa2048, ""), msg+"Click here!\r\n", nil), verify.ResultPolicy, "l=")
+	wantOne(t, verifyString(t, oneKey(k.rsa2048, ""), msg+"Click here!\r\n", nil), verify.StatusPolicy, "l=")
 	// A key problem is still reported as such.
-	wantOne(t, verifyString(t, resolverFor(nil), msg, nil), verify.ResultPermerror, "key not found")
+	wantOne(t, verifyString(t, resolverFor(nil), msg, nil), verify.StatusPermerror, "key not found")
 }
 
 func TestExpiry(t *testing.T) {
@@ -198,10 +198,10 @@ func TestExpiry(t *testing.T) {
 	r := oneKey(k.ed, "")
 	future := time.Now().Add(24 * time.Hour).Unix()
 	msg := testSign(t, testMessage(500), signSpec{key: k.ed, extra: fmt.Sprintf("t=%d; x=%d; ", future-3600, future)})
-	wantOne(t, verifyString(t, r, msg, nil), verify.ResultPass, "")
+	wantOne(t, verifyString(t, r, msg, nil), verify.StatusPass, "")
 	// Options.Now past x=: expired even though the wall clock is not.
 	late := &Options{Now: func() time.Time { return time.Unix(future+1, 0) }}
-	s := wantOne(t, verifyString(t, r, msg, late), verify.ResultPermerror, "signature expired")
+	s := wantOne(t, verifyString(t, r, msg, late), verify.StatusPermerror, "signature expired")
 	if !errors.Is(s.Err, ErrExpired) {
 		t.Errorf("Err %v", s.Err)
 	}
@@ -210,12 +210,12 @@ func TestExpiry(t *testing.T) {
 	// time before x= passes (conformance vectors, replayed mail).
 	past := time.Now().Add(-24 * time.Hour).Unix()
 	old := testSign(t, testMessage(500), signSpec{key: k.ed, extra: fmt.Sprintf("x=%d; ", past)})
-	wantOne(t, verifyString(t, r, old, nil), verify.ResultPermerror, "signature expired")
+	wantOne(t, verifyString(t, r, old, nil), verify.StatusPermerror, "signature expired")
 	early := &Options{Now: func() time.Time { return time.Unix(past-10, 0) }}
-	wantOne(t, verifyString(t, r, old, early), verify.ResultPass, "")
+	wantOne(t, verifyString(t, r, old, early), verify.StatusPass, "")
 	// RFC 6376 §3.5: x= must be after t=.
 	bad := testSign(t, testMessage(500), signSpec{key: k.ed, extra: fmt.Sprintf("t=%d; x=%d; ", future, future-1)})
-	wantOne(t, verifyString(t, r, bad, nil), verify.ResultPermerror, "x= is not after t=")
+	wantOne(t, verifyString(t, r, bad, nil), verify.StatusPermerror, "x= is not after t=")
 }
 
 func TestSignatureCap(t *testing.T) {
@@ -243,14 +243,14 @@ func TestSignatureCap(t *testing.T) {
 				if want := fmt.Sprintf("s%d", 6-i); s.Selector != want {
 					t.Errorf("sig %d: selector %s, want %s", i, s.Selector, want)
 				}
-				want := verify.ResultPass
+				want := verify.StatusPass
 				if i >= tc.checked {
-					want = verify.ResultPolicy
+					want = verify.StatusPolicy
 				}
-				if s.Result != want {
-					t.Errorf("sig %d: %s (%s), want %s", i, s.Result, s.Reason, want)
+				if s.Status != want {
+					t.Errorf("sig %d: %s (%s), want %s", i, s.Status, s.Reason, want)
 				}
-				if want == verify.ResultPolicy {
+				if want == verify.StatusPolicy {
 					if r := fmt.Sprintf("not checked: more than %d signatures", tc.checked); s.Reason != r || !errors.Is(s.Err, ErrNotChecked) {
 						t.Errorf("sig %d: reason %q err %v", i, s.Reason, s.Err)
 					}
@@ -288,13 +288,13 @@ func TestMalformedSignature(t *testing.T) {
 				t.Fatalf("%d results", len(sigs))
 			}
 			s := sigs[0]
-			if s.Result != verify.ResultPermerror || !strings.HasPrefix(s.Reason, "malformed signature") ||
+			if s.Status != verify.StatusPermerror || !strings.HasPrefix(s.Reason, "malformed signature") ||
 				!strings.Contains(s.Reason, tc.reason) || !errors.Is(s.Err, ErrMalformed) {
-				t.Errorf("got %s %q %v", s.Result, s.Reason, s.Err)
+				t.Errorf("got %s %q %v", s.Status, s.Reason, s.Err)
 			}
 			// The good signature beside it is unaffected.
-			if sigs[1].Result != verify.ResultPass {
-				t.Errorf("good signature: %s %s", sigs[1].Result, sigs[1].Reason)
+			if sigs[1].Status != verify.StatusPass {
+				t.Errorf("good signature: %s %s", sigs[1].Status, sigs[1].Reason)
 			}
 		})
 	}
@@ -332,10 +332,10 @@ func TestChunking(t *testing.T) {
 	for _, variant := range []struct {
 		name string
 		msg  string
-		want verify.Result
+		want verify.Status
 	}{
-		{"intact", msg, verify.ResultPass},
-		{"body-changed", strings.Replace(msg, "lazy dog", "lazy cat", 1), verify.ResultFail},
+		{"intact", msg, verify.StatusPass},
+		{"body-changed", strings.Replace(msg, "lazy dog", "lazy cat", 1), verify.StatusFail},
 	} {
 		header, body := headerOf(t, variant.msg)
 		feed := func(chunk int) []Signature {
@@ -354,9 +354,9 @@ func TestChunking(t *testing.T) {
 				t.Fatalf("%s chunk %d: %d results", variant.name, chunk, len(got))
 			}
 			for i := range got {
-				if got[i].Result != variant.want || got[i].Result != whole[i].Result || got[i].Reason != whole[i].Reason {
+				if got[i].Status != variant.want || got[i].Status != whole[i].Status || got[i].Reason != whole[i].Reason {
 					t.Errorf("%s chunk %d sig %d: %s %q, one chunk: %s %q", variant.name, chunk, i,
-						got[i].Result, got[i].Reason, whole[i].Result, whole[i].Reason)
+						got[i].Status, got[i].Reason, whole[i].Status, whole[i].Reason)
 				}
 			}
 		}
@@ -402,7 +402,7 @@ func TestAbort(t *testing.T) {
 		v.Write([]byte(body))
 		sigs := v.Close()
 		v.Abort()
-		if len(sigs) != 3 || sigs[0].Result != verify.ResultPass {
+		if len(sigs) != 3 || sigs[0].Status != verify.StatusPass {
 			t.Errorf("results %+v", sigs)
 		}
 		if again := v.Close(); len(again) != 3 {
@@ -434,9 +434,9 @@ func TestAbort(t *testing.T) {
 // slowResolver answers nothing until the context ends.
 type slowResolver struct{ dnstest.Resolver }
 
-func (s *slowResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (s *slowResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	<-ctx.Done()
-	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "slow", ctx.Err().Error(), true)
+	return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "slow", ctx.Err().Error(), true)
 }
 
 func TestDeadline(t *testing.T) {
@@ -458,8 +458,8 @@ func TestDeadline(t *testing.T) {
 		t.Errorf("Close took %v with a 200ms deadline", el)
 	}
 	for _, s := range sigs {
-		if s.Result != verify.ResultTemperror {
-			t.Errorf("%s: %s %s", s.Selector, s.Result, s.Reason)
+		if s.Status != verify.StatusTemperror {
+			t.Errorf("%s: %s %s", s.Selector, s.Status, s.Reason)
 		}
 	}
 }

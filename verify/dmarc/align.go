@@ -108,10 +108,10 @@ func (a *aligner) skip(domain string) {
 // at once, each walk on its own goroutine, for align to use: the walks of
 // a message's SPF and DKIM identifiers then cost one round trip together,
 // not one each. Each walk decides exactly as on its own. With the answers
-// in memory, or with a probe context, nothing is started: align walks on
+// in memory, or with a cache-only context, nothing is started: align walks on
 // the caller's goroutine.
 func (a *aligner) prefetch(ctx context.Context, domains []string) {
-	if len(domains) < 2 || dnscache.IsProbe(ctx) {
+	if len(domains) < 2 || dnscache.IsCacheOnly(ctx) {
 		return
 	}
 	if dnscache.FromMemory(ctx, a.r, func(pctx context.Context) {
@@ -153,7 +153,7 @@ func (a *aligner) prefetch(ctx context.Context, domains []string) {
 func (a *aligner) walksNeeded(ids []*Identifier) []string {
 	var out []string
 	for _, id := range ids {
-		if id.Result != verify.ResultPass || id.Err != nil || id.Domain == a.author || !a.couldAlign(id.Domain, id.Mode) {
+		if id.Status != verify.StatusPass || id.Err != nil || id.Domain == a.author || !a.couldAlign(id.Domain, id.Mode) {
 			continue
 		}
 		if _, ok := a.orgs[id.Domain]; !ok && !slices.Contains(out, id.Domain) {

@@ -19,11 +19,11 @@ func BenchmarkEvaluate(b *testing.B) {
 	}}
 	args := Args{
 		From: []string{`"Example News" <news@mail.example.com>`},
-		SPF:  SPF{Result: verify.ResultPass, Domain: "bounce.example.net", Identity: IdentityMailFrom},
-		DKIM: []DKIM{{Result: verify.ResultPass, Domain: "dkim.example.com", Selector: "s1"}},
+		SPF:  SPF{Status: verify.StatusPass, Domain: "bounce.example.net", Identity: IdentityMailFrom},
+		DKIM: []DKIM{{Status: verify.StatusPass, Domain: "dkim.example.com", Selector: "s1"}},
 	}
 	// The same records in a dnscache.Zone: a resolver that answers from
-	// memory and says so (dnscache.CanProbe), as a warm dnscache.Cache
+	// memory and says so (dnscache.HonoursCacheOnly), as a warm dnscache.Cache
 	// does, so the walks run on the caller's goroutine. The dnstest
 	// resolver cannot say so, and the walks ask their names concurrently.
 	zone, err := dnscache.LoadZone(strings.NewReader(
@@ -47,8 +47,8 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				res := Evaluate(ctx, bc.r, args, bc.opts)
-				if res.Result != verify.ResultPass {
-					b.Fatalf("%s: %s", res.Result, res.Reason)
+				if res.Status != verify.StatusPass {
+					b.Fatalf("%s: %s", res.Status, res.Reason)
 				}
 				r.ResetQueries()
 			}

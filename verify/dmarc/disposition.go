@@ -34,14 +34,14 @@ func (e *evaluator) reduce(res *Result) {
 // and pass last, so that the combination passes only when every Author
 // Domain does.
 func rank(r Result) int {
-	switch r.Result {
-	case verify.ResultFail:
+	switch r.Status {
+	case verify.StatusFail:
 		return 10 + r.Disposition.strictness()
-	case verify.ResultTemperror:
+	case verify.StatusTemperror:
 		return 5
-	case verify.ResultPermerror:
+	case verify.StatusPermerror:
 		return 4
-	case verify.ResultNone:
+	case verify.StatusNone:
 		return 3
 	}
 	return 2

@@ -26,14 +26,14 @@ const (
 
 // SPF is the SPF result DMARC evaluates.
 type SPF struct {
-	Result   verify.Result
+	Status   verify.Status
 	Domain   string   // the domain checked: MAIL FROM's, or HELO's for a null path
 	Identity Identity // which of the two Domain is
 }
 
 // DKIM is the result of one DKIM signature.
 type DKIM struct {
-	Result   verify.Result
+	Status   verify.Status
 	Domain   string // d=
 	Selector string // s=, for reports
 }
@@ -117,12 +117,12 @@ func Evaluate(ctx context.Context, r dnscache.Resolver, args Args, opts *Options
 	if len(authors) == 0 {
 		var err error
 		if authors, err = AuthorDomains(args.From); err != nil {
-			return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+			return Result{Status: verify.StatusPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
 		}
 	}
 	if len(authors) > o.MaxAuthorDomains {
 		err := fmt.Errorf("%w: %d in From, at most %d are evaluated", ErrTooManyAuthors, len(authors), o.MaxAuthorDomains)
-		return Result{Result: verify.ResultPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
+		return Result{Status: verify.StatusPermerror, Disposition: PolicyNone, Err: err, Reason: err.Error()}
 	}
 
 	e := evaluator{opts: o, r: newMemoResolver(r)}
@@ -163,8 +163,8 @@ type evaluator struct {
 // normalizeIdentifiers prepares the identifiers once. An identifier whose
 // domain is not a valid name keeps its result but can never align.
 func (e *evaluator) normalizeIdentifiers(args Args) {
-	if args.SPF.Result != "" {
-		id := Identifier{Method: "spf", Domain: args.SPF.Domain, Identity: args.SPF.Identity, Result: args.SPF.Result}
+	if args.SPF.Status != "" {
+		id := Identifier{Method: "spf", Domain: args.SPF.Domain, Identity: args.SPF.Identity, Status: args.SPF.Status}
 		if id.Identity == "" {
 			id.Identity = IdentityMailFrom
 		}
@@ -172,7 +172,7 @@ func (e *evaluator) normalizeIdentifiers(args Args) {
 		e.spf = &id
 	}
 	for _, k := range args.DKIM {
-		id := Identifier{Method: "dkim", Domain: k.Domain, Selector: k.Selector, Result: k.Result}
+		id := Identifier{Method: "dkim", Domain: k.Domain, Selector: k.Selector, Status: k.Status}
 		id.Domain, id.Err = normalizeIdentifier(k.Domain)
 		e.dkim = append(e.dkim, id)
 	}
@@ -207,7 +207,7 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 		return res.temperror(err)
 	}
 	if d.Record == nil {
-		res.Result = verify.ResultNone
+		res.Status = verify.StatusNone
 		res.Reason = "no DMARC policy record for " + author
 		if len(d.Discarded) > 0 {
 			res.Reason += "; several DMARC records discarded at _dmarc." + strings.Join(d.Discarded, ", _dmarc.")
@@ -228,7 +228,7 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 			what = "an invalid sp or np tag"
 		}
 		if !d.Record.HasValidRUA() {
-			res.Result = verify.ResultPermerror
+			res.Status = verify.StatusPermerror
 			res.Err = fmt.Errorf("%w: _dmarc.%s has %s", ErrNoValidPolicy, d.PolicyDomain, what)
 			res.Reason = res.Err.Error()
 			return res
@@ -265,14 +265,14 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 	res.SkippedWalks = len(a.skipped)
 	switch {
 	case pass != "":
-		res.Result = verify.ResultPass
+		res.Status = verify.StatusPass
 		res.Reason = pass
 		return res
 	case tempErr != nil:
 		return res.temperror(tempErr)
 	}
 
-	res.Result = verify.ResultFail
+	res.Status = verify.StatusFail
 	res.Reason = "no aligned SPF or DKIM pass for " + author
 	res.Disposition = res.Policy
 	e.reduce(&res)
@@ -288,7 +288,7 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 	var lookupErr error
 	check := func(id *Identifier, mode Mode) {
 		id.Mode = mode
-		if id.Result != verify.ResultPass || id.Err != nil {
+		if id.Status != verify.StatusPass || id.Err != nil {
 			return
 		}
 		al, org, err := a.align(ctx, id.Domain, mode)
@@ -331,7 +331,7 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 	// temperror (that DNS may be the sender's own).
 	var wouldAlign *Identifier
 	for _, id := range ids {
-		if id.Result != verify.ResultTemperror || id.Err != nil {
+		if id.Status != verify.StatusTemperror || id.Err != nil {
 			continue
 		}
 		if a.couldAlign(id.Domain, id.Mode) {

@@ -18,11 +18,11 @@ func ExampleEvaluate() {
 	}}
 	res := dmarc.Evaluate(context.Background(), resolver, dmarc.Args{
 		From: []string{` "Billing" <billing@mail.example.com>`},
-		SPF:  dmarc.SPF{Result: verify.ResultPass, Domain: "bounces.example.net", Identity: dmarc.IdentityMailFrom},
-		DKIM: []dmarc.DKIM{{Result: verify.ResultPass, Domain: "esp.example.net", Selector: "s1"}},
+		SPF:  dmarc.SPF{Status: verify.StatusPass, Domain: "bounces.example.net", Identity: dmarc.IdentityMailFrom},
+		DKIM: []dmarc.DKIM{{Status: verify.StatusPass, Domain: "esp.example.net", Selector: "s1"}},
 	}, nil)
 
-	fmt.Println("dmarc:", res.Result)
+	fmt.Println("dmarc:", res.Status)
 	fmt.Println("header.from:", res.AuthorDomain)
 	fmt.Println("policy from:", res.PolicyDomain, res.Applied)
 	fmt.Println("disposition:", res.Disposition)
@@ -40,10 +40,10 @@ func ExampleEvaluate_publicSuffixList() {
 	}}
 	res := dmarc.Evaluate(context.Background(), resolver, dmarc.Args{
 		From: []string{"news@shop.example.co.uk"},
-		DKIM: []dmarc.DKIM{{Result: verify.ResultPass, Domain: "mailer.example.co.uk", Selector: "k1"}},
+		DKIM: []dmarc.DKIM{{Status: verify.StatusPass, Domain: "mailer.example.co.uk", Selector: "k1"}},
 	}, &dmarc.Options{Finder: dmarc.PSL{}})
 
-	fmt.Println(res.Result, res.OrgDomain, res.DKIM[0].Alignment)
+	fmt.Println(res.Status, res.OrgDomain, res.DKIM[0].Alignment)
 	// Output: pass example.co.uk relaxed
 }
 

@@ -77,7 +77,7 @@ type memoResolver struct {
 type memoTXT struct {
 	done chan struct{}
 	txts []string
-	res  dnscache.Result
+	res  dnscache.AnswerInfo
 	err  error
 }
 
@@ -88,13 +88,13 @@ func newMemoResolver(r dnscache.Resolver) *memoResolver {
 	return &memoResolver{Resolver: r, txt: map[string]*memoTXT{}}
 }
 
-// CanProbe implements dnscache.Prober for the resolver it wraps.
-func (m *memoResolver) CanProbe() bool { return dnscache.CanProbe(m.Resolver) }
+// HonoursCacheOnly implements dnscache.CacheOnlyResolver for the resolver it wraps.
+func (m *memoResolver) HonoursCacheOnly() bool { return dnscache.HonoursCacheOnly(m.Resolver) }
 
 // LookupTXT implements dnscache.Resolver. An answer that only says the
-// lookup was not made (a probe that missed, a caller that gave up) is not
+// lookup was not made (a cache-only lookup that missed, a caller that gave up) is not
 // remembered: a later lookup asks again.
-func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	m.mu.Lock()
 	if a, ok := m.txt[name]; ok {
 		m.mu.Unlock()
@@ -102,7 +102,7 @@ func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dn
 		case <-a.done:
 			return a.txts, a.res, a.err
 		case <-ctx.Done():
-			return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
+			return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
 		}
 	}
 	a := &memoTXT{done: make(chan struct{})}

@@ -36,9 +36,9 @@ type Identifier struct {
 	Domain    string        // normalised (A-labels, lower case)
 	Selector  string        // DKIM s=
 	Identity  Identity      // SPF identity
-	Result    verify.Result // the SPF or DKIM result
+	Status    verify.Status // the SPF or DKIM result
 	Mode      Mode          // the mode the record asks for (aspf, adkim)
-	Alignment Alignment     // NotAligned unless Result is pass and it aligned
+	Alignment Alignment     // NotAligned unless Status is pass and it aligned
 	OrgDomain string        // the identifier's Organizational Domain, when one was looked up
 	Err       error         // a failed lookup while checking alignment
 }
@@ -46,10 +46,10 @@ type Identifier struct {
 // Result is the outcome of a DMARC evaluation, with the facts a header
 // field, a log line or an aggregate report needs.
 type Result struct {
-	// Result is pass, fail, none (no policy applies), temperror or
+	// Status is pass, fail, none (no policy applies), temperror or
 	// permerror (RFC 9989 §9.2).
-	Result verify.Result
-	// Reason explains Result in a few words, for logs and A-R comments.
+	Status verify.Status
+	// Reason explains Status in a few words, for logs and A-R comments.
 	Reason string
 	// Err is the underlying error for temperror and permerror, nil
 	// otherwise; match with errors.Is.
@@ -106,7 +106,7 @@ func (res Result) temperror(err error) Result {
 	if !errors.Is(err, ErrDNS) {
 		err = fmt.Errorf("%w: %w", ErrDNS, err)
 	}
-	res.Result = verify.ResultTemperror
+	res.Status = verify.StatusTemperror
 	res.Err = err
 	res.Reason = err.Error()
 	res.Disposition = PolicyNone

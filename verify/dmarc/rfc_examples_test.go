@@ -52,8 +52,8 @@ func TestRFCAlignmentExamples(t *testing.T) {
 				if got != tc.want {
 					t.Errorf("alignment %q, want %q", got, tc.want)
 				}
-				if (res.Result == verify.ResultPass) != tc.wantPass {
-					t.Errorf("Result %q (%s)", res.Result, res.Reason)
+				if (res.Status == verify.StatusPass) != tc.wantPass {
+					t.Errorf("Result %q (%s)", res.Status, res.Reason)
 				}
 			})
 		}
@@ -131,19 +131,19 @@ func TestRFCReceiverExamples(t *testing.T) {
 			name: "9989 B.3.1: SPF and DKIM both align",
 			txt:  map[string][]string{"_dmarc.example.com": {"v=DMARC1; p=reject; aspf=r; rua=mailto:dmarc-feedback@example.com"}},
 			args: Args{From: from("someone@example.com"), SPF: pass("mail.example.com"), DKIM: []DKIM{dkimPass("example.com")}},
-			want: want{result: verify.ResultPass, policy: PolicyReject, disposition: PolicyNone, spf: al(AlignedRelaxed), dkim: []Alignment{AlignedStrict}},
+			want: want{result: verify.StatusPass, policy: PolicyReject, disposition: PolicyNone, spf: al(AlignedRelaxed), dkim: []Alignment{AlignedStrict}},
 		},
 		{
 			name: "9989 B.3.1: nothing aligns, reject applies",
 			txt:  map[string][]string{"_dmarc.example.com": {"v=DMARC1; p=reject; aspf=r; rua=mailto:dmarc-feedback@example.com"}},
 			args: Args{From: from("someone@example.com"), SPF: pass("example.net"), DKIM: []DKIM{dkimPass("example.org")}},
-			want: want{result: verify.ResultFail, policy: PolicyReject, disposition: PolicyReject},
+			want: want{result: verify.StatusFail, policy: PolicyReject, disposition: PolicyReject},
 		},
 		{
 			name: "9989 B.4.1: simple organizational and policy example",
 			txt:  b4,
 			args: Args{From: from("someone@example.com"), SPF: pass("example.com"), DKIM: []DKIM{dkimPass("signing.example.com")}},
-			want: want{result: verify.ResultPass, org: "example.com", policyDomain: "example.com", applied: TagP,
+			want: want{result: verify.StatusPass, org: "example.com", policyDomain: "example.com", applied: TagP,
 				spf: al(AlignedStrict), dkim: []Alignment{AlignedRelaxed},
 				queries: []string{"TXT _dmarc.example.com", "TXT _dmarc.com", "TXT _dmarc.signing.example.com"}},
 		},
@@ -151,7 +151,7 @@ func TestRFCReceiverExamples(t *testing.T) {
 			name: "9989 B.4.2: deep tree walk",
 			txt:  b4,
 			args: Args{From: from("someone@a.b.c.d.e.f.g.h.i.j.k.example.com"), SPF: pass("example.com"), DKIM: []DKIM{dkimPass("signing.example.com")}},
-			want: want{result: verify.ResultPass, org: "example.com", policyDomain: "example.com", applied: TagP,
+			want: want{result: verify.StatusPass, org: "example.com", policyDomain: "example.com", applied: TagP,
 				spf: al(AlignedRelaxed), dkim: []Alignment{AlignedRelaxed},
 				queries: []string{
 					"TXT _dmarc.a.b.c.d.e.f.g.h.i.j.k.example.com", "TXT _dmarc.g.h.i.j.k.example.com",
@@ -164,7 +164,7 @@ func TestRFCReceiverExamples(t *testing.T) {
 			name: "9989 B.4.2: deep tree walk, failing: the org domain's p (no sp) applies",
 			txt:  b4,
 			args: Args{From: from("someone@a.b.c.d.e.f.g.h.i.j.k.example.com")},
-			want: want{result: verify.ResultFail, policyDomain: "example.com", applied: TagP, policy: PolicyReject, disposition: PolicyReject},
+			want: want{result: verify.StatusFail, policyDomain: "example.com", applied: TagP, policy: PolicyReject, disposition: PolicyReject},
 		},
 		{
 			name: "9989 B.4.3: PSD record, SPF aligns and DKIM does not",
@@ -175,7 +175,7 @@ func TestRFCReceiverExamples(t *testing.T) {
 			// mega.bank.example); that walk cannot change the outcome, as
 			// giant.bank.example is not mail.mega.bank.example's parent, so
 			// it is not made (issue #17): same result, two queries fewer.
-			want: want{result: verify.ResultPass, org: "giant.bank.example", policyDomain: "giant.bank.example", applied: TagP,
+			want: want{result: verify.StatusPass, org: "giant.bank.example", policyDomain: "giant.bank.example", applied: TagP,
 				spf: al(AlignedRelaxed), dkim: []Alignment{NotAligned}, skipped: 1,
 				queries: []string{"TXT _dmarc.giant.bank.example", "TXT _dmarc.bank.example",
 					"TXT _dmarc.mail.giant.bank.example"}},
@@ -184,21 +184,21 @@ func TestRFCReceiverExamples(t *testing.T) {
 			name: "9989 B.2.5: t=y, quarantine is not applied",
 			txt:  map[string][]string{"_dmarc.test.example.com": {sub + "; t=y"}},
 			args: Args{From: from("someone@test.example.com")},
-			want: want{result: verify.ResultFail, policy: PolicyQuarantine, disposition: PolicyNone, reduced: ReducedTesting},
+			want: want{result: verify.StatusFail, policy: PolicyQuarantine, disposition: PolicyNone, reduced: ReducedTesting},
 		},
 		{
 			name: "7489 B.2.4: pct=25, draw 24 is in the sample",
 			txt:  map[string][]string{"_dmarc.test.example.com": {sub + "!10m; pct=25"}},
 			args: Args{From: from("someone@test.example.com")},
 			rand: func(int) int { return 24 },
-			want: want{result: verify.ResultFail, policy: PolicyQuarantine, disposition: PolicyQuarantine, sampled: true},
+			want: want{result: verify.StatusFail, policy: PolicyQuarantine, disposition: PolicyQuarantine, sampled: true},
 		},
 		{
 			name: "7489 B.2.4: pct=25, draw 25 is not",
 			txt:  map[string][]string{"_dmarc.test.example.com": {sub + "!10m; pct=25"}},
 			args: Args{From: from("someone@test.example.com")},
 			rand: func(int) int { return 25 },
-			want: want{result: verify.ResultFail, policy: PolicyQuarantine, disposition: PolicyNone, sampled: true, reduced: ReducedSampling},
+			want: want{result: verify.StatusFail, policy: PolicyQuarantine, disposition: PolicyNone, sampled: true, reduced: ReducedSampling},
 		},
 	}
 	for _, tc := range tests {
@@ -216,7 +216,7 @@ func TestRFCReceiverExamples(t *testing.T) {
 			}
 			cr := &dnstest.Resolver{TXT: tc.txt}
 			if con := Evaluate(context.Background(), cr, tc.args, &Options{Rand: rnd}); !sameResult(got, con) {
-				t.Errorf("concurrent walk: %s (%s), sequential %s (%s)", con.Result, con.Reason, got.Result, got.Reason)
+				t.Errorf("concurrent walk: %s (%s), sequential %s (%s)", con.Status, con.Reason, got.Status, got.Reason)
 			}
 			checkConcurrentLog(t, cr.Queries(), nil, r.Queries())
 		})

@@ -32,9 +32,9 @@ func TestSpoofersDNSCannotDecide(t *testing.T) {
 	}
 	vectors := map[string]Args{
 		"SPF temperror": {From: from("ceo@victim.example"),
-			SPF: SPF{Result: verify.ResultTemperror, Domain: "attacker.example", Identity: IdentityMailFrom}},
+			SPF: SPF{Status: verify.StatusTemperror, Domain: "attacker.example", Identity: IdentityMailFrom}},
 		"attacker DKIM pass": {From: from("ceo@victim.example"),
-			SPF:  SPF{Result: verify.ResultNone, Domain: "attacker.example", Identity: IdentityMailFrom},
+			SPF:  SPF{Status: verify.StatusNone, Domain: "attacker.example", Identity: IdentityMailFrom},
 			DKIM: []DKIM{dkimPass("attacker.example")}},
 	}
 	for vn, args := range vectors {
@@ -48,7 +48,7 @@ func TestSpoofersDNSCannotDecide(t *testing.T) {
 					}
 					mutate(r)
 					got := Evaluate(context.Background(), r, args, &Options{Finder: finder, Rand: noRand(t)})
-					checkResult(t, got, want{result: verify.ResultFail, org: "victim.example", policy: PolicyReject,
+					checkResult(t, got, want{result: verify.StatusFail, org: "victim.example", policy: PolicyReject,
 						disposition: PolicyReject, skipped: 1})
 					for _, q := range r.Queries() {
 						if strings.Contains(q, "attacker") {
@@ -75,19 +75,19 @@ func TestOwnDNSStillDecides(t *testing.T) {
 	}{
 		{"author's _dmarc fails", "_dmarc.victim.example",
 			Args{From: from("ceo@victim.example"), DKIM: []DKIM{dkimPass("attacker.example")}},
-			want{result: verify.ResultTemperror, err: dnscache.ErrTemporary, disposition: PolicyNone}},
+			want{result: verify.StatusTemperror, err: dnscache.ErrTemporary, disposition: PolicyNone}},
 		{"walk from d=mail.victim.example fails", "_dmarc.mail.victim.example",
 			Args{From: from("ceo@victim.example"), DKIM: []DKIM{dkimPass("mail.victim.example")}},
-			want{result: verify.ResultTemperror, err: dnscache.ErrTemporary, disposition: PolicyNone}},
+			want{result: verify.StatusTemperror, err: dnscache.ErrTemporary, disposition: PolicyNone}},
 		{"SPF temperror of a subdomain that could align", "",
-			Args{From: from("ceo@victim.example"), SPF: SPF{Result: verify.ResultTemperror, Domain: "bounce.victim.example"}},
-			want{result: verify.ResultTemperror, err: ErrDNS, reason: "could align", queries: []string{"TXT _dmarc.victim.example", "TXT _dmarc.example"}}},
+			Args{From: from("ceo@victim.example"), SPF: SPF{Status: verify.StatusTemperror, Domain: "bounce.victim.example"}},
+			want{result: verify.StatusTemperror, err: ErrDNS, reason: "could align", queries: []string{"TXT _dmarc.victim.example", "TXT _dmarc.example"}}},
 		{"SPF temperror of the Organizational Domain, author below it", "",
-			Args{From: from("ceo@news.victim.example"), SPF: SPF{Result: verify.ResultTemperror, Domain: "victim.example"}},
-			want{result: verify.ResultTemperror, err: ErrDNS}},
+			Args{From: from("ceo@news.victim.example"), SPF: SPF{Status: verify.StatusTemperror, Domain: "victim.example"}},
+			want{result: verify.StatusTemperror, err: ErrDNS}},
 		{"SPF temperror under a sibling of the author: cannot align", "",
-			Args{From: from("ceo@news.victim.example"), SPF: SPF{Result: verify.ResultTemperror, Domain: "x.victim.example.net"}},
-			want{result: verify.ResultFail, disposition: PolicyReject, skipped: 1}},
+			Args{From: from("ceo@news.victim.example"), SPF: SPF{Status: verify.StatusTemperror, Domain: "x.victim.example.net"}},
+			want{result: verify.StatusFail, disposition: PolicyReject, skipped: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,16 +184,16 @@ func newRandomWorld(rng *rand.Rand) randomWorld {
 	var w randomWorld
 	w.author = randomName(rng, 2)
 	w.args = Args{From: []string{"x@" + w.author}}
-	results := []verify.Result{verify.ResultPass, verify.ResultTemperror, verify.ResultFail, verify.ResultNone}
+	results := []verify.Status{verify.StatusPass, verify.StatusTemperror, verify.StatusFail, verify.StatusNone}
 	w.names = ancestors(w.author)
 	if rng.IntN(4) > 0 {
 		d := randomIdentifier(rng, w.author)
-		w.args.SPF = SPF{Result: results[rng.IntN(len(results))], Domain: d, Identity: IdentityMailFrom}
+		w.args.SPF = SPF{Status: results[rng.IntN(len(results))], Domain: d, Identity: IdentityMailFrom}
 		w.names = append(w.names, ancestors(d)...)
 	}
 	for n := rng.IntN(4); n > 0; n-- {
 		d := randomIdentifier(rng, w.author)
-		w.args.DKIM = append(w.args.DKIM, DKIM{Result: results[rng.IntN(len(results))], Domain: d, Selector: "s"})
+		w.args.DKIM = append(w.args.DKIM, DKIM{Status: results[rng.IntN(len(results))], Domain: d, Selector: "s"})
 		w.names = append(w.names, ancestors(d)...)
 	}
 	slices.Sort(w.names)
@@ -246,9 +246,9 @@ func checkSpoofProperty(t *testing.T, seed uint64, finder OrgDomainFinder) bool 
 		failed = append(failed, n)
 	}
 	got := Evaluate(context.Background(), r, args, opts)
-	if got.Result != base.Result || got.Disposition != base.Disposition || got.OrgDomain != base.OrgDomain {
+	if got.Status != base.Status || got.Disposition != base.Disposition || got.OrgDomain != base.OrgDomain {
 		t.Fatalf("seed %d, %s, author %s (org %s), SPF %+v, DKIM %+v, records %q:\nfailures at %q changed %s/%s (%s) into %s/%s (%s)",
-			seed, finder, author, org, args.SPF, args.DKIM, txt, failed, base.Result, base.Disposition, base.Reason, got.Result, got.Disposition, got.Reason)
+			seed, finder, author, org, args.SPF, args.DKIM, txt, failed, base.Status, base.Disposition, base.Reason, got.Status, got.Disposition, got.Reason)
 	}
 	for _, q := range r.Queries() {
 		name := strings.TrimPrefix(q[strings.IndexByte(q, ' ')+1:], "_dmarc.")
@@ -256,7 +256,7 @@ func checkSpoofProperty(t *testing.T, seed uint64, finder OrgDomainFinder) bool 
 			t.Fatalf("seed %d, %s, author %s (org %s): asked %s, which cannot change the result", seed, finder, author, org, q)
 		}
 	}
-	return base.Result == verify.ResultFail && len(failed) > 0 && got.SkippedWalks > 0
+	return base.Status == verify.StatusFail && len(failed) > 0 && got.SkippedWalks > 0
 }
 
 // TestSpoofProperty runs the property over a fixed set of random worlds.

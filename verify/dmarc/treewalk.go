@@ -107,7 +107,7 @@ func (t TreeWalk) walk(ctx context.Context, r dnscache.Resolver, start string) (
 	sequential := func(ctx context.Context) (walk, error) {
 		return decide(start, names, func(i int) (*Record, int, error) { return lookupRecord(ctx, r, names[i]) })
 	}
-	if t.Sequential || len(names) == 1 || dnscache.IsProbe(ctx) {
+	if t.Sequential || len(names) == 1 || dnscache.IsCacheOnly(ctx) {
 		return sequential(ctx)
 	}
 	var w walk

@@ -122,10 +122,10 @@ func runTreewalkCaseWith(t *testing.T, tc treewalkCase, finder TreeWalk) {
 	if len(tc.Expect.AlignedRelaxed) > 0 {
 		args := Args{From: []string{"someone@" + tc.Input.AuthorDomain}}
 		if tc.Input.SPFDomain != "" {
-			args.SPF = SPF{Result: verify.ResultPass, Domain: tc.Input.SPFDomain, Identity: IdentityMailFrom}
+			args.SPF = SPF{Status: verify.StatusPass, Domain: tc.Input.SPFDomain, Identity: IdentityMailFrom}
 		}
 		if tc.Input.DKIMDomain != "" {
-			args.DKIM = []DKIM{{Result: verify.ResultPass, Domain: tc.Input.DKIMDomain, Selector: "s"}}
+			args.DKIM = []DKIM{{Status: verify.StatusPass, Domain: tc.Input.DKIMDomain, Selector: "s"}}
 		}
 		res := Evaluate(ctx, zone(), args, &Options{Finder: finder})
 		if res.Record == nil {

@@ -29,7 +29,7 @@ type abandonRecorder struct {
 	abandoned []string
 }
 
-func (a *abandonRecorder) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (a *abandonRecorder) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	txts, res, err := a.Resolver.LookupTXT(ctx, name)
 	if ctx.Err() != nil {
 		a.mu.Lock()
@@ -95,7 +95,7 @@ func checkConcurrentLog(t *testing.T, got, abandoned, want []string) {
 
 // sameResult compares what a caller of Evaluate sees.
 func sameResult(a, b Result) bool {
-	if a.Result != b.Result || a.Reason != b.Reason || a.Disposition != b.Disposition || a.OrgDomain != b.OrgDomain ||
+	if a.Status != b.Status || a.Reason != b.Reason || a.Disposition != b.Disposition || a.OrgDomain != b.OrgDomain ||
 		a.PolicyDomain != b.PolicyDomain || a.Applied != b.Applied || a.Policy != b.Policy || a.SkippedWalks != b.SkippedWalks ||
 		(a.Err == nil) != (b.Err == nil) || errors.Is(a.Err, ErrDNS) != errors.Is(b.Err, ErrDNS) || len(a.DKIM) != len(b.DKIM) {
 		return false
@@ -143,7 +143,7 @@ func TestConcurrentWalkDecidesAsSequential(t *testing.T) {
 		con := Evaluate(context.Background(), conR, w.args, &Options{Rand: func(int) int { return 0 }})
 		if !sameResult(seq, con) {
 			t.Fatalf("seed %d: author %s, SPF %+v, DKIM %+v, records %q, failures %v:\nsequential %s/%s (%s)\nconcurrent %s/%s (%s)",
-				seed, w.author, w.args.SPF, w.args.DKIM, w.txt, fail, seq.Result, seq.Disposition, seq.Reason, con.Result, con.Disposition, con.Reason)
+				seed, w.author, w.args.SPF, w.args.DKIM, w.txt, fail, seq.Status, seq.Disposition, seq.Reason, con.Status, con.Disposition, con.Reason)
 		}
 		checkConcurrentLog(t, conD.Queries(), conR.abandoned, seqR.Queries())
 		if t.Failed() {
@@ -164,7 +164,7 @@ type barrierResolver struct {
 	release chan struct{}
 }
 
-func (b *barrierResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (b *barrierResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if b.only != nil && !b.only[name] {
 		return b.Resolver.LookupTXT(ctx, name)
 	}
@@ -177,7 +177,7 @@ func (b *barrierResolver) LookupTXT(ctx context.Context, name string) ([]string,
 	select {
 	case <-b.release:
 	case <-ctx.Done():
-		return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
+		return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
 	}
 	return b.Resolver.LookupTXT(ctx, name)
 }
@@ -214,8 +214,8 @@ func TestIdentifierWalksAtOnce(t *testing.T) {
 	defer cancel()
 	res := Evaluate(ctx, r, Args{From: from("a@victim.example"), SPF: pass("bounce.victim.example"),
 		DKIM: []DKIM{dkimPass("mail.victim.example")}}, &Options{Rand: noRand(t)})
-	if res.Result != verify.ResultPass || res.SPF.Alignment != AlignedRelaxed || res.DKIM[0].Alignment != AlignedRelaxed {
-		t.Fatalf("%s (%s), SPF %q DKIM %q: the identifier walks were made one after the other", res.Result, res.Reason, res.SPF.Alignment, res.DKIM[0].Alignment)
+	if res.Status != verify.StatusPass || res.SPF.Alignment != AlignedRelaxed || res.DKIM[0].Alignment != AlignedRelaxed {
+		t.Fatalf("%s (%s), SPF %q DKIM %q: the identifier walks were made one after the other", res.Status, res.Reason, res.SPF.Alignment, res.DKIM[0].Alignment)
 	}
 }
 
@@ -229,7 +229,7 @@ type blockingResolver struct {
 	started chan struct{} // one send per held lookup
 }
 
-func (b *blockingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (b *blockingResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if b.answer[name] {
 		for range b.hold {
 			select {
@@ -241,7 +241,7 @@ func (b *blockingResolver) LookupTXT(ctx context.Context, name string) ([]string
 	}
 	b.started <- struct{}{}
 	<-ctx.Done()
-	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
+	return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
 }
 
 // TestWalkCancelsWhatItDoesNotNeed: a walk that stops at its first name
@@ -279,8 +279,8 @@ func TestPrefetch(t *testing.T) {
 	pre := r.Queries()
 	r.ResetQueries()
 	res := Evaluate(context.Background(), r, Args{From: from("a@example.com"), SPF: pass("mail.example.com")}, &Options{Rand: noRand(t)})
-	if res.Result != verify.ResultPass {
-		t.Fatalf("%s (%s)", res.Result, res.Reason)
+	if res.Status != verify.StatusPass {
+		t.Fatalf("%s (%s)", res.Status, res.Reason)
 	}
 	for _, q := range r.Queries() {
 		if !slices.Contains(pre, q) {
@@ -300,14 +300,14 @@ type cancelAfterFirst struct {
 	first  string
 }
 
-func (c *cancelAfterFirst) LookupTXT(ctx context.Context, name string) ([]string, dnscache.Result, error) {
+func (c *cancelAfterFirst) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if name == c.first {
 		txts, res, err := c.Resolver.LookupTXT(ctx, name)
 		c.cancel()
 		return txts, res, err
 	}
 	<-ctx.Done()
-	return nil, dnscache.Result{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
+	return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
 }
 
 // TestWalkGivenUpIsAnError: a walk whose context ends after its first

@@ -23,36 +23,36 @@ type warmCache struct {
 
 func nx(name string) error { return dnscache.NewError(dnscache.ErrNXDomain, name, "", "", false) }
 
-func (w *warmCache) LookupTXT(_ context.Context, name string) ([]string, dnscache.Result, error) {
+func (w *warmCache) LookupTXT(_ context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
 	if v, ok := w.txt[name]; ok {
-		return v, dnscache.Result{}, nil
+		return v, dnscache.AnswerInfo{}, nil
 	}
-	return nil, dnscache.Result{}, nx(name)
+	return nil, dnscache.AnswerInfo{}, nx(name)
 }
 
-func (w *warmCache) LookupA(_ context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (w *warmCache) LookupA(_ context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	if v, ok := w.a[name]; ok {
-		return v, dnscache.Result{}, nil
+		return v, dnscache.AnswerInfo{}, nil
 	}
-	return nil, dnscache.Result{}, nx(name)
+	return nil, dnscache.AnswerInfo{}, nx(name)
 }
 
-func (w *warmCache) LookupAAAA(_ context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (w *warmCache) LookupAAAA(_ context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	if v, ok := w.aaaa[name]; ok {
-		return v, dnscache.Result{}, nil
+		return v, dnscache.AnswerInfo{}, nil
 	}
-	return nil, dnscache.Result{}, nx(name)
+	return nil, dnscache.AnswerInfo{}, nx(name)
 }
 
-func (w *warmCache) LookupMX(_ context.Context, name string) ([]dnscache.MX, dnscache.Result, error) {
+func (w *warmCache) LookupMX(_ context.Context, name string) ([]dnscache.MX, dnscache.AnswerInfo, error) {
 	if v, ok := w.mx[name]; ok {
-		return v, dnscache.Result{}, nil
+		return v, dnscache.AnswerInfo{}, nil
 	}
-	return nil, dnscache.Result{}, nx(name)
+	return nil, dnscache.AnswerInfo{}, nx(name)
 }
 
-func (w *warmCache) LookupPTR(_ context.Context, addr netip.Addr) ([]string, dnscache.Result, error) {
-	return nil, dnscache.Result{}, nx(dnscache.ReverseName(addr))
+func (w *warmCache) LookupPTR(_ context.Context, addr netip.Addr) ([]string, dnscache.AnswerInfo, error) {
+	return nil, dnscache.AnswerInfo{}, nx(dnscache.ReverseName(addr))
 }
 
 // A typical large sender: a few address blocks, nested includes, mx, and
@@ -91,8 +91,8 @@ func BenchmarkCheckHost(b *testing.B) {
 		HELO:           "out.example.net",
 	}
 	ctx := context.Background()
-	if res := spf.Verify(ctx, r, args); res.Result != verify.ResultPass || res.Lookups != 4 {
-		b.Fatalf("got %s after %d lookups (%v)", res.Result, res.Lookups, res.Err)
+	if res := spf.Verify(ctx, r, args); res.Status != verify.StatusPass || res.Lookups != 4 {
+		b.Fatalf("got %s after %d lookups (%v)", res.Status, res.Lookups, res.Err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -145,8 +145,8 @@ func BenchmarkCheckHostWarmCache(b *testing.B) {
 		HELO:           "out.example.net",
 	}
 	ctx := context.Background()
-	if res := spf.Verify(ctx, r, args); res.Result != verify.ResultPass {
-		b.Fatalf("got %s (%v)", res.Result, res.Err)
+	if res := spf.Verify(ctx, r, args); res.Status != verify.StatusPass {
+		b.Fatalf("got %s (%v)", res.Status, res.Err)
 	}
 	asked := len(z.Queries())
 	b.ReportAllocs()

@@ -44,7 +44,7 @@ type checker struct {
 // outcome is what one check_host() returns, with what the top level needs
 // to report it.
 type outcome struct {
-	result verify.Result
+	result verify.Status
 	mech   string // the term that decided, "default" when none did
 	err    error
 	// For a fail: the exp= of the record that decided, and its domain, the
@@ -53,7 +53,7 @@ type outcome struct {
 	expDomain string
 }
 
-func errorOutcome(result verify.Result, err error) outcome {
+func errorOutcome(result verify.Status, err error) outcome {
 	return outcome{result: result, err: err}
 }
 
@@ -64,7 +64,7 @@ func (c *checker) dnsOutcome(qtype, name string, err error) outcome {
 	if ctxErr := c.ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("%w (%w)", err, ctxErr)
 	}
-	return errorOutcome(verify.ResultTemperror, fmt.Errorf("%w: %s %s: %w", ErrDNS, qtype, name, err))
+	return errorOutcome(verify.StatusTemperror, fmt.Errorf("%w: %s %s: %w", ErrDNS, qtype, name, err))
 }
 
 // isVoid reports whether a failed lookup was answered NXDOMAIN or NODATA,
@@ -79,7 +79,7 @@ func isVoid(err error) bool {
 // includes and redirects that led here.
 func (c *checker) checkHost(domain string, depth int) outcome {
 	if depth > maxDepth {
-		return errorOutcome(verify.ResultPermerror, fmt.Errorf("%w: nested more than %d deep at %s", ErrTooManyLookups, maxDepth, domain))
+		return errorOutcome(verify.StatusPermerror, fmt.Errorf("%w: nested more than %d deep at %s", ErrTooManyLookups, maxDepth, domain))
 	}
 	rec, out, ok := c.fetchRecord(domain)
 	if !ok {
@@ -108,7 +108,7 @@ func (c *checker) checkHost(domain string, depth int) outcome {
 		return out
 	}
 	// §4.7: no match and no redirect gives neutral.
-	return outcome{result: verify.ResultNeutral, mech: "default"}
+	return outcome{result: verify.StatusNeutral, mech: "default"}
 }
 
 // fetchRecord looks up and parses the SPF record of domain (§4.4, §4.5).
@@ -121,7 +121,7 @@ func (c *checker) fetchRecord(domain string) (*record, outcome, bool) {
 	if err != nil {
 		if isVoid(err) {
 			// §4.3 and §4.4: no such domain, or no TXT records, gives none.
-			return nil, errorOutcome(verify.ResultNone, fmt.Errorf("%w at %s: %w", ErrNoRecord, domain, err)), false
+			return nil, errorOutcome(verify.StatusNone, fmt.Errorf("%w at %s: %w", ErrNoRecord, domain, err)), false
 		}
 		return nil, c.dnsOutcome("TXT", domain, err), false
 	}
@@ -136,13 +136,13 @@ func (c *checker) fetchRecord(domain string) (*record, outcome, bool) {
 	}
 	switch {
 	case n == 0:
-		return nil, errorOutcome(verify.ResultNone, fmt.Errorf("%w at %s", ErrNoRecord, domain)), false
+		return nil, errorOutcome(verify.StatusNone, fmt.Errorf("%w at %s", ErrNoRecord, domain)), false
 	case n > 1:
-		return nil, errorOutcome(verify.ResultPermerror, fmt.Errorf("%w at %s (%d)", ErrMultipleRecords, domain, n)), false
+		return nil, errorOutcome(verify.StatusPermerror, fmt.Errorf("%w at %s (%d)", ErrMultipleRecords, domain, n)), false
 	}
 	rec, err := parseRecord(found)
 	if err != nil {
-		return nil, errorOutcome(verify.ResultPermerror, fmt.Errorf("record at %s: %w", domain, err)), false
+		return nil, errorOutcome(verify.StatusPermerror, fmt.Errorf("record at %s: %w", domain, err)), false
 	}
 	return rec, outcome{}, true
 }
@@ -152,17 +152,17 @@ func (c *checker) fetchRecord(domain string) (*record, outcome, bool) {
 // permerror.
 func (c *checker) redirect(m *modifier, domain string, depth int) outcome {
 	if err := c.countLookup(m.text); err != nil {
-		return errorOutcome(verify.ResultPermerror, err)
+		return errorOutcome(verify.StatusPermerror, err)
 	}
 	target, kind := c.target(m.domain, domain)
 	if kind != targetOK {
 		// A name no query can be made for, or one built from a non-ASCII
 		// local part (RFC 8616 §4): no record can be found there.
-		return errorOutcome(verify.ResultPermerror, fmt.Errorf("%s: %w: invalid target name", m.text, ErrRedirectNone))
+		return errorOutcome(verify.StatusPermerror, fmt.Errorf("%s: %w: invalid target name", m.text, ErrRedirectNone))
 	}
 	out := c.checkHost(target, depth+1)
-	if out.result == verify.ResultNone {
-		return errorOutcome(verify.ResultPermerror, fmt.Errorf("%s: %w: %w", m.text, ErrRedirectNone, out.err))
+	if out.result == verify.StatusNone {
+		return errorOutcome(verify.StatusPermerror, fmt.Errorf("%s: %w: %w", m.text, ErrRedirectNone, out.err))
 	}
 	return out
 }

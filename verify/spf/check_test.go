@@ -64,34 +64,34 @@ func TestVerifyIdentities(t *testing.T) {
 		res                  spf.Result
 		identity             spf.Identity
 		sender, domain, mech string
-		result               verify.Result
+		result               verify.Status
 	}{
 		{"mailfrom", spf.Verify(ctx, z, args("192.0.2.10", "user@example.com")),
-			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.ResultPass},
+			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.StatusPass},
 		{"mailfrom-trailing-dot", spf.Verify(ctx, z, args("192.0.2.10", "user@example.com.")),
-			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.ResultPass},
+			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.StatusPass},
 		{"null-sender-is-postmaster-at-helo", spf.Verify(ctx, z, args("192.0.2.10", "")),
-			spf.IdentityMailFrom, "postmaster@mail.example.com", "mail.example.com", "a", verify.ResultPass},
+			spf.IdentityMailFrom, "postmaster@mail.example.com", "mail.example.com", "a", verify.StatusPass},
 		{"no-local-part", spf.Verify(ctx, z, args("192.0.2.99", "@example.com")),
-			spf.IdentityMailFrom, "postmaster@example.com", "example.com", "-all", verify.ResultFail},
+			spf.IdentityMailFrom, "postmaster@example.com", "example.com", "-all", verify.StatusFail},
 		{"helo", spf.VerifyHELO(ctx, z, args("192.0.2.99", "user@example.com")),
-			spf.IdentityHELO, "postmaster@mail.example.com", "mail.example.com", "-all", verify.ResultFail},
+			spf.IdentityHELO, "postmaster@mail.example.com", "mail.example.com", "-all", verify.StatusFail},
 		{"ipv4-mapped-client", spf.Verify(ctx, z, args("::ffff:192.0.2.10", "user@example.com")),
-			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.ResultPass},
+			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.StatusPass},
 		{"ipv6-client", spf.Verify(ctx, z, args("2001:db8::10", "user@example.com")),
-			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.ResultPass},
+			spf.IdentityMailFrom, "user@example.com", "example.com", "mx", verify.StatusPass},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tt.res
-			if r.Result != tt.result || r.Identity != tt.identity || r.Sender != tt.sender ||
+			if r.Status != tt.result || r.Identity != tt.identity || r.Sender != tt.sender ||
 				r.Domain != tt.domain || r.Mechanism != tt.mech {
 				t.Errorf("got %s %s %q %q %q, want %s %s %q %q %q (err %v)",
-					r.Result, r.Identity, r.Sender, r.Domain, r.Mechanism,
+					r.Status, r.Identity, r.Sender, r.Domain, r.Mechanism,
 					tt.result, tt.identity, tt.sender, tt.domain, tt.mech, r.Err)
 			}
-			if r.Result != verify.ResultFail && r.Explanation != "" {
-				t.Errorf("explanation %q on %s", r.Explanation, r.Result)
+			if r.Status != verify.StatusFail && r.Explanation != "" {
+				t.Errorf("explanation %q on %s", r.Explanation, r.Status)
 			}
 			if r.IP.Is4In6() {
 				t.Errorf("IP %v not unmapped", r.IP)
@@ -122,8 +122,8 @@ func TestInvalidInputsGiveNone(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.res.Result != verify.ResultNone || !errors.Is(tt.res.Err, tt.err) {
-				t.Errorf("got %s, %v; want none, %v", tt.res.Result, tt.res.Err, tt.err)
+			if tt.res.Status != verify.StatusNone || !errors.Is(tt.res.Err, tt.err) {
+				t.Errorf("got %s, %v; want none, %v", tt.res.Status, tt.res.Err, tt.err)
 			}
 		})
 	}
@@ -139,74 +139,74 @@ func TestResultsAndErrors(t *testing.T) {
 		txt    map[string][]string
 		mutate func(*dnstest.Resolver)
 		ip     string
-		result verify.Result
+		result verify.Status
 		mech   string
 		err    error // nil: Err must be nil
 	}{
 		{name: "no-record", txt: map[string][]string{"example.com": {"google-site-verification=x"}},
-			result: verify.ResultNone, err: spf.ErrNoRecord},
+			result: verify.StatusNone, err: spf.ErrNoRecord},
 		{name: "nxdomain", txt: map[string][]string{},
-			result: verify.ResultNone, err: spf.ErrNoRecord},
+			result: verify.StatusNone, err: spf.ErrNoRecord},
 		{name: "multiple-records", txt: map[string][]string{"example.com": {"v=spf1 -all", "v=spf1 +all"}},
-			result: verify.ResultPermerror, err: spf.ErrMultipleRecords},
+			result: verify.StatusPermerror, err: spf.ErrMultipleRecords},
 		{name: "default-neutral", txt: map[string][]string{"example.com": {"v=spf1 ip4:198.51.100.0/24"}},
-			result: verify.ResultNeutral, mech: "default"},
+			result: verify.StatusNeutral, mech: "default"},
 		{name: "pass-ip4", txt: map[string][]string{"example.com": {"v=spf1 ip4:192.0.2.0/24 -all"}},
-			result: verify.ResultPass, mech: "ip4:192.0.2.0/24"},
+			result: verify.StatusPass, mech: "ip4:192.0.2.0/24"},
 		{name: "softfail", txt: map[string][]string{"example.com": {"v=spf1 ~all"}},
-			result: verify.ResultSoftfail, mech: "~all"},
+			result: verify.StatusSoftfail, mech: "~all"},
 		{name: "syntax-error-after-match", txt: map[string][]string{"example.com": {"v=spf1 +all moo"}},
-			result: verify.ResultPermerror, err: spf.ErrSyntax},
+			result: verify.StatusPermerror, err: spf.ErrSyntax},
 		{name: "txt-servfail", txt: map[string][]string{"example.com": {"v=spf1 -all"}},
 			mutate: func(z *dnstest.Resolver) { z.Fail["example.com/TXT"] = dnstest.ServFail },
-			result: verify.ResultTemperror, err: dnscache.ErrTemporary},
+			result: verify.StatusTemperror, err: dnscache.ErrTemporary},
 		{name: "a-timeout", txt: map[string][]string{"example.com": {"v=spf1 a:slow.example.net -all"}},
 			mutate: func(z *dnstest.Resolver) { z.Fail["slow.example.net"] = dnstest.Timeout },
-			result: verify.ResultTemperror, mech: "a:slow.example.net", err: spf.ErrDNS},
+			result: verify.StatusTemperror, mech: "a:slow.example.net", err: spf.ErrDNS},
 		{name: "mx-host-servfail", txt: map[string][]string{"example.com": {"v=spf1 mx -all"}},
 			mutate: func(z *dnstest.Resolver) { z.Fail["mail.example.com/A"] = dnstest.ServFail },
-			result: verify.ResultTemperror, mech: "mx", err: spf.ErrDNS},
+			result: verify.StatusTemperror, mech: "mx", err: spf.ErrDNS},
 		{name: "include-none", txt: map[string][]string{"example.com": {"v=spf1 include:nothing.example.net -all"}},
-			result: verify.ResultPermerror, mech: "include:nothing.example.net", err: spf.ErrIncludeNone},
+			result: verify.StatusPermerror, mech: "include:nothing.example.net", err: spf.ErrIncludeNone},
 		{name: "include-temperror", txt: map[string][]string{"example.com": {"v=spf1 include:slow.example.net -all"}},
 			mutate: func(z *dnstest.Resolver) { z.Fail["slow.example.net"] = dnstest.Timeout },
-			result: verify.ResultTemperror, mech: "include:slow.example.net", err: dnscache.ErrTemporary},
+			result: verify.StatusTemperror, mech: "include:slow.example.net", err: dnscache.ErrTemporary},
 		{name: "include-permerror", txt: map[string][]string{
 			"example.com":     {"v=spf1 include:bad.example.net -all"},
 			"bad.example.net": {"v=spf1 ip4:300.0.0.1"}},
-			result: verify.ResultPermerror, mech: "include:bad.example.net", err: spf.ErrSyntax},
+			result: verify.StatusPermerror, mech: "include:bad.example.net", err: spf.ErrSyntax},
 		{name: "include-pass", txt: map[string][]string{
 			"example.com":      {"v=spf1 include:_spf.example.net -all"},
 			"_spf.example.net": {"v=spf1 ip4:192.0.2.1"}},
-			result: verify.ResultPass, mech: "include:_spf.example.net"},
+			result: verify.StatusPass, mech: "include:_spf.example.net"},
 		{name: "redirect-none", txt: map[string][]string{"example.com": {"v=spf1 redirect=nothing.example.net"}},
-			result: verify.ResultPermerror, mech: "redirect=nothing.example.net", err: spf.ErrRedirectNone},
+			result: verify.StatusPermerror, mech: "redirect=nothing.example.net", err: spf.ErrRedirectNone},
 		{name: "redirect-decides", txt: map[string][]string{
 			"example.com":      {"v=spf1 ip4:198.51.100.1 redirect=_spf.example.net"},
 			"_spf.example.net": {"v=spf1 ?ip4:192.0.2.0/24 -all"}},
-			result: verify.ResultNeutral, mech: "?ip4:192.0.2.0/24"},
+			result: verify.StatusNeutral, mech: "?ip4:192.0.2.0/24"},
 		{name: "too-many-lookups", txt: map[string][]string{"example.com": {"v=spf1 " + strings.Repeat("a ", 11) + "+all"}},
-			result: verify.ResultPermerror, mech: "a", err: spf.ErrTooManyLookups},
+			result: verify.StatusPermerror, mech: "a", err: spf.ErrTooManyLookups},
 		{name: "ten-lookups", txt: map[string][]string{"example.com": {"v=spf1 " + strings.Repeat("a ", 10) + "+all"}},
-			result: verify.ResultPass, mech: "+all"},
+			result: verify.StatusPass, mech: "+all"},
 		{name: "void-lookups", txt: map[string][]string{"example.com": {"v=spf1 a:n1.example.net a:n2.example.net a:n3.example.net +all"}},
-			result: verify.ResultPermerror, mech: "a:n3.example.net", err: spf.ErrVoidLookups},
+			result: verify.StatusPermerror, mech: "a:n3.example.net", err: spf.ErrVoidLookups},
 		{name: "two-void-lookups", txt: map[string][]string{"example.com": {"v=spf1 a:n1.example.net exists:n2.example.net +all"}},
-			result: verify.ResultPass, mech: "+all"},
+			result: verify.StatusPass, mech: "+all"},
 		{name: "too-many-mx", txt: map[string][]string{"example.com": {"v=spf1 mx:many.example.net -all"}},
 			mutate: func(z *dnstest.Resolver) {
 				for i := range 11 {
 					z.MX["many.example.net"] = append(z.MX["many.example.net"], dnscache.MX{Host: fmt.Sprintf("mx%d.example.net", i)})
 				}
 			},
-			result: verify.ResultPermerror, mech: "mx:many.example.net", err: spf.ErrTooManyMX},
+			result: verify.StatusPermerror, mech: "mx:many.example.net", err: spf.ErrTooManyMX},
 		{name: "null-mx", txt: map[string][]string{"example.com": {"v=spf1 mx:null.example.net -all"}},
 			mutate: func(z *dnstest.Resolver) { z.MX["null.example.net"] = []dnscache.MX{{Host: ""}} },
-			result: verify.ResultFail, mech: "-all"},
+			result: verify.StatusFail, mech: "-all"},
 		{name: "invalid-target-no-match", txt: map[string][]string{"example.com": {"v=spf1 a:mail.example...com ?all"}},
-			result: verify.ResultNeutral, mech: "?all"},
+			result: verify.StatusNeutral, mech: "?all"},
 		{name: "ip6-does-not-match-ipv4", txt: map[string][]string{"example.com": {"v=spf1 ip6:::ffff:192.0.2.1 ip6:::/0 -all"}},
-			result: verify.ResultFail, mech: "-all"},
+			result: verify.StatusFail, mech: "-all"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,8 +219,8 @@ func TestResultsAndErrors(t *testing.T) {
 				ip = "192.0.2.1"
 			}
 			res := spf.Verify(context.Background(), z, args(ip, "user@example.com"))
-			if res.Result != tt.result {
-				t.Errorf("result %s, want %s (err %v)", res.Result, tt.result, res.Err)
+			if res.Status != tt.result {
+				t.Errorf("result %s, want %s (err %v)", res.Status, tt.result, res.Err)
 			}
 			if tt.mech != "" && res.Mechanism != tt.mech {
 				t.Errorf("mechanism %q, want %q", res.Mechanism, tt.mech)
@@ -252,14 +252,14 @@ func TestExplanation(t *testing.T) {
 
 	res := spf.VerifyWithOptions(ctx, z, args("192.0.2.1", "user@example.com"), opts)
 	want := "domain of example.com does not designate 192.0.2.1 as permitted sender"
-	if res.Result != verify.ResultFail || res.Explanation != want {
-		t.Errorf("default: %s %q, want fail %q", res.Result, res.Explanation, want)
+	if res.Status != verify.StatusFail || res.Explanation != want {
+		t.Errorf("default: %s %q, want fail %q", res.Status, res.Explanation, want)
 	}
 
 	res = spf.VerifyWithOptions(ctx, z, args("198.51.100.7", "user@example.com"), opts)
 	want = "198.51.100.7 may not send for example.com (checked at _spf.example.com, by mx.receiver.example at 1234567890)"
-	if res.Result != verify.ResultFail || res.Mechanism != "-all" || res.Explanation != want {
-		t.Errorf("exp after redirect: %s %q %q, want fail -all %q", res.Result, res.Mechanism, res.Explanation, want)
+	if res.Status != verify.StatusFail || res.Mechanism != "-all" || res.Explanation != want {
+		t.Errorf("exp after redirect: %s %q %q, want fail -all %q", res.Status, res.Mechanism, res.Explanation, want)
 	}
 
 	opts = &spf.Options{DefaultExplanation: "see https://example.org/spf?s=%{S}"}
@@ -278,12 +278,12 @@ func TestOptionsLimits(t *testing.T) {
 	})
 	ctx := context.Background()
 	res := spf.VerifyWithOptions(ctx, z, args("192.0.2.1", "u@example.com"), &spf.Options{MaxLookups: 20})
-	if res.Result != verify.ResultPass || res.Lookups != 15 {
-		t.Errorf("MaxLookups 20: %s after %d lookups (%v)", res.Result, res.Lookups, res.Err)
+	if res.Status != verify.StatusPass || res.Lookups != 15 {
+		t.Errorf("MaxLookups 20: %s after %d lookups (%v)", res.Status, res.Lookups, res.Err)
 	}
 	res = spf.VerifyWithOptions(ctx, z, args("192.0.2.1", "u@void.example"), &spf.Options{MaxVoidLookups: -1})
-	if res.Result != verify.ResultPass || res.VoidLookups != 3 {
-		t.Errorf("void limit off: %s with %d void lookups (%v)", res.Result, res.VoidLookups, res.Err)
+	if res.Status != verify.StatusPass || res.VoidLookups != 3 {
+		t.Errorf("void limit off: %s with %d void lookups (%v)", res.Status, res.VoidLookups, res.Err)
 	}
 }
 
@@ -293,8 +293,8 @@ func TestContextEnded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := spf.Verify(ctx, z, args("192.0.2.1", "u@example.com"))
-	if res.Result != verify.ResultTemperror || !errors.Is(res.Err, context.Canceled) || !errors.Is(res.Err, spf.ErrDNS) {
-		t.Errorf("got %s, %v; want temperror wrapping context.Canceled", res.Result, res.Err)
+	if res.Status != verify.StatusTemperror || !errors.Is(res.Err, context.Canceled) || !errors.Is(res.Err, spf.ErrDNS) {
+		t.Errorf("got %s, %v; want temperror wrapping context.Canceled", res.Status, res.Err)
 	}
 }
 
@@ -312,7 +312,7 @@ func (c *cancelAfter) tick() {
 	}
 }
 
-func (c *cancelAfter) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.Result, error) {
+func (c *cancelAfter) LookupA(ctx context.Context, name string) ([]netip.Addr, dnscache.AnswerInfo, error) {
 	c.tick()
 	return c.Resolver.LookupA(ctx, name)
 }
@@ -324,8 +324,8 @@ func TestContextEndsMidway(t *testing.T) {
 	defer cancel()
 	r := &cancelAfter{Resolver: z, n: 2, cancel: cancel}
 	res := spf.Verify(ctx, r, args("192.0.2.10", "u@example.com"))
-	if res.Result != verify.ResultTemperror || !errors.Is(res.Err, context.Canceled) {
-		t.Errorf("got %s, %v; want temperror wrapping context.Canceled", res.Result, res.Err)
+	if res.Status != verify.StatusTemperror || !errors.Is(res.Err, context.Canceled) {
+		t.Errorf("got %s, %v; want temperror wrapping context.Canceled", res.Status, res.Err)
 	}
 }
 
@@ -339,8 +339,8 @@ func TestPTR(t *testing.T) {
 	z.A["other.example.org"] = []string{"198.51.100.1"}
 	z.A["mail.example.com.allowed.example.com"] = []string{"127.0.0.2"}
 	res := spf.Verify(context.Background(), z, args("192.0.2.10", "u@example.com"))
-	if res.Result != verify.ResultPass || res.Mechanism != "ptr" {
-		t.Errorf("got %s by %q (%v), want pass by ptr", res.Result, res.Mechanism, res.Err)
+	if res.Status != verify.StatusPass || res.Mechanism != "ptr" {
+		t.Errorf("got %s by %q (%v), want pass by ptr", res.Status, res.Mechanism, res.Err)
 	}
 	for _, q := range z.Queries() {
 		// Only names that could match are validated.
@@ -358,8 +358,8 @@ func TestPMacroQueriesPTROnce(t *testing.T) {
 	rev := dnscache.ReverseName(netip.MustParseAddr("192.0.2.10"))
 	z.PTR[rev] = []string{"mail.example.com"}
 	res := spf.Verify(context.Background(), z, args("192.0.2.10", "u@example.com"))
-	if res.Result != verify.ResultPass || res.Mechanism != "ptr" {
-		t.Errorf("got %s by %q (%v), want pass by ptr", res.Result, res.Mechanism, res.Err)
+	if res.Status != verify.StatusPass || res.Mechanism != "ptr" {
+		t.Errorf("got %s by %q (%v), want pass by ptr", res.Status, res.Mechanism, res.Err)
 	}
 	n := 0
 	for _, q := range z.Queries() {

@@ -47,8 +47,8 @@ func TestVerifyULabels(t *testing.T) {
 			if res.HELO != "mx.xn--bcher-kva.example" {
 				t.Errorf("HELO = %q, want the A-labels", res.HELO)
 			}
-			if res.Result != verify.ResultPass || res.Domain != tc.want || !strings.HasSuffix(res.Sender, "@"+tc.want) {
-				t.Errorf("= %s domain %q sender %q (%v), want pass for %s; queries %q", res.Result, res.Domain, res.Sender, res.Err, tc.want, z.Queries())
+			if res.Status != verify.StatusPass || res.Domain != tc.want || !strings.HasSuffix(res.Sender, "@"+tc.want) {
+				t.Errorf("= %s domain %q sender %q (%v), want pass for %s; queries %q", res.Status, res.Domain, res.Sender, res.Err, tc.want, z.Queries())
 			}
 		})
 	}
@@ -70,21 +70,21 @@ func TestVerifyNonASCIILocalPart(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.1")
 
 	res := spf.Verify(ctx, z, args("192.0.2.1", "jörg@example.com"))
-	if res.Result != verify.ResultFail || res.Mechanism != "-all" {
-		t.Errorf("UTF-8 local part: %s by %q (%v), want fail by -all", res.Result, res.Mechanism, res.Err)
+	if res.Status != verify.StatusFail || res.Mechanism != "-all" {
+		t.Errorf("UTF-8 local part: %s by %q (%v), want fail by -all", res.Status, res.Mechanism, res.Err)
 	}
 	if q := z.Queries(); slices.ContainsFunc(q, func(s string) bool { return strings.Contains(s, "users") || strings.Contains(s, "inc.") }) {
 		t.Errorf("queried a name built from a UTF-8 local part: %q", q)
 	}
 	// The same terms with an ASCII local part work as before.
 	res = spf.Verify(ctx, z, spf.Args{IP: ip, MailFromLocal: "jorg", MailFromDomain: "example.org", HELO: "mail.example.com"})
-	if res.Result != verify.ResultPass {
-		t.Errorf("ASCII local part: %s (%v), want pass", res.Result, res.Err)
+	if res.Status != verify.StatusPass {
+		t.Errorf("ASCII local part: %s (%v), want pass", res.Status, res.Err)
 	}
 	// redirect= to a name built from the local part finds no record.
 	res = spf.Verify(ctx, z, args("192.0.2.1", "jörg@redirect.example.com"))
-	if res.Result != verify.ResultPermerror || !errors.Is(res.Err, spf.ErrRedirectNone) {
-		t.Errorf("redirect: %s (%v), want permerror ErrRedirectNone", res.Result, res.Err)
+	if res.Status != verify.StatusPermerror || !errors.Is(res.Err, spf.ErrRedirectNone) {
+		t.Errorf("redirect: %s (%v), want permerror ErrRedirectNone", res.Status, res.Err)
 	}
 }
 
@@ -93,8 +93,8 @@ func TestVerifyInvalidULabel(t *testing.T) {
 	t.Parallel()
 	z := &dnstest.Resolver{}
 	res := spf.Verify(context.Background(), z, args("192.0.2.1", "info@b\u2260cher.example"))
-	if res.Result != verify.ResultNone || !errors.Is(res.Err, spf.ErrInvalidDomain) {
-		t.Fatalf("= %s (%v), want none, ErrInvalidDomain", res.Result, res.Err)
+	if res.Status != verify.StatusNone || !errors.Is(res.Err, spf.ErrInvalidDomain) {
+		t.Fatalf("= %s (%v), want none, ErrInvalidDomain", res.Status, res.Err)
 	}
 	if !strings.Contains(res.Err.Error(), "'≠'") {
 		t.Errorf("error %q does not name the character '≠'", res.Err)
@@ -110,7 +110,7 @@ func TestRecordUTF8Character(t *testing.T) {
 	t.Parallel()
 	z := zone(map[string][]string{"example.com": {"v=spf1 a:bücher.example -all"}})
 	res := spf.Verify(context.Background(), z, args("192.0.2.1", "a@example.com"))
-	if res.Result != verify.ResultPermerror || !strings.Contains(res.Err.Error(), "'ü' (U+00FC)") {
-		t.Errorf("= %s (%v), want permerror naming 'ü' (U+00FC)", res.Result, res.Err)
+	if res.Status != verify.StatusPermerror || !strings.Contains(res.Err.Error(), "'ü' (U+00FC)") {
+		t.Errorf("= %s (%v), want permerror naming 'ü' (U+00FC)", res.Status, res.Err)
 	}
 }

@@ -26,7 +26,7 @@ func Example() {
 		Receiver:       "mx.example.org",
 	}
 	res := spf.Verify(context.Background(), resolver, args)
-	fmt.Printf("spf=%s smtp.%s=%s (%s)\n", res.Result, res.Identity, res.Sender, res.Mechanism)
+	fmt.Printf("spf=%s smtp.%s=%s (%s)\n", res.Status, res.Identity, res.Sender, res.Mechanism)
 	fmt.Println(res.Explanation)
 	// Output:
 	// spf=fail smtp.mailfrom=alice@example.com (-all)
@@ -42,7 +42,7 @@ func ExampleVerifyHELO() {
 		IP:   netip.MustParseAddr("192.0.2.25"),
 		HELO: "mail.example.net",
 	})
-	fmt.Println(res.Result, res.Identity, res.Domain, res.Mechanism, res.Lookups)
+	fmt.Println(res.Status, res.Identity, res.Domain, res.Mechanism, res.Lookups)
 	// Output: pass helo mail.example.net a 1
 }
 
@@ -55,6 +55,6 @@ func ExampleVerifyWithOptions() {
 		MailFromLocal:  "bob",
 		MailFromDomain: "example.com",
 	}, &spf.Options{DefaultExplanation: "rejected, see https://example.org/spf?d=%{d}"})
-	fmt.Println(res.Result, res.Mechanism, errors.Is(res.Err, spf.ErrIncludeNone))
+	fmt.Println(res.Status, res.Mechanism, errors.Is(res.Err, spf.ErrIncludeNone))
 	// Output: permerror include:_spf.example.com true
 }

@@ -44,11 +44,11 @@ func FuzzParseRecord(f *testing.F) {
 			A:   map[string][]string{"example.com": {"192.0.2.1"}},
 		}
 		res := VerifyWithOptions(context.Background(), z, fuzzArgs(), nil)
-		switch res.Result {
-		case verify.ResultPass, verify.ResultFail, verify.ResultSoftfail, verify.ResultNeutral,
-			verify.ResultTemperror, verify.ResultPermerror:
+		switch res.Status {
+		case verify.StatusPass, verify.StatusFail, verify.StatusSoftfail, verify.StatusNeutral,
+			verify.StatusTemperror, verify.StatusPermerror:
 		default:
-			t.Fatalf("result %q for %q", res.Result, txt)
+			t.Fatalf("result %q for %q", res.Status, txt)
 		}
 		if res.Lookups > 10 || res.VoidLookups > 3 {
 			t.Fatalf("lookups %d, void %d for %q", res.Lookups, res.VoidLookups, txt)

@@ -26,14 +26,14 @@ func TestHostile(t *testing.T) {
 		mutate func(*dnstest.Resolver)
 		sender string
 		opts   *spf.Options
-		result verify.Result
+		result verify.Status
 		err    error
 		maxQ   int // most queries allowed
 	}{
 		{
 			name:   "include-self",
 			txt:    map[string][]string{"example.com": {"v=spf1 include:example.com -all"}},
-			result: verify.ResultPermerror, err: spf.ErrTooManyLookups, maxQ: 12,
+			result: verify.StatusPermerror, err: spf.ErrTooManyLookups, maxQ: 12,
 		},
 		{
 			name: "mutual-redirect",
@@ -41,7 +41,7 @@ func TestHostile(t *testing.T) {
 				"example.com":   {"v=spf1 redirect=b.example.net"},
 				"b.example.net": {"v=spf1 redirect=example.com"},
 			},
-			result: verify.ResultPermerror, err: spf.ErrTooManyLookups, maxQ: 12,
+			result: verify.StatusPermerror, err: spf.ErrTooManyLookups, maxQ: 12,
 		},
 		{
 			name: "include-redirect-cycle-with-high-limit",
@@ -50,60 +50,60 @@ func TestHostile(t *testing.T) {
 				"b.example.net": {"v=spf1 redirect=example.com"},
 			},
 			opts:   &spf.Options{MaxLookups: 1 << 20},
-			result: verify.ResultPermerror, err: spf.ErrTooManyLookups, maxQ: 40,
+			result: verify.StatusPermerror, err: spf.ErrTooManyLookups, maxQ: 40,
 		},
 		{
 			name:   "long-include-chain",
 			txt:    chain(100),
-			result: verify.ResultPermerror, err: spf.ErrTooManyLookups, maxQ: 12,
+			result: verify.StatusPermerror, err: spf.ErrTooManyLookups, maxQ: 12,
 		},
 		{
 			name:   "10000-octets-of-ip4",
 			txt:    map[string][]string{"example.com": {"v=spf1 " + repeatTerms("ip4:198.51.100.%d", 10000) + " -all"}},
-			result: verify.ResultFail, maxQ: 1,
+			result: verify.StatusFail, maxQ: 1,
 		},
 		{
 			name:   "10000-octets-of-a",
 			txt:    map[string][]string{"example.com": {"v=spf1 " + repeatTerms("a:h%d.example.com", 10000) + " -all"}},
 			opts:   &spf.Options{MaxVoidLookups: -1},
-			result: verify.ResultPermerror, err: spf.ErrTooManyLookups, maxQ: 11,
+			result: verify.StatusPermerror, err: spf.ErrTooManyLookups, maxQ: 11,
 		},
 		{
 			name:   "10000-octets-of-garbage",
 			txt:    map[string][]string{"example.com": {"v=spf1 " + strings.Repeat("%{", 5000)}},
-			result: verify.ResultPermerror, err: spf.ErrSyntax, maxQ: 1,
+			result: verify.StatusPermerror, err: spf.ErrSyntax, maxQ: 1,
 		},
 		{
 			name:   "10000-octet-term",
 			txt:    map[string][]string{"example.com": {"v=spf1 a:" + strings.Repeat("a", 9990) + ".com -all"}},
-			result: verify.ResultFail, maxQ: 2, // cut to "com" (§7.3)
+			result: verify.StatusFail, maxQ: 2, // cut to "com" (§7.3)
 		},
 		{
 			name:   "10000-octet-domain-spec-of-macros",
 			txt:    map[string][]string{"example.com": {"v=spf1 exists:" + strings.Repeat("%{s}.", 1995) + "example.com -all"}},
-			result: verify.ResultFail, maxQ: 1,
+			result: verify.StatusFail, maxQ: 1,
 		},
 		{
 			name:   "huge-transformer-digits",
 			txt:    map[string][]string{"example.com": {"v=spf1 exists:%{d" + strings.Repeat("9", 5000) + "r}.example.com -all"}},
-			result: verify.ResultFail, maxQ: 2,
+			result: verify.StatusFail, maxQ: 2,
 		},
 		{
 			name:   "255-label-name-via-macro",
 			txt:    map[string][]string{"example.com": {"v=spf1 exists:" + strings.Repeat("%{l}.", 7) + "example.com -all"}},
 			sender: longLocal + "@example.com",
-			result: verify.ResultFail, maxQ: 2,
+			result: verify.StatusFail, maxQ: 2,
 		},
 		{
 			name:   "exp-of-10000-octets",
 			txt:    map[string][]string{"example.com": {"v=spf1 -all exp=e.example.com"}, "e.example.com": {strings.Repeat("%{s} ", 2000)}},
-			result: verify.ResultFail, maxQ: 2,
+			result: verify.StatusFail, maxQ: 2,
 		},
 		{
 			name:   "1000-mx",
 			txt:    map[string][]string{"example.com": {"v=spf1 mx:many.example.net -all"}},
 			mutate: func(z *dnstest.Resolver) { z.MX["many.example.net"] = manyMX(1000) },
-			result: verify.ResultPermerror, err: spf.ErrTooManyMX, maxQ: 2,
+			result: verify.StatusPermerror, err: spf.ErrTooManyMX, maxQ: 2,
 		},
 		{
 			name: "1000-ptr",
@@ -114,7 +114,7 @@ func TestHostile(t *testing.T) {
 					z.PTR[rev] = append(z.PTR[rev], fmt.Sprintf("h%d.example.com", i))
 				}
 			},
-			result: verify.ResultFail, maxQ: 12,
+			result: verify.StatusFail, maxQ: 12,
 		},
 		{
 			name: "cname-loop",
@@ -122,12 +122,12 @@ func TestHostile(t *testing.T) {
 			mutate: func(z *dnstest.Resolver) {
 				z.CNAME = map[string]string{"loop.example.net": "loop2.example.net", "loop2.example.net": "loop.example.net"}
 			},
-			result: verify.ResultTemperror, err: spf.ErrDNS, maxQ: 2,
+			result: verify.StatusTemperror, err: spf.ErrDNS, maxQ: 2,
 		},
 		{
 			name:   "thousands-of-modifiers",
 			txt:    map[string][]string{"example.com": {"v=spf1 " + repeatTerms("x%d=%%{d}", 10000) + " -all"}},
-			result: verify.ResultFail, maxQ: 1,
+			result: verify.StatusFail, maxQ: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -144,8 +144,8 @@ func TestHostile(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			res := spf.VerifyWithOptions(ctx, z, args("192.0.2.1", sender), tt.opts)
-			if res.Result != tt.result {
-				t.Errorf("result %s, want %s (err %v)", res.Result, tt.result, res.Err)
+			if res.Status != tt.result {
+				t.Errorf("result %s, want %s (err %v)", res.Status, tt.result, res.Err)
 			}
 			if tt.err != nil && !errors.Is(res.Err, tt.err) {
 				t.Errorf("err %v, want %v", res.Err, tt.err)

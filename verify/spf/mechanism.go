@@ -25,7 +25,7 @@ func (c *checker) match(d *directive, domain string, depth int) (matched bool, o
 	}
 	// Every other mechanism queries the DNS (§4.6.4).
 	if err := c.countLookup(d.text); err != nil {
-		return false, errorOutcome(verify.ResultPermerror, err), false
+		return false, errorOutcome(verify.StatusPermerror, err), false
 	}
 	name, kind := c.target(d.domain, domain)
 	if kind == targetEAI {
@@ -53,7 +53,7 @@ func (c *checker) match(d *directive, domain string, depth int) (matched bool, o
 	case mechExists:
 		return c.matchExists(d, name)
 	}
-	return false, errorOutcome(verify.ResultPermerror, fmt.Errorf("%w: unhandled mechanism %q", ErrSyntax, d.text)), false
+	return false, errorOutcome(verify.StatusPermerror, fmt.Errorf("%w: unhandled mechanism %q", ErrSyntax, d.text)), false
 }
 
 // include evaluates include:domain-spec (§5.2): a recursive check_host()
@@ -62,16 +62,16 @@ func (c *checker) match(d *directive, domain string, depth int) (matched bool, o
 // permerror.
 func (c *checker) include(d *directive, name string, valid bool, depth int) (bool, outcome, bool) {
 	if !valid {
-		return false, errorOutcome(verify.ResultPermerror, fmt.Errorf("%s: %w: invalid target name", d.text, ErrIncludeNone)), false
+		return false, errorOutcome(verify.StatusPermerror, fmt.Errorf("%s: %w: invalid target name", d.text, ErrIncludeNone)), false
 	}
 	out := c.checkHost(name, depth+1)
 	switch out.result {
-	case verify.ResultPass:
+	case verify.StatusPass:
 		return true, outcome{}, true
-	case verify.ResultFail, verify.ResultSoftfail, verify.ResultNeutral:
+	case verify.StatusFail, verify.StatusSoftfail, verify.StatusNeutral:
 		return false, outcome{}, true
-	case verify.ResultNone:
-		return false, errorOutcome(verify.ResultPermerror, fmt.Errorf("%s: %w: %w", d.text, ErrIncludeNone, out.err)), false
+	case verify.StatusNone:
+		return false, errorOutcome(verify.StatusPermerror, fmt.Errorf("%s: %w: %w", d.text, ErrIncludeNone, out.err)), false
 	}
 	return false, errorOutcome(out.result, fmt.Errorf("%s: %w", d.text, out.err)), false
 }
@@ -107,7 +107,7 @@ func (c *checker) matchA(d *directive, name string) (bool, outcome, bool) {
 			return false, c.dnsOutcome(qtype, name, err), false
 		}
 		if err := c.countVoid(d.text); err != nil {
-			return false, errorOutcome(verify.ResultPermerror, err), false
+			return false, errorOutcome(verify.StatusPermerror, err), false
 		}
 		return false, outcome{}, true
 	}
@@ -129,12 +129,12 @@ func (c *checker) matchMX(d *directive, name string) (bool, outcome, bool) {
 			return false, c.dnsOutcome("MX", name, err), false
 		}
 		if err := c.countVoid(d.text); err != nil {
-			return false, errorOutcome(verify.ResultPermerror, err), false
+			return false, errorOutcome(verify.StatusPermerror, err), false
 		}
 		return false, outcome{}, true
 	}
 	if len(mxs) > maxMXNames {
-		return false, errorOutcome(verify.ResultPermerror, fmt.Errorf("%w: %s has %d", ErrTooManyMX, name, len(mxs))), false
+		return false, errorOutcome(verify.StatusPermerror, fmt.Errorf("%w: %s has %d", ErrTooManyMX, name, len(mxs))), false
 	}
 	for _, mx := range mxs {
 		host, ok := targetName(mx.Host)
@@ -169,7 +169,7 @@ func (c *checker) matchExists(d *directive, name string) (bool, outcome, bool) {
 			return false, c.dnsOutcome("A", name, err), false
 		}
 		if err := c.countVoid(d.text); err != nil {
-			return false, errorOutcome(verify.ResultPermerror, err), false
+			return false, errorOutcome(verify.StatusPermerror, err), false
 		}
 		return false, outcome{}, true
 	}

@@ -32,7 +32,7 @@ var mechNames = map[string]mechKind{
 // directive is one parsed mechanism with its qualifier.
 type directive struct {
 	text   string        // as written, with its qualifier if any
-	result verify.Result // the result when it matches (§4.6.2)
+	result verify.Status // the result when it matches (§4.6.2)
 	kind   mechKind
 	// domain is the domain-spec; nil means <domain> (a, mx, ptr).
 	domain macroString
@@ -98,16 +98,16 @@ func parseRecord(txt string) (*record, error) {
 func (rec *record) parseTerm(term string) error {
 	body := term
 	qualified := false
-	result := verify.ResultPass // §4.6.2: the default qualifier is "+"
+	result := verify.StatusPass // §4.6.2: the default qualifier is "+"
 	switch body[0] {
 	case '+':
 		qualified = true
 	case '-':
-		result, qualified = verify.ResultFail, true
+		result, qualified = verify.StatusFail, true
 	case '~':
-		result, qualified = verify.ResultSoftfail, true
+		result, qualified = verify.StatusSoftfail, true
 	case '?':
-		result, qualified = verify.ResultNeutral, true
+		result, qualified = verify.StatusNeutral, true
 	}
 	if qualified {
 		body = body[1:]

@@ -34,7 +34,7 @@ func TestParseRecord(t *testing.T) {
 	t.Parallel()
 	type dir struct {
 		text         string
-		result       verify.Result
+		result       verify.Status
 		kind         mechKind
 		prefix       string // ip4, ip6
 		cidr4, cidr6 int    // a, mx
@@ -47,33 +47,33 @@ func TestParseRecord(t *testing.T) {
 		exp      string
 	}{
 		{name: "empty", in: "v=spf1"},
-		{name: "trailing-space", in: "v=spf1 -all ", want: []dir{{"-all", verify.ResultFail, mechAll, "", 32, 128}}},
+		{name: "trailing-space", in: "v=spf1 -all ", want: []dir{{"-all", verify.StatusFail, mechAll, "", 32, 128}}},
 		{name: "two-spaces", in: "v=spf1 a  -all", want: []dir{
-			{"a", verify.ResultPass, mechA, "", 32, 128}, {"-all", verify.ResultFail, mechAll, "", 32, 128}}},
+			{"a", verify.StatusPass, mechA, "", 32, 128}, {"-all", verify.StatusFail, mechAll, "", 32, 128}}},
 		{name: "qualifiers", in: "v=spf1 +all -all ~all ?all", want: []dir{
-			{"+all", verify.ResultPass, mechAll, "", 32, 128}, {"-all", verify.ResultFail, mechAll, "", 32, 128},
-			{"~all", verify.ResultSoftfail, mechAll, "", 32, 128}, {"?all", verify.ResultNeutral, mechAll, "", 32, 128}}},
+			{"+all", verify.StatusPass, mechAll, "", 32, 128}, {"-all", verify.StatusFail, mechAll, "", 32, 128},
+			{"~all", verify.StatusSoftfail, mechAll, "", 32, 128}, {"?all", verify.StatusNeutral, mechAll, "", 32, 128}}},
 		{name: "case-insensitive-names", in: "v=spf1 MX A:Example.COM IP4:192.0.2.1 -ALL", want: []dir{
-			{"MX", verify.ResultPass, mechMX, "", 32, 128}, {"A:Example.COM", verify.ResultPass, mechA, "", 32, 128},
-			{"IP4:192.0.2.1", verify.ResultPass, mechIP4, "192.0.2.1/32", 0, 0}, {"-ALL", verify.ResultFail, mechAll, "", 32, 128}}},
+			{"MX", verify.StatusPass, mechMX, "", 32, 128}, {"A:Example.COM", verify.StatusPass, mechA, "", 32, 128},
+			{"IP4:192.0.2.1", verify.StatusPass, mechIP4, "192.0.2.1/32", 0, 0}, {"-ALL", verify.StatusFail, mechAll, "", 32, 128}}},
 		{name: "ip4-network", in: "v=spf1 ip4:192.0.2.77/24", want: []dir{
-			{"ip4:192.0.2.77/24", verify.ResultPass, mechIP4, "192.0.2.0/24", 0, 0}}},
+			{"ip4:192.0.2.77/24", verify.StatusPass, mechIP4, "192.0.2.0/24", 0, 0}}},
 		{name: "ip6-network", in: "v=spf1 ip6:2001:DB8::1/32 ip6:::1.1.1.1/0", want: []dir{
-			{"ip6:2001:DB8::1/32", verify.ResultPass, mechIP6, "2001:db8::/32", 0, 0},
-			{"ip6:::1.1.1.1/0", verify.ResultPass, mechIP6, "::/0", 0, 0}}},
+			{"ip6:2001:DB8::1/32", verify.StatusPass, mechIP6, "2001:db8::/32", 0, 0},
+			{"ip6:::1.1.1.1/0", verify.StatusPass, mechIP6, "::/0", 0, 0}}},
 		{name: "dual-cidr", in: "v=spf1 a/24//64 mx//0 a:foo.example.com/0 mx:foo:bar/baz.example.com", want: []dir{
-			{"a/24//64", verify.ResultPass, mechA, "", 24, 64}, {"mx//0", verify.ResultPass, mechMX, "", 32, 0},
-			{"a:foo.example.com/0", verify.ResultPass, mechA, "", 0, 128},
-			{"mx:foo:bar/baz.example.com", verify.ResultPass, mechMX, "", 32, 128}}},
+			{"a/24//64", verify.StatusPass, mechA, "", 24, 64}, {"mx//0", verify.StatusPass, mechMX, "", 32, 0},
+			{"a:foo.example.com/0", verify.StatusPass, mechA, "", 0, 128},
+			{"mx:foo:bar/baz.example.com", verify.StatusPass, mechMX, "", 32, 128}}},
 		{name: "modifiers", in: "v=spf1 redirect=_spf.example.com exp=explain.%{d} moo.cow-far_out=man:dog/cat default=+",
 			redirect: "redirect=_spf.example.com", exp: "exp=explain.%{d}"},
 		{name: "macro-domain-end", in: "v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} include:%{d2}", want: []dir{
-			{"exists:%{ir}.%{l1r+-}._spf.%{d}", verify.ResultPass, mechExists, "", 32, 128},
-			{"include:%{d2}", verify.ResultPass, mechInclude, "", 32, 128}}},
+			{"exists:%{ir}.%{l1r+-}._spf.%{d}", verify.StatusPass, mechExists, "", 32, 128},
+			{"include:%{d2}", verify.StatusPass, mechInclude, "", 32, 128}}},
 		{name: "toplabel-with-dash", in: "v=spf1 a:foo.example.xn--zckzah", want: []dir{
-			{"a:foo.example.xn--zckzah", verify.ResultPass, mechA, "", 32, 128}}},
+			{"a:foo.example.xn--zckzah", verify.StatusPass, mechA, "", 32, 128}}},
 		{name: "empty-label-is-syntax", in: "v=spf1 a:mail.example...com", want: []dir{
-			{"a:mail.example...com", verify.ResultPass, mechA, "", 32, 128}}},
+			{"a:mail.example...com", verify.StatusPass, mechA, "", 32, 128}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -183,14 +183,14 @@ func suiteText(t testing.TB, v any) string {
 	return ""
 }
 
-func (c suiteCase) acceptable() []verify.Result {
+func (c suiteCase) acceptable() []verify.Status {
 	switch v := c.Result.(type) {
 	case string:
-		return []verify.Result{verify.Result(v)}
+		return []verify.Status{verify.Status(v)}
 	case []any:
-		var out []verify.Result
+		var out []verify.Status
 		for _, r := range v {
-			out = append(out, verify.Result(fmt.Sprint(r)))
+			out = append(out, verify.Status(fmt.Sprint(r)))
 		}
 		return out
 	}
@@ -219,11 +219,11 @@ func runSuiteCase(name string, c suiteCase, zone dnscache.Resolver) (problem, no
 		Now:                func() time.Time { return time.Unix(1700000000, 0) },
 	})
 	want := c.acceptable()
-	if !slices.Contains(want, res.Result) {
-		return fmt.Sprintf("result %s (mechanism %q, err %v), want one of %v", res.Result, res.Mechanism, res.Err, want), ""
+	if !slices.Contains(want, res.Status) {
+		return fmt.Sprintf("result %s (mechanism %q, err %v), want one of %v", res.Status, res.Mechanism, res.Err, want), ""
 	}
-	if res.Result != want[0] {
-		note = fmt.Sprintf("%s accepted, the suite prefers %s (err %v)", res.Result, want[0], res.Err)
+	if res.Status != want[0] {
+		note = fmt.Sprintf("%s accepted, the suite prefers %s (err %v)", res.Status, want[0], res.Err)
 	}
 	if c.Explanation != nil {
 		got, exp := res.Explanation, *c.Explanation

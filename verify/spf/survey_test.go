@@ -110,7 +110,7 @@ func TestSurveyCountsAsEvaluation(t *testing.T) {
 		})
 		if res.Lookups != s.Lookups || res.VoidLookups != s.VoidLookups {
 			t.Errorf("%q: evaluation %d lookups %d void (%s %v), survey %d and %d",
-				rec, res.Lookups, res.VoidLookups, res.Result, res.Err, s.Lookups, s.VoidLookups)
+				rec, res.Lookups, res.VoidLookups, res.Status, res.Err, s.Lookups, s.VoidLookups)
 		}
 	}
 }

@@ -62,9 +62,9 @@ type Options struct {
 // Result is the outcome of one SPF check, with the facts an
 // Authentication-Results or Received-SPF header field and a log line need.
 type Result struct {
-	// Result is one of none, neutral, pass, fail, softfail, temperror and
+	// Status is one of none, neutral, pass, fail, softfail, temperror and
 	// permerror (§2.6).
-	Result verify.Result
+	Status verify.Status
 	// Identity is the identity checked.
 	Identity Identity
 	// Sender is the <sender> of check_host(): local-part@domain, with
@@ -162,13 +162,13 @@ func run(ctx context.Context, r dnscache.Resolver, args Args, opts *Options, id 
 		HELO:     helo,
 	}
 	if !ip.IsValid() {
-		res.Result, res.Err = verify.ResultNone, fmt.Errorf("spf: %w", ErrInvalidIP)
+		res.Status, res.Err = verify.StatusNone, fmt.Errorf("spf: %w", ErrInvalidIP)
 		return res
 	}
 	// §4.3: a malformed <domain> gives none without a query.
 	d, err := checkDomain(domain)
 	if err != nil {
-		res.Result, res.Err = verify.ResultNone, fmt.Errorf("spf: %s: %w", id, err)
+		res.Status, res.Err = verify.StatusNone, fmt.Errorf("spf: %s: %w", id, err)
 		return res
 	}
 	if d.IsIDN() {
@@ -199,11 +199,11 @@ func run(ctx context.Context, r dnscache.Resolver, args Args, opts *Options, id 
 		c.maxVoid = 2
 	}
 	out := c.checkHost(domain, 0)
-	res.Result, res.Mechanism, res.Lookups, res.VoidLookups = out.result, out.mech, c.lookups, c.voids
+	res.Status, res.Mechanism, res.Lookups, res.VoidLookups = out.result, out.mech, c.lookups, c.voids
 	if out.err != nil {
 		res.Err = fmt.Errorf("spf: %s %s: %w", id, domain, out.err)
 	}
-	if out.result == verify.ResultFail {
+	if out.result == verify.StatusFail {
 		def := opts.DefaultExplanation
 		if def == "" {
 			def = DefaultExplanation

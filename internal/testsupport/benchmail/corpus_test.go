@@ -117,9 +117,9 @@ func checkVerdicts(t *testing.T, opts benchmail.Options) *benchmail.Corpus {
 			v := msg.End()
 			dkim := "none"
 			for _, s := range v.DKIM {
-				dkim = string(s.Result)
+				dkim = string(s.Status)
 			}
-			got := benchmail.Expect{SPF: string(v.SPF.Result), DKIM: dkim, DMARC: string(v.DMARC.Result), ARC: string(v.ARC.Result), Action: string(v.Action)}
+			got := benchmail.Expect{SPF: string(v.SPF.Status), DKIM: dkim, DMARC: string(v.DMARC.Status), ARC: string(v.ARC.Status), Action: string(v.Action)}
 			if got != m.Expect {
 				t.Errorf("got %+v, want %+v\n%s", got, m.Expect, v.AuthResults)
 			}

@@ -422,8 +422,8 @@ func (g *gen) seal(d *draft, s *sender, results string, offset time.Duration) er
 		return err
 	}
 	res := v.Close()
-	if res.Result != "none" && res.Result != "pass" {
-		return fmt.Errorf("arc: chain before %s's seal is %s: %s", s.domain, res.Result, res.Reason)
+	if res.Status != "none" && res.Status != "pass" {
+		return fmt.Errorf("arc: chain before %s's seal is %s: %s", s.domain, res.Status, res.Reason)
 	}
 	t := g.date.Add(offset)
 	srvID := "mx." + s.domain

@@ -12,23 +12,24 @@ import (
 	"github.com/miekg/dns"
 )
 
-// wantNotCached checks that err is the error of a probe that missed: a
-// temporary *net.DNSError that also unwraps to ErrNotCached, and that p
-// recorded the miss.
-func wantNotCached(t *testing.T, err error, p *Probe) {
+// wantNotCached checks that err is the error of a cache-only lookup that
+// missed: a temporary *net.DNSError that also unwraps to ErrNotCached, and that
+// p recorded the miss.
+func wantNotCached(t *testing.T, err error, p *CacheOnly) {
 	t.Helper()
 	wantErr(t, err, ErrTemporary, false)
 	if !errors.Is(err, ErrNotCached) {
 		t.Fatalf("error %v: errors.Is(err, ErrNotCached) is false", err)
 	}
 	if !p.Missed() {
-		t.Fatal("probe did not record the miss")
+		t.Fatal("cache-only lookup did not record the miss")
 	}
 }
 
-// TestProbeWarmCache: in probe mode a Cache answers from its fresh entries
-// exactly as a normal lookup does, positive and negative, without a query.
-func TestProbeWarmCache(t *testing.T) {
+// TestCacheOnlyWarmCache: in cache-only mode a Cache answers from its fresh
+// entries exactly as a normal lookup does, positive and negative, without a
+// query.
+func TestCacheOnlyWarmCache(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name      string
@@ -48,47 +49,47 @@ func TestProbeWarmCache(t *testing.T) {
 			c, _ := newTestCache(t, srv, nil)
 			want, _, wantE := c.LookupTXT(context.Background(), "example.com")
 
-			ctx, p := WithProbe(context.Background())
+			ctx, p := WithCacheOnly(context.Background())
 			got, _, err := c.LookupTXT(ctx, "Example.COM.")
 			if p.Missed() {
-				t.Fatalf("probe missed a cached answer (%v)", err)
+				t.Fatalf("cache-only lookup missed a cached answer (%v)", err)
 			}
 			if tc.kind == nil {
 				if err != nil || !reflect.DeepEqual(got, want) {
-					t.Fatalf("probe: %q, %v; want %q", got, err, want)
+					t.Fatalf("cache-only lookup: %q, %v; want %q", got, err, want)
 				}
 			} else {
 				wantErr(t, err, tc.kind, false)
 				if errors.Is(err, ErrNotCached) || err.Error() != wantE.Error() {
-					t.Fatalf("probe: %v, want %v", err, wantE)
+					t.Fatalf("cache-only lookup: %v, want %v", err, wantE)
 				}
 			}
 			if n := srv.queries(); n != 1 {
 				t.Errorf("%d queries, want 1", n)
 			}
-			if s := c.Stats(); s.Hits != 1 || s.Misses != 1 || s.ProbeMisses != 0 {
+			if s := c.Stats(); s.Hits != 1 || s.Misses != 1 || s.CacheOnlyMisses != 0 {
 				t.Errorf("stats = %+v, want 1 hit, 1 miss", s)
 			}
 		})
 	}
 }
 
-// TestProbeColdCache: a probe of a name not cached fails at once, records
-// the miss, asks nothing upstream and counts no miss; the normal lookup
-// after it does, and a later probe is answered.
-func TestProbeColdCache(t *testing.T) {
+// TestCacheOnlyColdCache: a cache-only lookup of a name not cached fails at
+// once, records the miss, asks nothing upstream and counts no miss; the normal
+// lookup after it does, and a later cache-only lookup is answered.
+func TestCacheOnlyColdCache(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, fixed(t, dns.RcodeSuccess, []string{`example.com. 300 IN TXT "one"`}))
 	c, clock := newTestCache(t, srv, nil)
 
-	ctx, p := WithProbe(context.Background())
+	ctx, p := WithCacheOnly(context.Background())
 	_, _, err := c.LookupTXT(ctx, "example.com")
 	wantNotCached(t, err, p)
 	if n := srv.queries(); n != 0 {
-		t.Fatalf("probe sent %d queries", n)
+		t.Fatalf("cache-only lookup sent %d queries", n)
 	}
-	if s := c.Stats(); s.Misses != 0 || s.ProbeMisses != 1 || s.Queries != 0 {
-		t.Errorf("after the probe: stats = %+v, want 1 probe miss only", s)
+	if s := c.Stats(); s.Misses != 0 || s.CacheOnlyMisses != 1 || s.Queries != 0 {
+		t.Errorf("after the cache-only lookup: stats = %+v, want 1 cache-only miss only", s)
 	}
 
 	if txt, _, err := c.LookupTXT(context.Background(), "example.com"); err != nil || !reflect.DeepEqual(txt, []string{"one"}) {
@@ -98,14 +99,14 @@ func TestProbeColdCache(t *testing.T) {
 		t.Errorf("after the lookup: stats = %+v, want 1 miss, 1 query", s)
 	}
 
-	ctx, p = WithProbe(context.Background())
+	ctx, p = WithCacheOnly(context.Background())
 	if txt, _, err := c.LookupTXT(ctx, "example.com"); err != nil || p.Missed() || !reflect.DeepEqual(txt, []string{"one"}) {
-		t.Fatalf("probe after the lookup: %q, %v, missed %v", txt, err, p.Missed())
+		t.Fatalf("cache-only lookup after the lookup: %q, %v, missed %v", txt, err, p.Missed())
 	}
 
-	// Expired: a probe does not refresh it.
+	// Expired: a cache-only lookup does not refresh it.
 	clock.Advance(301 * time.Second)
-	ctx, p = WithProbe(context.Background())
+	ctx, p = WithCacheOnly(context.Background())
 	_, _, err = c.LookupTXT(ctx, "example.com")
 	wantNotCached(t, err, p)
 	if n := srv.queries(); n != 1 {
@@ -113,9 +114,9 @@ func TestProbeColdCache(t *testing.T) {
 	}
 }
 
-// TestProbeDuringFlight: while a lookup waits for upstream, a probe of the
-// same question misses at once instead of joining the flight.
-func TestProbeDuringFlight(t *testing.T) {
+// TestCacheOnlyDuringFlight: while a lookup waits for upstream, a cache-only
+// lookup of the same question misses at once instead of joining the flight.
+func TestCacheOnlyDuringFlight(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	srv := startServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
@@ -132,12 +133,12 @@ func TestProbeDuringFlight(t *testing.T) {
 	for srv.queries() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	ctx, p := WithProbe(context.Background())
+	ctx, p := WithCacheOnly(context.Background())
 	start := time.Now()
 	_, _, err := c.LookupTXT(ctx, "example.com")
 	wantNotCached(t, err, p)
 	if d := time.Since(start); d > time.Second {
-		t.Errorf("probe waited %v for the flight", d)
+		t.Errorf("cache-only lookup waited %v for the flight", d)
 	}
 	close(release)
 	wg.Wait()
@@ -146,39 +147,39 @@ func TestProbeDuringFlight(t *testing.T) {
 	}
 }
 
-// TestProbeClient: a Client in probe mode sends nothing.
-func TestProbeClient(t *testing.T) {
+// TestCacheOnlyClient: a Client in cache-only mode sends nothing.
+func TestCacheOnlyClient(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, echoTXT(t))
 	c := newTestClient(t, testConfig(srv.addr))
-	if !CanProbe(c) {
-		t.Fatal("CanProbe(Client) is false")
+	if !HonoursCacheOnly(c) {
+		t.Fatal("HonoursCacheOnly(Client) is false")
 	}
-	ctx, p := WithProbe(context.Background())
+	ctx, p := WithCacheOnly(context.Background())
 	_, _, err := c.LookupTXT(ctx, "example.com")
 	wantNotCached(t, err, p)
 	_, _, err = c.LookupPTR(ctx, netip.MustParseAddr("192.0.2.1"))
 	wantNotCached(t, err, p)
 	if n := srv.queries(); n != 0 {
-		t.Fatalf("Client sent %d queries in probe mode", n)
+		t.Fatalf("Client sent %d queries in cache-only mode", n)
 	}
 	if _, _, err := c.LookupTXT(context.Background(), "example.com"); err != nil {
 		t.Fatalf("normal lookup: %v", err)
 	}
 }
 
-// TestProbeOverlay: the zone answers a probe from memory; names outside it
-// are probed in the cache behind it.
-func TestProbeOverlay(t *testing.T) {
+// TestCacheOnlyOverlay: the zone answers a cache-only lookup from memory; names
+// outside it are looked up in the cache behind it, from memory only.
+func TestCacheOnlyOverlay(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, echoTXT(t))
 	c, _ := newTestCache(t, srv, nil)
 	r := Overlay(loadTestZone(t), c)
-	if !CanProbe(r) {
-		t.Fatal("CanProbe(Overlay over a Cache) is false")
+	if !HonoursCacheOnly(r) {
+		t.Fatal("HonoursCacheOnly(Overlay over a Cache) is false")
 	}
 
-	ctx, p := WithProbe(context.Background())
+	ctx, p := WithCacheOnly(context.Background())
 	txt, _, err := r.LookupTXT(ctx, "_dmarc.example.com")
 	if err != nil || p.Missed() || !reflect.DeepEqual(txt, []string{"v=DMARC1; p=reject"}) {
 		t.Fatalf("zone name: %q, %v, missed %v", txt, err, p.Missed())
@@ -186,16 +187,16 @@ func TestProbeOverlay(t *testing.T) {
 	_, _, err = r.LookupTXT(ctx, "nope.example.com")
 	wantErr(t, err, ErrNXDomain, false)
 	if p.Missed() {
-		t.Fatal("probe missed on the zone's NXDOMAIN")
+		t.Fatal("cache-only lookup missed on the zone's NXDOMAIN")
 	}
 
 	_, _, err = r.LookupTXT(ctx, "example.net")
 	wantNotCached(t, err, p)
-	ctx, p = WithProbe(context.Background())
+	ctx, p = WithCacheOnly(context.Background())
 	_, _, err = r.LookupTXT(ctx, "out.example.com") // CNAME out of the zone
 	wantNotCached(t, err, p)
 	if n := srv.queries(); n != 0 {
-		t.Fatalf("%d queries in probe mode", n)
+		t.Fatalf("%d queries in cache-only mode", n)
 	}
 
 	for _, name := range []string{"example.net", "out.example.com"} {
@@ -203,20 +204,20 @@ func TestProbeOverlay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, p = WithProbe(context.Background())
+	ctx, p = WithCacheOnly(context.Background())
 	for _, name := range []string{"example.net", "out.example.com"} {
 		if txt, _, err := r.LookupTXT(ctx, name); err != nil || !reflect.DeepEqual(txt, []string{"ok"}) {
 			t.Errorf("%s after a lookup: %q, %v", name, txt, err)
 		}
 	}
 	if p.Missed() || srv.queries() != 2 {
-		t.Errorf("warm probe: missed %v, %d queries (want 2)", p.Missed(), srv.queries())
+		t.Errorf("warm cache-only lookup: missed %v, %d queries (want 2)", p.Missed(), srv.queries())
 	}
 }
 
-// TestCanProbe: the resolvers of this package honour probe mode; one from
-// elsewhere does not, nor an Overlay in front of it.
-func TestCanProbe(t *testing.T) {
+// TestHonoursCacheOnly: the resolvers of this package honour cache-only mode;
+// one from elsewhere does not, nor an Overlay in front of it.
+func TestHonoursCacheOnly(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, echoTXT(t))
 	z := loadTestZone(t)
@@ -240,17 +241,17 @@ func TestCanProbe(t *testing.T) {
 		{"foreign", foreign, false},
 		{"Overlay over a foreign resolver", Overlay(z, foreign), false},
 	} {
-		if got := CanProbe(tc.r); got != tc.want {
-			t.Errorf("%s: CanProbe = %v, want %v", tc.name, got, tc.want)
+		if got := HonoursCacheOnly(tc.r); got != tc.want {
+			t.Errorf("%s: HonoursCacheOnly = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-// plainResolver hides a Resolver's Prober method.
+// plainResolver hides a Resolver's HonoursCacheOnly method.
 type plainResolver struct{ Resolver }
 
-// TestFromMemory: work runs with a probe context, and FromMemory reports
-// whether the cache answered all of it; a resolver that cannot be probed
+// TestFromMemory: work runs with a cache-only context, and FromMemory reports
+// whether the cache answered all of it; a resolver without cache-only mode
 // is not asked at all.
 func TestFromMemory(t *testing.T) {
 	t.Parallel()
@@ -272,6 +273,6 @@ func TestFromMemory(t *testing.T) {
 	ran = false
 	p := plainResolver{c}
 	if FromMemory(ctx, p, lookup(p, &ran)) || ran {
-		t.Fatalf("resolver without probe mode: FromMemory true, or work run (%v)", ran)
+		t.Fatalf("resolver without cache-only mode: FromMemory true, or work run (%v)", ran)
 	}
 }

@@ -12,11 +12,11 @@ import (
 	"github.com/authmilter/authmilter/verify"
 )
 
-// TestWarmCacheStartsNoGoroutine: with a resolver that has the keys in
-// memory and says so (dnscache.CanProbe), a Validator fetches them on the
-// caller's goroutine and starts none; with a cold cache, or a resolver
-// that cannot be probed, the lookups run in the background as before. The
-// result is the same every way. Not parallel: it counts the goroutines the
+// TestWarmCacheStartsNoGoroutine: with a resolver that has the keys in memory
+// and says so (dnscache.HonoursCacheOnly), a Validator fetches them on the
+// caller's goroutine and starts none; with a cold cache, or a resolver that
+// does not honour cache-only mode, the lookups run in the background as before.
+// The result is the same every way. Not parallel: it counts the goroutines the
 // whole program creates.
 func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 	records := newResolver()
@@ -43,7 +43,7 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 	}
 
 	want, _ := run(records)
-	if want.Result != verify.ResultPass || want.Instances != 2 {
+	if want.Status != verify.StatusPass || want.Instances != 2 {
 		t.Fatalf("fake resolver: %+v", want)
 	}
 	for _, step := range []struct {
@@ -54,7 +54,7 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 		{"cold cache", keyRes, true},
 		{"warm cache", keyRes, false},
 		{"warm cache, without KeyResolver", cache, false},
-		{"resolver that cannot be probed", records, true},
+		{"resolver without cache-only mode", records, true},
 	} {
 		got, n := run(step.r)
 		if !reflect.DeepEqual(got, want) {
@@ -80,7 +80,7 @@ func TestNoSealBodyHash(t *testing.T) {
 		return v.Close(), v.BodyHash()
 	}
 	want, full := run(nil)
-	if want.Result != verify.ResultPass || len(full) != 32 {
+	if want.Status != verify.StatusPass || len(full) != 32 {
 		t.Fatalf("default: %+v, body hash %x", want, full)
 	}
 	got, none := run(&Options{NoSealBodyHash: true})

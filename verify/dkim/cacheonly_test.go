@@ -12,11 +12,11 @@ import (
 	"github.com/authmilter/authmilter/verify"
 )
 
-// TestWarmCacheStartsNoGoroutine: with a resolver that has the keys in
-// memory and says so (dnscache.CanProbe), a Verifier fetches them on the
-// caller's goroutine and starts none; with a cold cache, or a resolver
-// that cannot be probed, the lookups run in the background as before. The
-// results are the same every way. Not parallel: it counts the goroutines
+// TestWarmCacheStartsNoGoroutine: with a resolver that has the keys in memory
+// and says so (dnscache.HonoursCacheOnly), a Verifier fetches them on the
+// caller's goroutine and starts none; with a cold cache, or a resolver that
+// does not honour cache-only mode, the lookups run in the background as before.
+// The results are the same every way. Not parallel: it counts the goroutines
 // the whole program creates.
 func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 	k := testKeys()
@@ -48,7 +48,7 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 	}
 
 	want, _ := run(records)
-	if len(want) != 2 || want[0].Result != verify.ResultPass || want[1].Result != verify.ResultPass {
+	if len(want) != 2 || want[0].Status != verify.StatusPass || want[1].Status != verify.StatusPass {
 		t.Fatalf("fake resolver: %+v", want)
 	}
 	for _, step := range []struct {
@@ -59,7 +59,7 @@ func TestWarmCacheStartsNoGoroutine(t *testing.T) {
 		{"cold cache", keyRes, true},
 		{"warm cache", keyRes, false},
 		{"warm cache, without KeyResolver", cache, false},
-		{"resolver that cannot be probed", records, true},
+		{"resolver without cache-only mode", records, true},
 	} {
 		got, n := run(step.r)
 		if !reflect.DeepEqual(got, want) {
