@@ -57,7 +57,7 @@
 #     chains sealed by dkimpy;
 #  3. serves the corpus zone (bench.zone) from a private unbound on a
 #     loopback address, port 53, answering only the corpus zones (everything
-#     else REFUSED, no recursion);
+#     else REFUSED, no recursion); with -D, `milterload dns` there instead;
 #  4. runs each milter on 127.0.0.1 with a minimal configuration doing the
 #     same work, pointed at that unbound (OpenDMARC through the libc resolver,
 #     in a private mount namespace with its own /etc/resolv.conf);
