@@ -184,6 +184,28 @@ func TestTemperror(t *testing.T) {
 	}
 }
 
+// TestTemperrorDoesNotHideFail: the newest set's key lookup fails
+// temporarily (the DNS of whoever added it, an attacker's perhaps), and an
+// older seal fails for good. No answer to the failed lookup can make the
+// chain pass, so it fails: a temperror would let the newest hop's DNS turn
+// a broken chain that names a trusted sealer into a deferral.
+func TestTemperrorDoesNotHideFail(t *testing.T) {
+	r := newResolver()
+	msg := mustSeal(t, r, newEd25519Sealer(t, r, "b.example"), mustSeal(t, r, newEd25519Sealer(t, r, "a.example"), testMessage))
+	// AS(1) covers AAR(1): changed, it fails.
+	msg = strings.Replace(msg, "i=1; mx.a.example; arc=none", "i=1; mx.a.example; arc=pass", 1)
+	failing := &dnstest.Resolver{TXT: r.TXT, Fail: map[string]dnstest.Failure{"sel._domainkey.b.example": dnstest.ServFail}}
+	res := validate(t, failing, msg)
+	if res.Status != verify.StatusFail || !errors.Is(res.Err, ErrSignature) {
+		t.Fatalf("got %s (%v), want fail: AS(1) fails whatever b.example's DNS says", res.Status, res.Err)
+	}
+	// With every seal sound, the same lookup failure leaves it open.
+	res = validate(t, failing, strings.Replace(msg, "i=1; mx.a.example; arc=pass", "i=1; mx.a.example; arc=none", 1))
+	if res.Status != verify.StatusTemperror || !errors.Is(res.Err, ErrTemporary) {
+		t.Fatalf("got %s (%v), want temperror", res.Status, res.Err)
+	}
+}
+
 // blockingResolver never answers until the context ends.
 type blockingResolver struct{ *dnstest.Resolver }
 

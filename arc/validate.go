@@ -349,11 +349,22 @@ func reason(err error) string {
 // validate runs RFC 8617 §5.2 steps 5 to 8 on a well-formed chain.
 func (v *Validator) validate() Result {
 	valid := make([]bool, v.n)
+	// A temporary failure leaves the chain undecided only when every other
+	// signature steps 5 and 7 require could still validate: when one fails
+	// for good, the chain fails whatever the lookup that failed would have
+	// said. That lookup may be in the DNS of whoever added the newest set;
+	// it must not turn a chain that cannot pass into temperror (which local
+	// policy defers on for a trusted sealer's chain).
+	var temp error
 	// Step 5: the newest AMS.
 	if err := v.verifyAMS(v.amss[v.n-1]); err != nil {
-		return v.errResult(err, valid)
+		if !errors.Is(err, ErrTemporary) {
+			return v.errResult(err, valid)
+		}
+		temp = err
+	} else {
+		valid[v.n-1] = true
 	}
-	valid[v.n-1] = true
 	// Step 6: oldest-pass, from the newest AMS down to the first that
 	// fails. An AMS whose key lookup failed temporarily counts as not
 	// validating here: oldest-pass is informational (§5.2).
@@ -374,8 +385,16 @@ func (v *Validator) validate() Result {
 	// Step 7: every AS, newest first.
 	for i := v.n - 1; i >= 0; i-- {
 		if err := v.verifySeal(i + 1); err != nil {
-			return v.errResult(err, valid)
+			if !errors.Is(err, ErrTemporary) {
+				return v.errResult(err, valid)
+			}
+			if temp == nil {
+				temp = err
+			}
 		}
+	}
+	if temp != nil {
+		return v.errResult(temp, valid)
 	}
 	// Step 8.
 	return Result{Status: verify.StatusPass, OldestPass: oldest, Sets: v.sets(valid)}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/authmilter/authmilter/domain"
 	"io"
 	"os"
 	"path/filepath"
@@ -136,7 +137,7 @@ func LoadOpenDKIM(keyTable, signingTable string, multiple bool) (*OpenDKIM, []st
 				return nil, nil, fmt.Errorf("%w: %s:%d: key %q is not in the KeyTable %s", ErrOpenDKIM, spath, r.Line, r.KeyName, kpath)
 			}
 		}
-		row := odRow{pattern: strings.ToLower(r.Pattern), keyName: r.KeyName, signer: r.Signer, line: r.Line}
+		row := odRow{pattern: aLabelPattern(r.Pattern), keyName: r.KeyName, signer: r.Signer, line: r.Line}
 		if srefile {
 			o.patterns = append(o.patterns, row)
 		} else if _, dup := o.rows[row.pattern]; !dup {
@@ -252,6 +253,9 @@ func ParseKeyTable(data []byte, name string) ([]KeyTableRow, error) {
 			if !validDomain(d) {
 				return fmt.Errorf("%w: %s: invalid domain %q", ErrOpenDKIM, where, f[0])
 			}
+			// d= is written in A-labels (RFC 8616 §4), as Load does for
+			// dkim.sign.keys: a U-label here would fail every signature.
+			r.Domain = d
 		}
 		if !validDomain(r.Selector) {
 			return fmt.Errorf("%w: %s: invalid selector %q", ErrOpenDKIM, where, r.Selector)
@@ -388,6 +392,34 @@ func (o *OpenDKIM) Keys(local, domain string) []Key {
 		}
 	}
 	return out
+}
+
+// aLabelPattern returns a SigningTable key or pattern in lower case with
+// the labels of its domain part that are U-labels in their A-label form,
+// since lookups use the A-label form of the From domain (RFC 8616). Labels
+// holding a "*" or that are no valid U-label are kept as written.
+func aLabelPattern(p string) string {
+	p = strings.ToLower(p)
+	at := strings.LastIndexByte(p, '@')
+	labels := strings.Split(p[at+1:], ".")
+	for i, l := range labels {
+		if l == "" || strings.Contains(l, "*") || isASCII(l) {
+			continue
+		}
+		if n, err := domain.Parse(l); err == nil {
+			labels[i] = n.ASCII
+		}
+	}
+	return p[:at+1] + strings.Join(labels, ".")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // wildMatch reports whether s matches pattern, where "*" matches any run

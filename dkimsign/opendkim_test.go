@@ -173,3 +173,76 @@ func TestWildMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyTableULabelDomain: a KeyTable row whose domain is written in
+// U-labels signs with its A-label form as d= (RFC 8616 §4), as
+// dkim.sign.keys does, instead of yielding a key that Sign refuses.
+func TestKeyTableULabelDomain(t *testing.T) {
+	rows, err := ParseKeyTable([]byte("k1 Bücher.example:s1:/etc/dkim/k1.pem\n"), "KeyTable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rows[0].Domain, "xn--bcher-kva.example"; got != want {
+		t.Fatalf("domain %q, want %q", got, want)
+	}
+	dir := t.TempDir()
+	keyFile := writeKey(t, dir, "key.pem", rsaKey(t, 2048), 0o600)
+	kt := filepath.Join(dir, "KeyTable")
+	st := filepath.Join(dir, "SigningTable")
+	if err := os.WriteFile(kt, []byte("k1 bücher.example:s1:"+keyFile+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(st, []byte("* k1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := LoadOpenDKIM("file:"+kt, "refile:"+st, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := o.Keys("a", "xn--bcher-kva.example")
+	if len(keys) != 1 {
+		t.Fatalf("%d keys", len(keys))
+	}
+	if _, err := Sign(nil, make([]byte, 32), keys, nil); err != nil {
+		t.Fatalf("a KeyTable key in U-labels cannot sign: %v", err)
+	}
+}
+
+// SigningTable keys and patterns written in U-labels match the A-label
+// From domain every lookup uses (RFC 8616), in file: and refile: tables.
+func TestSigningTableULabelPattern(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := writeKey(t, dir, "key.pem", rsaKey(t, 2048), 0o600)
+	kt := filepath.Join(dir, "KeyTable")
+	if err := os.WriteFile(kt, []byte("k1 bücher.example:s1:"+keyFile+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ kind, table string }{
+		{"file", "Bücher.example k1\n"},
+		{"file", "info@bücher.example k1\n"},
+		{"refile", "*@bücher.example k1\n"},
+		{"refile", "*@*.bücher.example k1\n"},
+	} {
+		st := filepath.Join(t.TempDir(), "SigningTable")
+		if err := os.WriteFile(st, []byte(tc.table), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := LoadOpenDKIM("file:"+kt, tc.kind+":"+st, false)
+		if err != nil {
+			t.Fatalf("%s %q: %v", tc.kind, tc.table, err)
+		}
+		from := "xn--bcher-kva.example"
+		if strings.Contains(tc.table, "*.") {
+			from = "mail." + from
+		}
+		if keys := o.Keys("info", from); len(keys) != 1 {
+			t.Errorf("%s %q: %d keys for info@%s, want 1", tc.kind, tc.table, len(keys), from)
+		}
+		if keys := o.Keys("info", "other.example"); len(keys) != 0 {
+			t.Errorf("%s %q: %d keys for other.example, want 0", tc.kind, tc.table, len(keys))
+		}
+	}
+	if got := aLabelPattern("*@*.Bücher.example"); got != "*@*.xn--bcher-kva.example" {
+		t.Errorf("aLabelPattern = %q", got)
+	}
+}

@@ -120,7 +120,8 @@ func spfReason(r spf.Result) string {
 
 // receivedSPF returns the value of a Received-SPF header field for r (RFC
 // 7208 §9.1), receiver being the name of the host that did the check:
-// problem= carries the error of none, temperror and permerror, mechanism=
+// problem= carries the error of none, temperror and permerror in public
+// words, mechanism=
 // the term that decided ("default" when none matched).
 func receivedSPF(r spf.Result, receiver string) string {
 	f := authres.ReceivedSPF{
@@ -135,9 +136,9 @@ func receivedSPF(r spf.Result, receiver string) string {
 	if r.IP.IsValid() {
 		f.ClientIP = r.IP.String()
 	}
-	if r.Err != nil {
-		f.Problem = r.Err.Error()
-	}
+	// The field is passed on with the message: the error's public words,
+	// not its chain, which names resolvers and zone files (public.go).
+	f.Problem = publicSPFError(r)
 	return authres.FormatReceivedSPF(f)
 }
 

@@ -1,10 +1,16 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/authmilter/authmilter/dnscache"
+	"github.com/authmilter/authmilter/dnscache/dnstest"
 
 	"github.com/authmilter/authmilter/verify"
 	"github.com/authmilter/authmilter/verify/authres"
@@ -116,8 +122,15 @@ func TestReceivedSPF(t *testing.T) {
 			"permerror (mx.example.org: permanent error in processing during\r\n" +
 				"\tlookup of h.example) client-ip=\"2001:db8::1\";\r\n" +
 				"\tenvelope-from=\"postmaster@h.example\"; helo=h.example;\r\n" +
-				"\tproblem=\"record syntax error: unknown mechanism foo\";\r\n" +
-				"\treceiver=mx.example.org; identity=helo"},
+				"\tproblem=\"record syntax error\"; receiver=mx.example.org; identity=helo"},
+		{"temperror names no resolver", spf.Result{
+			Status: verify.StatusTemperror, Identity: spf.IdentityMailFrom, Sender: "a@b.example",
+			Err: fmt.Errorf("%w: TXT b.example: %w", spf.ErrDNS, dnscache.NewError(dnscache.ErrTemporary, "b.example", "10.1.2.3:53", "i/o timeout", true)),
+		}, "mx.example.org",
+			"temperror (mx.example.org: temporary error in processing during\r\n" +
+				"\tlookup of a@b.example) envelope-from=\"a@b.example\";\r\n" +
+				"\tproblem=\"temporary DNS failure\"; receiver=mx.example.org;\r\n" +
+				"\tidentity=mailfrom"},
 		{"no receiver, no IP", spf.Result{Status: verify.StatusNone, Sender: "a@b.example"}, "",
 			"none (domain of a@b.example does not designate permitted sender\r\n" +
 				"\thosts) envelope-from=\"a@b.example\""},
@@ -132,5 +145,24 @@ func TestReceivedSPF(t *testing.T) {
 				t.Errorf("receivedSPF =\n%s\nwant\n%s\n%q", got, tc.want, got)
 			}
 		})
+	}
+}
+
+// TestPublicReasonIdentifierTemperror: DMARC temperror because an SPF
+// temperror was for an identifier that could align names that cause, not
+// a DMARC lookup that "did not finish during policy discovery".
+func TestPublicReasonIdentifierTemperror(t *testing.T) {
+	t.Parallel()
+	r := &dnstest.Resolver{TXT: map[string][]string{"_dmarc.victim.example": {"v=DMARC1; p=reject"}}}
+	d := dmarc.Evaluate(context.Background(), r, dmarc.Args{
+		From: []string{"ceo@victim.example"},
+		SPF:  dmarc.SPF{Status: verify.StatusTemperror, Domain: "bounce.victim.example", Identity: dmarc.IdentityMailFrom},
+	}, nil)
+	if d.Status != verify.StatusTemperror || !errors.Is(d.Err, dmarc.ErrIdentifierTemperror) || !errors.Is(d.Err, dmarc.ErrDNS) {
+		t.Fatalf("%s (%v)", d.Status, d.Err)
+	}
+	got := publicDMARCReason(d)
+	if strings.Contains(got, "did not finish") || strings.Contains(got, "policy discovery") || !strings.Contains(got, "SPF or DKIM") {
+		t.Fatalf("public reason %q misstates the cause", got)
 	}
 }

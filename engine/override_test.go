@@ -123,12 +123,23 @@ func TestPublicReasons(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var buf syncbuf.Buffer
-			e := &Engine{Resolver: tc.r, AuthservID: "mx.test", Policy: DefaultPolicy(), Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+			// Not enforced: the message is accepted, so the fields
+			// inserted (Received-SPF) are checked too.
+			pol := DefaultPolicy()
+			pol.Enforce = false
+			e := &Engine{Resolver: tc.r, AuthservID: "mx.test", Policy: pol, ReceivedSPF: true, Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
 			v, _, _ := run(t, e, env("192.0.2.1", "helo.nowhere.example", "a@sender.example"), msg)
 			if v.SPF.Status != tc.result["spf"] || v.DKIM[0].Status != tc.result["dkim"] || v.DMARC.Status != tc.result["dmarc"] {
 				t.Fatalf("spf %s dkim %s dmarc %s, want %v", v.SPF.Status, v.DKIM[0].Status, v.DMARC.Status, tc.result)
 			}
-			for _, text := range []string{v.AuthResults, v.Reply} {
+			public := []string{v.AuthResults, v.Reply}
+			if len(v.Insert) == 0 {
+				t.Fatal("no header field inserted")
+			}
+			for _, f := range v.Insert {
+				public = append(public, string(f.Raw)) // Received-SPF too
+			}
+			for _, text := range public {
 				for _, leak := range []string{dir, "dnstest", "on zone", "no such host", "SERVFAIL", "timeout", "spf: ", "dmarc: "} {
 					if strings.Contains(text, leak) {
 						t.Errorf("%q in public text:\n%s", leak, text)

@@ -303,14 +303,17 @@ func (p *Policy) trustedPass(a *arc.Result) string {
 }
 
 // trustedPending returns a trusted sealer of a chain whose validation
-// stopped on a temporary failure, or "".
+// stopped on a temporary failure, or "": one whose ARC-Authentication-Results
+// record dmarc=pass, as trustedPass needs once the chain validates. A
+// trusted sealer that did not see dmarc=pass could not lift the failure on
+// a retry, so deferring for it would only delay the reject.
 func (p *Policy) trustedPending(a *arc.Result) string {
 	if a == nil || a.Status != verify.StatusTemperror {
 		return ""
 	}
 	for i := len(a.Sets) - 1; i >= 0; i-- {
 		for _, t := range p.TrustedSealers {
-			if sameDomain(a.Sets[i].Domain, t) {
+			if sameDomain(a.Sets[i].Domain, t) && aarDMARCPass(a.Sets[i].AAR) {
 				return a.Sets[i].Domain
 			}
 		}

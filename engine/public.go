@@ -26,22 +26,30 @@ var spfReasons = []error{
 	spf.ErrInvalidIP, spf.ErrInvalidDomain,
 }
 
+// publicSPFError is the public words of r.Err ("" for none): the A-R
+// reason and the Received-SPF problem=.
+func publicSPFError(r spf.Result) string {
+	if r.Err == nil {
+		return ""
+	}
+	if errors.Is(r.Err, spf.ErrDNS) {
+		return publicLookupReason(r.Err, "SPF evaluation failed")
+	}
+	for _, e := range spfReasons {
+		if errors.Is(r.Err, e) {
+			return e.Error()
+		}
+	}
+	return "SPF evaluation failed"
+}
+
 // publicSPF converts an SPF result to its resinfo with a public reason.
 func publicSPF(r spf.Result) authres.Result {
 	out := spfAuthRes(r)
 	if r.Err == nil {
 		return out
 	}
-	reason := publicLookupReason(r.Err, "SPF evaluation failed")
-	if !errors.Is(r.Err, spf.ErrDNS) {
-		reason = "SPF evaluation failed"
-		for _, e := range spfReasons {
-			if errors.Is(r.Err, e) {
-				reason = e.Error()
-				break
-			}
-		}
-	}
+	reason := publicSPFError(r)
 	// The deciding term is the sender's own DNS data: it helps the
 	// reader and reveals nothing of ours.
 	if r.Mechanism != "" && r.Mechanism != "default" {
@@ -92,6 +100,11 @@ func publicDMARCReason(d dmarc.Result) string {
 		// "record has no valid policy and no valid rua: _dmarc.example.com
 		// has no valid p tag": names only the sender's DNS.
 		return strings.TrimPrefix(d.Err.Error(), "dmarc: ")
+	}
+	if errors.Is(d.Err, dmarc.ErrIdentifierTemperror) {
+		// The failure was SPF's or DKIM's (their own reasons say which
+		// lookup), not a DMARC lookup.
+		return "no aligned pass, and a temporary SPF or DKIM failure for an identifier that could align"
 	}
 	if errors.Is(d.Err, dmarc.ErrDNS) {
 		return publicLookupReason(d.Err, "DNS lookup failed") + " during policy discovery"

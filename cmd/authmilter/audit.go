@@ -224,11 +224,14 @@ func writeAuditText(w io.Writer, reports []audit.Report, colour bool) error {
 			if colour {
 				status = statusColour[c.Status] + status + "\x1b[0m"
 			}
-			line := fmt.Sprintf("  %s  %-16s %s", status, c.ID, c.Detail)
+			// Detail and Fix quote DNS and HTTP data of the audited
+			// domain: its control characters (escape sequences) must not
+			// reach the terminal (printable, as for sealer domains).
+			line := "  " + status + "  " + fmt.Sprintf("%-16s ", c.ID) + printable(strings.ReplaceAll(c.Detail, "\n", " "))
 			if c.Fix != "" {
-				line += " — fix: " + c.Fix
+				line += " — fix: " + printable(strings.ReplaceAll(c.Fix, "\n", " "))
 			}
-			b.WriteString(strings.ReplaceAll(line, "\n", " ") + "\n")
+			b.WriteString(line + "\n")
 		}
 		fmt.Fprintf(&b, "  %d pass, %d info, %d warn, %d fail\n",
 			counts[audit.StatusPass], counts[audit.StatusInfo], counts[audit.StatusWarn], counts[audit.StatusFail])

@@ -176,6 +176,25 @@ func TestAuditTextColour(t *testing.T) {
 	}
 }
 
+// A record's text is shown as found, but never its control characters: an
+// escape sequence in a TXT record must not reach the terminal.
+func TestAuditTextNoControlCharacters(t *testing.T) {
+	t.Parallel()
+	reps := []audit.Report{{Domain: "example.com", Checks: []audit.Check{
+		{ID: "dmarc.rua", Status: audit.StatusWarn, Detail: "mailto:a@b\x1b]0;owned\x07\x1b[2J: not an address\r\nnext", Fix: "fix \x9b1m it"},
+	}}}
+	for _, colour := range []bool{false, true} {
+		var out strings.Builder
+		if err := writeAuditText(&out, reps, colour); err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(strings.ReplaceAll(out.String(), "\x1b[33m", ""), "\x1b[0m", "")
+		if strings.ContainsAny(text, "\x1b\x07\r\u009b") || strings.Count(text, "\n") != 3 {
+			t.Errorf("colour %v: control characters reach the terminal: %q", colour, out.String())
+		}
+	}
+}
+
 func TestAuditUsage(t *testing.T) {
 	t.Parallel()
 	zone := writeAuditZone(t, "good")

@@ -11,7 +11,7 @@ import (
 
 // version, commit and modified, when set at link time, override the module
 // version, vcs.revision and vcs.modified the Go toolchain records. The
-// Debian package sets them (packaging/build-deb):
+// Debian package sets them (packaging/deb/build):
 //
 //	go build -ldflags "-X main.version=0.1.0-1 -X main.commit=0123abcd -X main.modified=true" ./cmd/authmilter
 //

@@ -343,7 +343,7 @@ func (e *evaluator) checkAlignment(ctx context.Context, res *Result, a *aligner)
 		}
 	}
 	if wouldAlign != nil {
-		return "", fmt.Errorf("%w: %s temperror for %s, which could align", ErrDNS, strings.ToUpper(wouldAlign.Method), wouldAlign.Domain)
+		return "", fmt.Errorf("%w: %s temperror for %s, which could align", ErrIdentifierTemperror, strings.ToUpper(wouldAlign.Method), wouldAlign.Domain)
 	}
 	return "", nil
 }

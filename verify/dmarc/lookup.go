@@ -79,6 +79,9 @@ type memoTXT struct {
 	txts []string
 	res  dnscache.AnswerInfo
 	err  error
+	// forgotten: the lookup was not made or given up (see LookupTXT);
+	// the answer is its asker's only.
+	forgotten bool
 }
 
 func newMemoResolver(r dnscache.Resolver) *memoResolver {
@@ -92,14 +95,23 @@ func newMemoResolver(r dnscache.Resolver) *memoResolver {
 func (m *memoResolver) HonoursCacheOnly() bool { return dnscache.HonoursCacheOnly(m.Resolver) }
 
 // LookupTXT implements dnscache.Resolver. An answer that only says the
-// lookup was not made (a cache-only lookup that missed, a caller that gave up) is not
-// remembered: a later lookup asks again.
+// lookup was not made (a cache-only lookup that missed, a caller that gave
+// up) is not remembered: a later lookup asks again, and so does a caller
+// that was waiting for it while its own context is still live (another
+// walk's cancellation is not an answer about the name).
 func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dnscache.AnswerInfo, error) {
-	m.mu.Lock()
-	if a, ok := m.txt[name]; ok {
+	for {
+		m.mu.Lock()
+		a, ok := m.txt[name]
+		if !ok {
+			break // m.mu held: this caller asks
+		}
 		m.mu.Unlock()
 		select {
 		case <-a.done:
+			if a.forgotten && ctx.Err() == nil {
+				continue
+			}
 			return a.txts, a.res, a.err
 		case <-ctx.Done():
 			return nil, dnscache.AnswerInfo{}, dnscache.NewError(dnscache.ErrTemporary, name, "", ctx.Err().Error(), false)
@@ -110,6 +122,7 @@ func (m *memoResolver) LookupTXT(ctx context.Context, name string) ([]string, dn
 	m.mu.Unlock()
 	a.txts, a.res, a.err = m.Resolver.LookupTXT(ctx, name)
 	if a.err != nil && (ctx.Err() != nil || errors.Is(a.err, dnscache.ErrNotCached)) {
+		a.forgotten = true
 		m.mu.Lock()
 		delete(m.txt, name)
 		if ctx.Err() != nil {
