@@ -67,6 +67,9 @@ type Engine struct {
 	// Sealers, when set, gathers evidence on ARC sealers (SealerStats);
 	// it may be shared by engines (a reload keeps it).
 	Sealers *SealerStats
+	// Reports, when set, receives the facts of judged messages for DMARC
+	// aggregate reports.
+	Reports *Reporting
 
 	Logger  *slog.Logger
 	Metrics *Metrics

@@ -330,6 +330,11 @@ func TestEngineTrustedSealerOverride(t *testing.T) {
 	if !strings.Contains(v.AuthResults, "dmarc=fail") || !strings.Contains(unfoldAR(v.AuthResults), "override "+v.Override.String()) || !strings.Contains(v.AuthResults, "arc=pass") {
 		t.Errorf("A-R does not record the override: %s", v.AuthResults)
 	}
+	// The aggregate report names the sealer (RFC 9990 §2.1.6).
+	rec := reportRecord(from, v, false, time.Now())
+	if rs := rec.Row.Reasons; len(rs) != 1 || rs[0].Type != "trusted_forwarder" || !strings.Contains(rs[0].Comment, "forwarder.test") || rec.Row.Disposition != "none" {
+		t.Errorf("report row: %+v", rec.Row)
+	}
 }
 
 func TestEngineHeaderBytesLimitAndLateForgery(t *testing.T) {

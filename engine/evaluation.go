@@ -503,6 +503,7 @@ func (m *Evaluation) End() *Verdict {
 	v.Elapsed = m.e.now().Sub(m.start)
 	m.e.Sealers.Record(v)
 	m.finish(v)
+	m.report(v)
 	return v
 }
 

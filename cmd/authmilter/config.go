@@ -35,6 +35,7 @@ type Config struct {
 	ARC     ARCConfig     `yaml:"arc"`
 	Policy  PolicyConfig  `yaml:"policy"`
 	Limits  LimitsConfig  `yaml:"limits"`
+	Reports ReportsConfig `yaml:"reports"`
 
 	// Threads is the number of scheduler threads (GOMAXPROCS): "auto"
 	// (the default: the Go runtime decides, from the CPUs and the
@@ -170,6 +171,47 @@ type PolicyConfig struct {
 	SealInternal bool `yaml:"seal_internal"`
 }
 
+// ReportsConfig configures DMARC aggregate reports (RFC 9990). Recording is
+// off unless Enabled: a first `authmilter serve` with no configuration
+// writes nothing to disk and needs no /var/lib/authmilter.
+type ReportsConfig struct {
+	// Enabled records every judged message whose From domain has a DMARC
+	// policy into Store.
+	Enabled bool `yaml:"enabled"`
+	// Store is sqlite:PATH (the directory must exist) or postgres://… for
+	// several hosts sharing one database.
+	Store string `yaml:"store"`
+	// Interval is the reporting period: 24h (UTC days) by default, down to
+	// 1m for testing; it must divide a day.
+	Interval time.Duration `yaml:"interval"`
+	// QueueSize bounds the records waiting for the store; past it records
+	// are dropped and counted.
+	QueueSize int `yaml:"queue_size"`
+	// Retention: periods that ended longer ago are deleted, sent or not.
+	Retention time.Duration `yaml:"retention"`
+	// EnvelopeTo adds the recipient domain to each row (envelope_to).
+	EnvelopeTo bool `yaml:"envelope_to"`
+
+	// Send makes the daemon send the reports of closed periods itself.
+	Send             bool              `yaml:"send"`
+	OrgName          string            `yaml:"org_name"`
+	Email            string            `yaml:"email"` // report contact, and the From of reports
+	ExtraContactInfo string            `yaml:"extra_contact_info"`
+	MaxRecipients    int               `yaml:"max_recipients"`
+	MaxRecords       int               `yaml:"max_records"` // 0: no limit
+	ExcludeDomains   []string          `yaml:"exclude_domains"`
+	SMTP             ReportsSMTPConfig `yaml:"smtp"`
+}
+
+// ReportsSMTPConfig says how reports leave.
+type ReportsSMTPConfig struct {
+	Address      string `yaml:"address"`
+	MailFrom     string `yaml:"mail_from"`
+	StartTLS     bool   `yaml:"starttls"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
 // LimitsConfig bounds the work one message can cause. Each bound has a
 // defined outcome when exceeded (see configs/authmilter.yaml).
 type LimitsConfig struct {
@@ -227,6 +269,14 @@ func DefaultConfig() *Config {
 			MaxARCInstances:     50,
 			SPFMaxLookups:       10,
 			SPFMaxVoidLookups:   2,
+		},
+		Reports: ReportsConfig{
+			Store:         "sqlite:/var/lib/authmilter/reports.db",
+			Interval:      24 * time.Hour,
+			QueueSize:     10000,
+			Retention:     30 * 24 * time.Hour,
+			MaxRecipients: 2,
+			SMTP:          ReportsSMTPConfig{Address: "127.0.0.1:25"},
 		},
 		Threads: "auto",
 	}
@@ -439,7 +489,46 @@ func (c *Config) validate() error {
 	if c.Limits.SPFMaxVoidLookups < 1 {
 		add("limits.spf_max_void_lookups %d: must be at least 1", c.Limits.SPFMaxVoidLookups)
 	}
+	errs = append(errs, c.Reports.validate()...)
 	return errors.Join(errs...)
+}
+
+func (r *ReportsConfig) validate() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !strings.HasPrefix(r.Store, "sqlite:") && !strings.HasPrefix(r.Store, "postgres://") && !strings.HasPrefix(r.Store, "postgresql://") {
+		add("reports.store %q: want sqlite:PATH or postgres://…", r.Store)
+	}
+	if iv := r.Interval; iv < time.Minute || iv > 24*time.Hour || iv%time.Second != 0 || (24*time.Hour)%iv != 0 {
+		add("reports.interval %s: want 1m to 24h, dividing a day (periods start at 0000 UTC)", iv)
+	}
+	if r.QueueSize < 1 {
+		add("reports.queue_size %d: must be at least 1", r.QueueSize)
+	}
+	if r.Retention < r.Interval {
+		add("reports.retention %s: must be at least reports.interval", r.Retention)
+	}
+	if r.MaxRecipients < 1 {
+		add("reports.max_recipients %d: must be at least 1", r.MaxRecipients)
+	}
+	if r.MaxRecords < 0 {
+		add("reports.max_records %d: 0 (no limit) or more", r.MaxRecords)
+	}
+	if r.Send {
+		if r.OrgName == "" {
+			add("reports.send: needs reports.org_name")
+		}
+		if at := strings.LastIndexByte(r.Email, '@'); at <= 0 || at == len(r.Email)-1 {
+			add("reports.send: reports.email %q must be an address (the reports' From)", r.Email)
+		}
+	}
+	if _, _, err := net.SplitHostPort(r.SMTP.Address); err != nil {
+		add("reports.smtp.address %q: want HOST:PORT", r.SMTP.Address)
+	}
+	if (r.SMTP.Username == "") != (r.SMTP.PasswordFile == "") {
+		add("reports.smtp: username and password_file go together")
+	}
+	return errs
 }
 
 // loopbackHostPort reports whether hostport ("127.0.0.1:9895", "[::1]:9895",

@@ -60,6 +60,14 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad allow domain", "policy:\n  allow_domains: [\"dkim:\"]\n", `policy.allow_domains: "dkim:": not a valid domain name`},
 		{"bad ignore_mail_from", "policy:\n  ignore_mail_from: [\"a b\"]\n", `policy.ignore_mail_from`},
 		{"bad ignore_rcpt", "policy:\n  ignore_rcpt: [\"@example.com\"]\n", `policy.ignore_rcpt`},
+		{"reports store", "reports:\n  store: mysql://x\n", `reports.store "mysql://x"`},
+		{"reports interval short", "reports:\n  interval: 30s\n", "reports.interval 30s"},
+		{"reports interval not dividing a day", "reports:\n  interval: 7m\n", "reports.interval 7m0s"},
+		{"reports send without org", "reports:\n  send: true\n  email: r@example.net\n", "reports.send: needs reports.org_name"},
+		{"reports send without email", "reports:\n  send: true\n  org_name: X\n", "reports.email"},
+		{"reports smtp address", "reports:\n  smtp: {address: localhost}\n", "reports.smtp.address"},
+		{"reports smtp auth half", "reports:\n  smtp: {username: u}\n", "username and password_file go together"},
+		{"reports max_recipients", "reports:\n  max_recipients: 0\n", "reports.max_recipients 0"},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(tt.text), "cfg.yaml")

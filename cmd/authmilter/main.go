@@ -8,6 +8,7 @@
 //	authmilter migrate [--opendkim F] [--opendmarc F] [--openarc F]
 //	authmilter audit [options] DOMAIN...  check a domain's DNS records
 //	authmilter version                   print the version (also --version)
+//	authmilter report show|send [--config FILE]  DMARC aggregate reports
 package main
 
 import (
@@ -31,6 +32,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"sealers": runSealers,
 	"migrate": runMigrate,
 	"version": runVersion,
+	"report":  runReport,
 }
 
 func main() {
@@ -85,4 +87,8 @@ const usage = `usage:
         print an authmilter configuration equivalent to those files
   authmilter version
         print the version, commit and Go version of this binary (also --version)
+  authmilter report show [--config FILE] [--domain D] [--open] [--format text|json|xml]
+        the DMARC aggregate report data of closed periods (--open: the current one)
+  authmilter report send [--config FILE]
+        send every closed period's DMARC aggregate reports now (for cron)
 `

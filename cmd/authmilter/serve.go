@@ -98,6 +98,7 @@ type daemon struct {
 	resolver dnscache.Resolver
 	keys     *dkimkey.Cache // parsed DKIM keys, kept across reloads (keyed by record text)
 	engine   atomic.Pointer[engine.Engine]
+	reports  *reports // nil when reports.enabled is false
 }
 
 // serve runs the daemon until ctx ends, reloading on every value from hup.
@@ -128,6 +129,17 @@ func serve(ctx context.Context, path string, logOut io.Writer, hup <-chan os.Sig
 		stopSealers()
 		<-sealersDone // writes the file one last time
 	}()
+	var err error
+	if d.reports, err = startReports(cfg, d.resolver, d.logger.Load(), reg); err != nil {
+		return err
+	}
+	if d.reports != nil {
+		// Recording stops after the last message in flight (below).
+		defer d.reports.Stop()
+		if err := d.apply(cfg); err != nil { // the engine gets the hook
+			return err
+		}
+	}
 	registerDNSMetrics(reg, func() dnscache.Resolver {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -256,6 +268,9 @@ func (d *daemon) apply(cfg *Config) error {
 	}
 	e.Keys = d.keys
 	e.Sealers = d.sealers
+	if d.reports != nil {
+		e.Reports = &engine.Reporting{Record: d.reports.Record, EnvelopeTo: cfg.Reports.EnvelopeTo}
+	}
 	d.cfg, d.resolver = cfg, r
 	d.engine.Store(e)
 	return nil
@@ -265,6 +280,12 @@ func (d *daemon) apply(cfg *Config) error {
 // the running configuration in place.
 func (d *daemon) reload() {
 	log := d.logger.Load()
+	// SIGHUP also writes the queued report records (rotation, backups).
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := d.reports.Flush(fctx); err != nil {
+		log.Warn("SIGHUP: dmarc report records not written", "err", err)
+	}
+	cancel()
 	if d.path == "" {
 		log.Info("SIGHUP: no configuration file; nothing to reload")
 		return
@@ -276,6 +297,10 @@ func (d *daemon) reload() {
 		d.mu.Unlock()
 		if cfg.Listen != old.Listen || cfg.Metrics.Listen != old.Metrics.Listen {
 			log.Warn("SIGHUP: listen addresses change only on restart", "listen", old.Listen, "metrics", old.Metrics.Listen)
+		}
+		if !reflect.DeepEqual(cfg.Reports, old.Reports) {
+			log.Warn("SIGHUP: the reports section changes only on restart")
+			cfg.Reports = old.Reports // what runs
 		}
 		if cfg.Threads != old.Threads {
 			log.Warn("SIGHUP: threads changes only on restart", "threads", old.Threads)

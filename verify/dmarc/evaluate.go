@@ -215,6 +215,7 @@ func (e *evaluator) evaluateAuthor(ctx context.Context, author string) Result {
 		return res
 	}
 	res.Record, res.PolicyDomain = d.Record, d.PolicyDomain
+	res.Discovery = discoveryMethod(e.opts.Finder)
 
 	// RFC 9989 §4.10.1 (and RFC 7489 §6.6.3 step 6): a record without a
 	// valid p, or with an invalid sp or np, counts as p=none when it has a

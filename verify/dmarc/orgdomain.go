@@ -111,6 +111,16 @@ func (p PSL) Discover(ctx context.Context, r dnscache.Resolver, author string) (
 	return d, nil
 }
 
+// discoveryMethod names f for aggregate reports (RFC 9990 §2.1.1
+// "policy_published", discovery_method): "psl" for PSL, "treewalk" for
+// TreeWalk and any other finder, which RFC 9989 discovery is.
+func discoveryMethod(f OrgDomainFinder) string {
+	if _, ok := f.(PSL); ok {
+		return "psl"
+	}
+	return "treewalk"
+}
+
 // String names the method for logs.
 func (PSL) String() string { return fmt.Sprintf("psl (%s)", publicsuffix.List) }
 

@@ -55,10 +55,13 @@ type Result struct {
 	// otherwise; match with errors.Is.
 	Err error
 
-	AuthorDomain string  // the RFC5322.From domain (header.from)
-	OrgDomain    string  // its Organizational Domain
-	PolicyDomain string  // where Record was found
-	Record       *Record // the DMARC Policy Record that applied, or nil
+	AuthorDomain string // the RFC5322.From domain (header.from)
+	OrgDomain    string // its Organizational Domain
+	PolicyDomain string // where Record was found
+	// Discovery names how Record was found, in RFC 9990's words
+	// (discovery_method): "treewalk" (RFC 9989) or "psl" (RFC 7489).
+	Discovery string
+	Record    *Record // the DMARC Policy Record that applied, or nil
 	// RecordNote is set when Record lacked a valid p (or had an invalid sp
 	// or np) and was treated as p=none because it has a valid rua (RFC 9989
 	// §4.10.1).

@@ -39,3 +39,28 @@ func Dir(t testing.TB, suite string) string {
 	}
 	return dir
 }
+
+// Reference returns the path of a reference file of the standards the
+// project implements (e.g. "dmarc-aggregate-reporting/dmarc-xml-0.2.xsd",
+// RFC 9990's schema), read from ../shared/reference beside the repository
+// (or reference/ beside $AUTHMILTER_CONFORMANCE_DIR), never copied into it.
+// When it is absent the test is skipped with a loud message, or fails if
+// EnvRequire is set.
+func Reference(t testing.TB, name string) string {
+	t.Helper()
+	base := os.Getenv(EnvDir)
+	if base == "" {
+		_, file, _, _ := runtime.Caller(0)
+		base = filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "conformance")
+	}
+	path := filepath.Join(filepath.Dir(base), "reference", filepath.FromSlash(name))
+	if _, err := os.Stat(path); err != nil {
+		msg := "REFERENCE FILE MISSING: " + path + " not found (set " + EnvDir + " to ../shared/conformance); skipping"
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatal(msg)
+		}
+		t.Log("**********************************************************************")
+		t.Skip(msg)
+	}
+	return path
+}
