@@ -190,12 +190,12 @@ row() { # RUN LABEL SESSIONS
 	echo "corpus: $MSGS messages of $SIZE with sender domains of their own (seed 1); DNS delay $DELAY per query; envelope gap $GAP;"
 	echo "listen backlog $BACKLOG (net.core.somaxconn $(cat /proc/sys/net/core/somaxconn)); one connection per message"
 	echo
-	echo "| run | sessions | messages | errors | listen drops | msgs/s | p50 ms | p99 ms | after-EOM p99 ms | CPU ms/msg | RSS before MiB | peak RSS MiB | peak growth per session KiB | DNS queries/msg |"
+	echo "| run | sessions | messages | errors | listen drops | msgs/s | p50 ms | p99 ms | wait after dot p99 ms | CPU ms/msg | RSS before MiB | peak RSS MiB | peak growth per session KiB | DNS queries/msg |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	row cold "cold, $SIZE" "$SESSIONS"
 	row warm "warm, $SIZE, $DUR" "$SESSIONS"
 	row burst "burst, 2KB" "$BURST"
 	echo
-	echo "Latency is from MAIL to the final reply; peak RSS is the process's VmHWM during the run; its growth per session"
+	echo "Latency is from MAIL to the final reply, the wait after the dot from the content to it; peak RSS is the process's VmHWM during the run; its growth per session"
 	echo "is (peak − before) ÷ sessions. Listen drops: the kernel's ListenOverflows + ListenDrops over the run (all sockets)."
 } | tee "$T/table.md"
