@@ -48,6 +48,7 @@ func genMain(args []string, stdout io.Writer) error {
 	sizes := fs.String("sizes", "2KB,20KB,200KB", "comma-separated nominal sizes among 2KB, 20KB, 200KB")
 	listen := fs.String("listen", "inet:127.0.0.1:8895", "listen address written into the authmilter configs")
 	sealer := fs.String("arc-sealer", string(benchmail.SealDkimpy), "what seals the ARC chains: dkimpy (python3-dkim and python3-authres) or authmilter (its own sealer)")
+	distinct := fs.Bool("distinct-senders", false, "give every message sender domains of its own (rsa-N.example, …), all in the zone, so that each message is judged with a cold DNS cache; the configs trust every message's list as ARC sealer")
 	list := fs.Bool("list", false, "list the classes and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,7 +67,7 @@ func genMain(args []string, stdout io.Writer) error {
 	if *per < 1 || *per > 1000 {
 		return fmt.Errorf("-per-class %d: want 1 to 1000", *per)
 	}
-	opts := benchmail.Options{Seed: *seed, PerClass: *per, Sealer: benchmail.ARCSealer(*sealer)}
+	opts := benchmail.Options{Seed: *seed, PerClass: *per, Sealer: benchmail.ARCSealer(*sealer), DistinctSenders: *distinct}
 	for _, c := range splitList(*classes) {
 		opts.Classes = append(opts.Classes, benchmail.Class(c))
 	}

@@ -69,10 +69,12 @@ type conn struct {
 	hdr     [4]byte
 
 	// gap is the pause between the envelope and the content (see
-	// runConfig.gap); eomAt is when the end of message of the current
-	// transaction was written (zero until it is).
-	gap   time.Duration
-	eomAt time.Time
+	// runConfig.gap); contentAt is when the content of the current
+	// transaction started to go out (zero until it does): Postfix's
+	// cleanup hands the content to the milters after the client's final
+	// dot, so the client waits from there to the final reply.
+	gap       time.Duration
+	contentAt time.Time
 
 	version  uint32
 	actions  milter.OptAction

@@ -22,9 +22,10 @@ type Report struct {
 	BytesPerMsg  float64 `json:"bytes_per_message"`
 	// Latency is from MAIL to the final reply, over completed messages.
 	Latency Latency `json:"latency_ms"`
-	// EOMWait is from writing the end of message to the final reply: what
-	// the SMTP client waits after its final dot, over the messages that
-	// got that far.
+	// EOMWait is from the start of the content (header, body and end of
+	// message, which Postfix's cleanup hands to the milters after the
+	// client's final dot) to the final reply: what the SMTP client waits
+	// after its final dot, over the messages that got that far.
 	EOMWait Latency `json:"eom_wait_ms"`
 	// GapMS is the pause between the envelope and the content (--gap).
 	GapMS      float64        `json:"envelope_gap_ms"`
@@ -154,7 +155,7 @@ func (r *Report) writeText(w io.Writer) {
 	l := r.Latency
 	fmt.Fprintf(w, "latency     p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms (MAIL to final reply)\n", l.P50, l.P95, l.P99, l.Max, l.Mean)
 	e := r.EOMWait
-	fmt.Fprintf(w, "after EOM   p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms (end of message to final reply; envelope gap %.0f ms)\n", e.P50, e.P95, e.P99, e.Max, e.Mean, r.GapMS)
+	fmt.Fprintf(w, "after EOM   p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms (after the final dot: content to final reply; envelope gap %.0f ms)\n", e.P50, e.P95, e.P99, e.Max, e.Mean, r.GapMS)
 	fmt.Fprintf(w, "actions     %s  (header changes %d)\n", formatActions(r.Actions), r.HeadersAdd)
 	if m := r.Milter; m != nil {
 		who := fmt.Sprintf("pid %d", m.PID)

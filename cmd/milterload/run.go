@@ -29,7 +29,7 @@ type runConfig struct {
 type sample struct {
 	mail    *mail
 	latency time.Duration
-	eomWait time.Duration // end of message written → final reply; 0: not reached
+	eomWait time.Duration // start of the content → final reply (the wait after the final dot); 0: not reached
 	action  string        // accept, reject, tempfail, quarantine, discard, other, error
 	headers int
 	err     error

@@ -55,16 +55,19 @@ func noMacros(string) string { return "" }
 
 // transaction sends one message (MAIL … end of message) and returns the
 // milter's answer, the time from MAIL to the final reply, and the time
-// from writing the end of message to the final reply (zero when the milter
-// answered before it).
+// from the start of the content (header, body, end of message) to the
+// final reply, the SMTP client's wait after its final dot (zero when the
+// milter answered before the content). A milter that answers every header
+// (no SMFIP_NR_HDR) and does work at the end of the header, as OpenDKIM
+// fetches keys there, makes the client wait for it as well.
 func (c *conn) transaction(m *mail, qid, mta string, received bool) (outcome, time.Duration, time.Duration, error) {
 	start := time.Now()
-	c.eomAt = time.Time{}
+	c.contentAt = time.Time{}
 	o, err := c.sendMessage(m, qid, mta, received)
 	end := time.Now()
 	var eomWait time.Duration
-	if !c.eomAt.IsZero() {
-		eomWait = end.Sub(c.eomAt)
+	if !c.contentAt.IsZero() {
+		eomWait = end.Sub(c.contentAt)
 	}
 	return o, end.Sub(start), eomWait, err
 }
@@ -140,6 +143,7 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	if c.gap > 0 {
 		time.Sleep(c.gap)
 	}
+	c.contentAt = time.Now()
 	if !c.has(milter.OptNoHeaders) {
 		lead := c.has(milter.OptHeaderLeadingSpace)
 		// SMFIP_NOHREPL (SMFIP_NR_HDR): no reply to header commands.
@@ -194,7 +198,6 @@ func (c *conn) sendMessage(m *mail, qid, mta string, received bool) (outcome, er
 	}
 	c.sendMacros(milter.CmdEndOfMessage, milter.StageEOM, onlyQueueID)
 	c.send(milter.CmdEndOfMessage)
-	c.eomAt = time.Now()
 	if err := c.flush(); err != nil {
 		return o, err
 	}

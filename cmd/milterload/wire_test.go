@@ -155,6 +155,12 @@ func TestQueueWritesPieces(t *testing.T) {
 // message with accept, and sends each write it reads (one read never spans
 // two writes of a net.Pipe) to writes.
 func fakeMilter(nc net.Conn, granted milter.OptProtocol, writes chan<- []byte) {
+	fakeMilterEOH(nc, granted, writes, 0)
+}
+
+// fakeMilterEOH is fakeMilter taking eohDelay before it answers the end
+// of the header, as a milter that fetches keys there.
+func fakeMilterEOH(nc net.Conn, granted milter.OptProtocol, writes chan<- []byte, eohDelay time.Duration) {
 	defer close(writes)
 	defer nc.Close()
 	noReply := map[byte]milter.OptProtocol{milter.CmdConnect: milter.OptNoConnReply, milter.CmdHelo: milter.OptNoHeloReply, milter.CmdMail: milter.OptNoMailReply, milter.CmdRcpt: milter.OptNoRcptReply,
@@ -180,6 +186,9 @@ func fakeMilter(nc net.Conn, granted milter.OptProtocol, writes chan<- []byte) {
 				return
 			default:
 				if flag, ok := noReply[cmd]; ok && granted&flag == 0 {
+					if cmd == milter.CmdEndOfHeaders {
+						time.Sleep(eohDelay)
+					}
 					nc.Write(appendPacket(nil, milter.RespContinue))
 				}
 			}
@@ -250,5 +259,51 @@ func TestGapBetweenEnvelopeAndContent(t *testing.T) {
 	}
 	if total < gap || eomWait <= 0 || eomWait > total-gap {
 		t.Errorf("MAIL to reply %v, after end of message %v: want the gap (%v) in the first only", total, eomWait, gap)
+	}
+}
+
+// TestWaitAfterDotCountsHeaderReplies: a milter that answers every header
+// and works at the end of the header (as OpenDKIM fetches keys there)
+// keeps the SMTP client waiting after its final dot for that work too: the
+// wait is counted from the start of the content, not from end of message.
+func TestWaitAfterDotCountsHeaderReplies(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	eml := "From: a@sender.example\nSubject: one\nTo: b@rcpt.example\n\nHello.\n"
+	env := `{"client_ip": "192.0.2.7", "helo": "mx.sender.example", "mail_from": "a@sender.example", "rcpts": ["b@rcpt.example"]}`
+	for name, data := range map[string]string{"m.eml": eml, "m.env": env} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := loadMail(filepath.Join(dir, "m.eml"), filepath.Join(dir, "m.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replies wanted for everything of the content, as libmilter's milters.
+	const envelopeNR = milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoMailReply | milter.OptNoRcptReply | milter.OptNoDataReply
+	const gap, eoh = 20 * time.Millisecond, 60 * time.Millisecond
+	mtaEnd, milterEnd := net.Pipe()
+	defer mtaEnd.Close()
+	writes := make(chan []byte, 100)
+	go fakeMilterEOH(milterEnd, envelopeNR, writes, eoh)
+	go func() {
+		for range writes {
+		}
+	}()
+	c := &conn{nc: mtaEnd, r: bufio.NewReader(mtaEnd), timeout: 5 * time.Second, gap: gap}
+	if err := c.negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	if done, _, err := c.connect(m, "mx.inbound.example"); done || err != nil {
+		t.Fatalf("connect: done %v, %v", done, err)
+	}
+	o, total, wait, err := c.transaction(m, queueID(1), "mx.inbound.example", false)
+	if err != nil || o.action != "accept" {
+		t.Fatalf("transaction: %+v, %v", o, err)
+	}
+	c.quit()
+	if wait < eoh || wait > total-gap {
+		t.Errorf("wait after the dot %v (MAIL to reply %v): want at least the milter's %v at the end of the header, without the gap %v", wait, total, eoh, gap)
 	}
 }

@@ -36,6 +36,26 @@ func TestCorpusVerdicts(t *testing.T) {
 			t.Errorf("arc-2hop: %d AMS, h= not as dkimpy writes it:\n%s", n, m.Data[:min(len(m.Data), 1500)])
 		}
 	})
+	t.Run("distinct", func(t *testing.T) {
+		t.Parallel()
+		c := checkVerdicts(t, benchmail.Options{Seed: 7, PerClass: 2, Sizes: benchmail.Sizes[:1], Sealer: benchmail.SealOwn, DistinctSenders: true})
+		// Every message has sender domains of its own: no two envelopes
+		// share a MAIL FROM domain, and each is in the zone.
+		seen := map[string]string{}
+		for _, m := range c.Messages {
+			_, d, _ := strings.Cut(m.Envelope.MailFrom, "@")
+			if prev, ok := seen[d]; ok {
+				t.Errorf("%s and %s share the MAIL FROM domain %s", prev, m.Name, d)
+			}
+			seen[d] = m.Name
+			if !strings.Contains(c.Zone, "\n"+strings.TrimSuffix(d, ".example")+"\tTXT\t") {
+				t.Errorf("%s: no TXT record of %s in the zone", m.Name, d)
+			}
+		}
+		if n := len(c.TrustedSealers); n != 1+2*2 {
+			t.Errorf("trusted sealers %v: want list.example and one list per ARC message", c.TrustedSealers)
+		}
+	})
 	t.Run("authmilter", func(t *testing.T) {
 		t.Parallel()
 		c := checkVerdicts(t, benchmail.Options{Seed: 7, PerClass: 1, Sizes: benchmail.Sizes[:1], Sealer: benchmail.SealOwn})
@@ -72,7 +92,7 @@ func checkVerdicts(t *testing.T, opts benchmail.Options) *benchmail.Corpus {
 		t.Fatal(err)
 	}
 	pol := engine.DefaultPolicy()
-	pol.TrustedSealers = []string{benchmail.TrustedSealer}
+	pol.TrustedSealers = c.TrustedSealers
 	e := &engine.Engine{Resolver: c.Resolver(), AuthservID: benchmail.AuthservID, Policy: pol, Timeout: 5 * time.Second}
 	for _, m := range c.Messages {
 		t.Run(m.Name, func(t *testing.T) {

@@ -55,6 +55,11 @@ type Options struct {
 	// Python is the interpreter that runs dkimpy (default /usr/bin/python3,
 	// else python3 on PATH).
 	Python string
+	// DistinctSenders gives every message sender domains of its own
+	// (rsa-N.example for message N, and so on, all in the zone), so that
+	// no message finds another's DNS answers in a cache: replayed once to
+	// a freshly started milter, every message is judged cold.
+	DistinctSenders bool
 }
 
 // Corpus is a generated corpus: messages, the zone that answers for them,
@@ -69,6 +74,10 @@ type Corpus struct {
 	SealEd25519 ed25519.PrivateKey
 	// Sealer is what sealed the ARC Sets of the messages.
 	Sealer ARCSealer
+	// TrustedSealers are the domains of the mailing lists that seal the
+	// ARC classes (TrustedSealer, and every message's own with
+	// DistinctSenders): the receiver trusts them.
+	TrustedSealers []string
 
 	w      *world
 	zone   *dnscache.Zone
@@ -114,7 +123,14 @@ func Generate(opts Options) (*Corpus, error) {
 	if err != nil {
 		return nil, err
 	}
-	zt, err := w.zone(opts.Seed)
+	var worlds []*world // one per message, with DistinctSenders
+	if opts.DistinctSenders {
+		for n := range len(opts.Sizes) * len(opts.Classes) * opts.PerClass {
+			x := w.renamed(n)
+			worlds = append(worlds, x)
+		}
+	}
+	zt, err := w.zone(opts.Seed, worlds)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +138,7 @@ func Generate(opts Options) (*Corpus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("benchmail: generated zone: %w", err)
 	}
-	c := &Corpus{Seed: opts.Seed, Zone: zt, SealRSA: w.sealRSA, SealEd25519: w.sealEd, Sealer: opts.Sealer, w: w, zone: z}
+	c := &Corpus{Seed: opts.Seed, Zone: zt, SealRSA: w.sealRSA, SealEd25519: w.sealEd, Sealer: opts.Sealer, TrustedSealers: []string{TrustedSealer}, w: w, zone: z}
 	if opts.Sealer == SealDkimpy && (slices.Contains(opts.Classes, ARC1Hop) || slices.Contains(opts.Classes, ARC2Hop)) {
 		if c.dkimpy, err = startDkimpy(opts.Python); err != nil {
 			return nil, err
@@ -138,9 +154,16 @@ func Generate(opts Options) (*Corpus, error) {
 			for i := range opts.PerClass {
 				g := &gen{
 					c:    c,
+					w:    w,
 					r:    rand.New(stream(opts.Seed, fmt.Sprintf("msg %s %s %d", class, size.Name, i))),
 					date: opts.Start.Add(time.Duration(n) * time.Minute),
 					n:    n,
+				}
+				if worlds != nil {
+					g.w = worlds[n]
+					if class == ARC1Hop || class == ARC2Hop {
+						c.TrustedSealers = append(c.TrustedSealers, g.w.list.domain)
+					}
 				}
 				m, err := g.message(class, size, i)
 				if err != nil {
@@ -157,6 +180,7 @@ func Generate(opts Options) (*Corpus, error) {
 // gen builds one message.
 type gen struct {
 	c    *Corpus
+	w    *world // the senders of this message
 	r    *rand.Rand
 	date time.Time
 	n    int
@@ -194,7 +218,7 @@ func (g *gen) queueID() string { return fmt.Sprintf("%X", g.r.Uint64()&0xfffffff
 var firstNames = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"}
 
 func (g *gen) message(class Class, size Size, i int) (*Message, error) {
-	w := g.c.w
+	w := g.w
 	rcpt := fmt.Sprintf("%s%d@%s", firstNames[g.r.IntN(len(firstNames))], g.n%50, rcptDomain)
 	m := &Message{
 		Name:   fmt.Sprintf("%s.%s.%03d", class, size.Name, i),
@@ -224,7 +248,7 @@ func (g *gen) message(class Class, size Size, i int) (*Message, error) {
 		if class == SPFFail {
 			// A forwarder without SRS: the sender's own MAIL FROM from an
 			// address outside its SPF record.
-			env(s, "203.0.113.20", "relay.unknown.example", "news@"+s.domain)
+			env(s, "203.0.113.20", "relay."+w.unknown, "news@"+s.domain)
 		} else {
 			env(s, s.ip, "mail."+s.domain, "news@"+s.domain)
 		}
@@ -233,10 +257,10 @@ func (g *gen) message(class Class, size Size, i int) (*Message, error) {
 		if err = g.sign(d, w.bulk); err != nil {
 			return nil, err
 		}
-		env(w.bank, "203.0.113.40", "mail.bulk.example", "security@"+w.bank.domain)
+		env(w.bank, "203.0.113.40", "mail."+w.bulk.domain, "security@"+w.bank.domain)
 	case DMARCQuarantine:
 		d = g.draft(w.shop, rcpt, bodyLen)
-		env(w.shop, "203.0.113.50", "shop-mailer.unknown.example", "orders@"+w.shop.domain)
+		env(w.shop, "203.0.113.50", "shop-mailer."+w.unknown, "orders@"+w.shop.domain)
 	case DMARCNone:
 		d = g.draft(w.relaxed, rcpt, bodyLen)
 		if err = g.sign(d, w.relaxed); err != nil {
@@ -244,7 +268,7 @@ func (g *gen) message(class Class, size Size, i int) (*Message, error) {
 		}
 		// A gateway rewrote the body after signing.
 		d.body += "\r\n[This message was scanned by an external gateway]\r\n"
-		env(w.relaxed, "203.0.113.60", "gw.unknown.example", "team@"+w.relaxed.domain)
+		env(w.relaxed, "203.0.113.60", "gw."+w.unknown, "team@"+w.relaxed.domain)
 	case ARC1Hop, ARC2Hop:
 		d = g.draft(w.origin, rcpt, bodyLen)
 		if err = g.sign(d, w.origin); err != nil {
@@ -259,7 +283,7 @@ func (g *gen) message(class Class, size Size, i int) (*Message, error) {
 			if err = g.forward(d, rcpt, listFrom); err != nil {
 				return nil, err
 			}
-			env(w.fwd, w.fwd.ip, "mail."+w.fwd.domain, "SRS0="+g.queueID()+"=list.example=list-bounces@"+w.fwd.domain)
+			env(w.fwd, w.fwd.ip, "mail."+w.fwd.domain, "SRS0="+g.queueID()+"="+w.list.domain+"=list-bounces@"+w.fwd.domain)
 		}
 	default:
 		return nil, fmt.Errorf("unknown class %q", class)
@@ -348,7 +372,7 @@ func (g *gen) sign(d *draft, s *sender) error {
 // (its Authentication-Results), tags the subject, adds list fields and a
 // footer (which breaks the author's DKIM signature) and seals.
 func (g *gen) throughList(d *draft, rcpt string) error {
-	w := g.c.w
+	w := g.w
 	results := fmt.Sprintf("dkim=pass header.d=%s header.s=%s header.a=rsa-sha256;\r\n\tspf=pass smtp.mailfrom=%s;\r\n\tdmarc=pass (p=reject) header.from=%s",
 		w.origin.domain, w.origin.selector, w.origin.domain, w.origin.domain)
 	d.prepend("Authentication-Results: mx." + w.list.domain + ";\r\n\t" + results + "\r\n")
@@ -358,14 +382,15 @@ func (g *gen) throughList(d *draft, rcpt string) error {
 			break
 		}
 	}
+	l := w.list.domain
 	d.fields = append(d.fields,
-		"List-Id: Benchmark users <bench-users.list.example>\r\n",
-		"List-Post: <mailto:bench-users@list.example>\r\n",
+		"List-Id: Benchmark users <bench-users."+l+">\r\n",
+		"List-Post: <mailto:bench-users@"+l+">\r\n",
 		"Precedence: list\r\n",
-		"Sender: bench-users-bounces@list.example\r\n")
-	d.body += "-- \r\nbench-users mailing list -- bench-users@list.example\r\nTo unsubscribe send an email to bench-users-leave@list.example\r\n"
-	d.prepend(fmt.Sprintf("Received: from mail.%s (mail.%s [%s])\r\n\tby mail.%s (Postfix) with ESMTPS id %s\r\n\tfor <bench-users@list.example>; %s\r\n",
-		w.origin.domain, w.origin.domain, w.origin.ip, w.list.domain, g.queueID(), g.dateString(time.Second)))
+		"Sender: bench-users-bounces@"+l+"\r\n")
+	d.body += "-- \r\nbench-users mailing list -- bench-users@" + l + "\r\nTo unsubscribe send an email to bench-users-leave@" + l + "\r\n"
+	d.prepend(fmt.Sprintf("Received: from mail.%s (mail.%s [%s])\r\n\tby mail.%s (Postfix) with ESMTPS id %s\r\n\tfor <bench-users@%s>; %s\r\n",
+		w.origin.domain, w.origin.domain, w.origin.ip, l, g.queueID(), l, g.dateString(time.Second)))
 	_ = rcpt
 	return g.seal(d, w.list, strings.ReplaceAll(strings.ReplaceAll(results, "\r\n\t", " "), ";  ", "; "), 5*time.Second)
 }
@@ -373,7 +398,7 @@ func (g *gen) throughList(d *draft, rcpt string) error {
 // forward passes d through a forwarder that changes nothing but adds its
 // Received field and seals (RSA-2048).
 func (g *gen) forward(d *draft, rcpt, listFrom string) error {
-	w := g.c.w
+	w := g.w
 	results := fmt.Sprintf("arc=pass (i=1) smtp.remote-ip=%s; spf=pass smtp.mailfrom=%s; dkim=fail (body hash mismatch) header.d=%s; dmarc=fail (p=reject) header.from=%s",
 		w.list.ip, listFrom, w.origin.domain, w.origin.domain)
 	d.prepend(fmt.Sprintf("Received: from mail.%s (mail.%s [%s])\r\n\tby mail.%s (Postfix) with ESMTPS id %s\r\n\tfor <%s>; %s\r\n",

@@ -34,6 +34,7 @@ type world struct {
 	plain, rsa, ed, bank, bulk, shop, relaxed, origin, list, fwd *sender
 	sealRSA                                                      *rsa.PrivateKey
 	sealEd                                                       ed25519.PrivateKey
+	unknown                                                      string // unknownDomain, or its renamed form
 }
 
 func newWorld(seed uint64) (*world, error) {
@@ -68,6 +69,7 @@ func newWorld(seed uint64) (*world, error) {
 		fwd:     &sender{domain: "fwd.example", ip: "198.51.100.30", dmarc: "v=DMARC1; p=none", selector: "arc2048", key: fwdRSA},
 		sealRSA: sealRSA,
 		sealEd:  ed25519Key(seed, "seal"),
+		unknown: unknownDomain,
 	}
 	return w, nil
 }
@@ -76,10 +78,30 @@ func (w *world) senders() []*sender {
 	return []*sender{w.plain, w.rsa, w.ed, w.bank, w.bulk, w.shop, w.relaxed, w.origin, w.list, w.fwd}
 }
 
+// unknownDomain is the parent of the host names that publish nothing (the
+// HELO names of forwarders and spoofers).
+const unknownDomain = "unknown.example"
+
+// renamed returns a copy of w whose sender domains carry the suffix -N
+// (rsa.example becomes rsa-N.example) with the same keys, addresses and
+// policies: a message of its own whose DNS answers no other message shares,
+// for measuring with a cold cache. The receiver's keys stay w's.
+func (w *world) renamed(n int) *world {
+	c := *w
+	for _, p := range []**sender{&c.plain, &c.rsa, &c.ed, &c.bank, &c.bulk, &c.shop, &c.relaxed, &c.origin, &c.list, &c.fwd} {
+		s := **p
+		s.domain = fmt.Sprintf("%s-%d.example", strings.TrimSuffix(s.domain, ".example"), n)
+		*p = &s
+	}
+	c.unknown = fmt.Sprintf("%s-%d.example", strings.TrimSuffix(unknownDomain, ".example"), n)
+	return &c
+}
+
 // zone writes the RFC 1035 master file of the world: one $ORIGIN section
-// with its SOA for the "example." top-level domain (every sender, so the
-// DMARC tree walk never leaves the file) and one per reverse zone.
-func (w *world) zone(seed uint64) (string, error) {
+// with its SOA for the "example." top-level domain (every sender, and those
+// of the renamed copies in more, so the DMARC tree walk never leaves the
+// file) and one per reverse zone (w's senders only).
+func (w *world) zone(seed uint64, more []*world) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "; benchmail zone, seed %d: every record the corpus needs.\n", seed)
 	b.WriteString("; Serve it with authmilter's dns.zone_file (or any authoritative server).\n")
@@ -89,7 +111,11 @@ func (w *world) zone(seed uint64) (string, error) {
 	txt := func(owner, value string) {
 		fmt.Fprintf(&b, "%s\tTXT\t%s\n", owner, quoteTXT(value))
 	}
-	for _, s := range w.senders() {
+	var all []*sender
+	for _, x := range append([]*world{w}, more...) {
+		all = append(all, x.senders()...)
+	}
+	for _, s := range all {
 		name := strings.TrimSuffix(s.domain, ".example")
 		// RFC 7208: the MAIL FROM domain and the HELO name both publish.
 		txt(name, fmt.Sprintf("v=spf1 ip4:%s/32 mx -all", s.ip))

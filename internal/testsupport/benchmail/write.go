@@ -99,6 +99,6 @@ func (c *Corpus) config(dir, listen, selector, keyFile string) string {
 	if selector != "" {
 		fmt.Fprintf(&b, "  seal:\n    domain: %s\n    selector: %s\n    key_file: %s\n", SealDomain, selector, filepath.Join(dir, keyFile))
 	}
-	fmt.Fprintf(&b, "  trusted_sealers: [%s]\n", TrustedSealer)
+	fmt.Fprintf(&b, "  trusted_sealers: [%s]\n", strings.Join(c.TrustedSealers, ", "))
 	return b.String()
 }
