@@ -111,6 +111,7 @@ func checkContents(t *testing.T, ctx context.Context, deb string) {
 		"./usr/share/doc/authmilter/copyright":       "-rw-r--r-- root/root",
 		"./usr/share/doc/authmilter/changelog.gz":    "-rw-r--r-- root/root",
 		"./usr/share/doc/authmilter/operating.md.gz": "-rw-r--r-- root/root",
+		"./usr/share/doc/authmilter/signing.md.gz":   "-rw-r--r-- root/root",
 		"./usr/share/doc/authmilter/audit.md.gz":     "-rw-r--r-- root/root",
 		"./usr/share/doc/authmilter/migrating.md.gz": "-rw-r--r-- root/root",
 		"./etc/authmilter/":                          "drwxr-xr-x root/root",
