@@ -21,9 +21,9 @@ import (
 	"github.com/authmilter/authmilter/internal/testsupport/syncbuf"
 )
 
-// milterMessage sends one message through the milter at addr from client
-// ip and returns the final action and our inserted Authentication-Results.
-func milterMessage(t *testing.T, addr, ip, mailFrom, from string) (*gomilter.Action, string) {
+// milterSend sends one message through the milter at addr from client ip
+// (HELO helo) and returns the milter's modifications and final action.
+func milterSend(t *testing.T, addr, ip, helo, mailFrom, from, subject string) ([]gomilter.ModifyAction, *gomilter.Action) {
 	t.Helper()
 	c := gomilter.NewClientWithOptions("tcp", addr, gomilter.ClientOptions{
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
@@ -40,18 +40,26 @@ func milterMessage(t *testing.T, addr, ip, mailFrom, from string) (*gomilter.Act
 			t.Fatal(err)
 		}
 	}
-	step(s.Conn("client.example", gomilter.FamilyInet, 40000, ip))
-	step(s.Helo("client.example"))
+	step(s.Conn(helo, gomilter.FamilyInet, 40000, ip))
+	step(s.Helo(helo))
 	step(s.Mail("<"+mailFrom+">", nil))
 	step(s.Rcpt("<bob@example.net>", nil))
-	step(s.HeaderField("From", " <alice@"+from+">"))
-	step(s.HeaderField("Subject", " test"))
+	step(s.HeaderField("From", " <"+from+">"))
+	step(s.HeaderField("Subject", " "+subject))
 	step(s.HeaderEnd())
 	step(s.BodyChunk([]byte("Hello.\r\n")))
 	mods, act, err := s.End()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mods, act
+}
+
+// milterMessage sends one message through the milter at addr from client
+// ip and returns the final action and our inserted Authentication-Results.
+func milterMessage(t *testing.T, addr, ip, mailFrom, from string) (*gomilter.Action, string) {
+	t.Helper()
+	mods, act := milterSend(t, addr, ip, "client.example", mailFrom, "alice@"+from, "test")
 	ar := ""
 	for _, m := range mods {
 		if m.Code == gomilter.ActInsertHeader && m.HeaderName == "Authentication-Results" {

@@ -24,33 +24,7 @@ import (
 // and returns the DKIM-Signature it inserted ("" when none).
 func insertedSignature(t *testing.T, addr, ip string) string {
 	t.Helper()
-	c := gomilter.NewClientWithOptions("tcp", addr, gomilter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-	})
-	s, err := c.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	step := func(_ *gomilter.Action, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	step(s.Conn("app.example", gomilter.FamilyInet, 40000, ip))
-	step(s.Helo("app.example"))
-	step(s.Mail("<app@example.com>", nil))
-	step(s.Rcpt("<bob@example.net>", nil))
-	step(s.HeaderField("From", " <app@example.com>"))
-	step(s.HeaderField("Subject", " reload"))
-	step(s.HeaderEnd())
-	step(s.BodyChunk([]byte("Hello.\r\n")))
-	mods, _, err := s.End()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mods, _ := milterSend(t, addr, ip, "app.example", "app@example.com", "app@example.com", "reload")
 	for _, m := range mods {
 		if m.Code == gomilter.ActInsertHeader && m.HeaderName == "DKIM-Signature" {
 			return m.HeaderValue
